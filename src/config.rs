@@ -1,0 +1,386 @@
+//! Typed configuration. Every setting is an environment variable (`CONCLAVE_*`); a file named by
+//! `CONCLAVE_CONFIG_FILE` (or `--config`) may set them too, in `KEY=value` lines, and the
+//! environment wins. Everything is validated once, at start, with a message naming the setting.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Standalone,
+    Cluster,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A secret value: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// `max` events per `window` for one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub http_addr: SocketAddr,
+    pub engine: Engine,
+    pub data_dir: PathBuf,
+    pub mongodb_uri: String,
+    pub mongodb_db: String,
+    pub redis_url: String,
+    pub amqp_url: String,
+    pub jwt_secret: Option<Secret>,
+    pub encryption_keys: Option<Secret>,
+    pub rejoin_cooldown: Duration,
+    pub log_format: LogFormat,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub argon2: Argon2Settings,
+    /// Ceiling for a group's `max_members`, and the default when a group does not say.
+    pub max_group_members: u32,
+    pub default_group_members: u32,
+    pub login_per_account: RateLimit,
+    pub login_per_address: RateLimit,
+    pub messages_per_user: RateLimit,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted ingress).
+    pub trust_forwarded_for: bool,
+    pub partitions: u32,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+fn err(setting: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.to_owned(),
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// From the process environment, with `config_file` (if any) underneath it.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file_path = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("CONCLAVE_CONFIG_FILE").map(PathBuf::from));
+        let mut vars = match file_path {
+            Some(p) => read_env_file(&p)?,
+            None => HashMap::new(),
+        };
+        vars.extend(std::env::vars().filter(|(k, _)| k.starts_with("CONCLAVE_")));
+        Self::from_map(&vars)
+    }
+
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let r = Reader(vars);
+        let engine = match r.str("CONCLAVE_ENGINE", "standalone").as_str() {
+            "standalone" => Engine::Standalone,
+            "cluster" => Engine::Cluster,
+            other => {
+                return Err(err(
+                    "CONCLAVE_ENGINE",
+                    format!("must be \"standalone\" or \"cluster\", got {other:?}"),
+                ));
+            }
+        };
+        let default_log = if engine == Engine::Cluster {
+            "json"
+        } else {
+            "pretty"
+        };
+        let log_format = match r.str("CONCLAVE_LOG_FORMAT", default_log).as_str() {
+            "json" => LogFormat::Json,
+            "pretty" => LogFormat::Pretty,
+            other => {
+                return Err(err(
+                    "CONCLAVE_LOG_FORMAT",
+                    format!("must be \"json\" or \"pretty\", got {other:?}"),
+                ));
+            }
+        };
+        let jwt_secret = r.opt("CONCLAVE_JWT_SECRET").map(Secret::new);
+        if let Some(s) = &jwt_secret {
+            if s.expose().len() < 32 {
+                return Err(err("CONCLAVE_JWT_SECRET", "must be at least 32 characters"));
+            }
+        }
+        let encryption_keys = r.opt("CONCLAVE_ENCRYPTION_KEYS").map(Secret::new);
+        if let Some(k) = &encryption_keys {
+            crate::crypto::Keyring::parse(k.expose())
+                .map_err(|e| err("CONCLAVE_ENCRYPTION_KEYS", e.to_string()))?;
+        }
+        if engine == Engine::Cluster {
+            // Pods must share these; one generated per pod would split the cluster.
+            if jwt_secret.is_none() {
+                return Err(err(
+                    "CONCLAVE_JWT_SECRET",
+                    "is required with CONCLAVE_ENGINE=cluster",
+                ));
+            }
+            if encryption_keys.is_none() {
+                return Err(err(
+                    "CONCLAVE_ENCRYPTION_KEYS",
+                    "is required with CONCLAVE_ENGINE=cluster",
+                ));
+            }
+        }
+        let max_group_members = r.num("CONCLAVE_MAX_GROUP_MEMBERS", 10_000u32, 2, 1_000_000)?;
+        let default_group_members = r.num(
+            "CONCLAVE_DEFAULT_GROUP_MEMBERS",
+            1_000u32.min(max_group_members),
+            2,
+            max_group_members,
+        )?;
+        let s = Settings {
+            http_addr: r
+                .str("CONCLAVE_HTTP_ADDR", "0.0.0.0:8080")
+                .parse()
+                .map_err(|e| err("CONCLAVE_HTTP_ADDR", format!("not a socket address: {e}")))?,
+            engine,
+            data_dir: PathBuf::from(r.str("CONCLAVE_DATA_DIR", "./data")),
+            mongodb_uri: r.str("CONCLAVE_MONGODB_URI", "mongodb://127.0.0.1:27017"),
+            mongodb_db: r.str("CONCLAVE_MONGODB_DB", "conclave"),
+            redis_url: r.str("CONCLAVE_REDIS_URL", "redis://127.0.0.1:6379"),
+            amqp_url: r.str("CONCLAVE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            jwt_secret,
+            encryption_keys,
+            rejoin_cooldown: r.duration("CONCLAVE_REJOIN_COOLDOWN", "48h")?,
+            log_format,
+            jwt_issuer: r.str("CONCLAVE_JWT_ISSUER", "conclave"),
+            jwt_audience: r.str("CONCLAVE_JWT_AUDIENCE", "conclave-api"),
+            access_token_ttl: r.duration_in("CONCLAVE_ACCESS_TOKEN_TTL", "15m", 1, 86_400)?,
+            refresh_token_ttl: r.duration_in(
+                "CONCLAVE_REFRESH_TOKEN_TTL",
+                "30d",
+                60,
+                400 * 86_400,
+            )?,
+            argon2: Argon2Settings {
+                memory_kib: r.num("CONCLAVE_ARGON2_MEMORY_KIB", 19_456, 8, 4 * 1024 * 1024)?,
+                iterations: r.num("CONCLAVE_ARGON2_ITERATIONS", 2, 1, 100)?,
+                parallelism: r.num("CONCLAVE_ARGON2_PARALLELISM", 1, 1, 64)?,
+            },
+            max_group_members,
+            default_group_members,
+            login_per_account: RateLimit {
+                max: r.num("CONCLAVE_LOGIN_MAX_PER_ACCOUNT", 10, 1, 1_000_000)?,
+                window: r.duration_in("CONCLAVE_LOGIN_WINDOW", "5m", 1, 86_400)?,
+            },
+            login_per_address: RateLimit {
+                max: r.num("CONCLAVE_LOGIN_MAX_PER_ADDRESS", 100, 1, 1_000_000)?,
+                window: r.duration_in("CONCLAVE_LOGIN_WINDOW", "5m", 1, 86_400)?,
+            },
+            messages_per_user: RateLimit {
+                max: r.num("CONCLAVE_MESSAGES_PER_USER", 50, 1, 1_000_000)?,
+                window: r.duration_in("CONCLAVE_MESSAGES_WINDOW", "10s", 1, 3_600)?,
+            },
+            max_body_bytes: r.num("CONCLAVE_MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024)?,
+            request_timeout: r.duration_in("CONCLAVE_REQUEST_TIMEOUT", "30s", 1, 600)?,
+            trust_forwarded_for: r.bool("CONCLAVE_TRUST_FORWARDED_FOR", false)?,
+            partitions: r.num("CONCLAVE_PARTITIONS", 16, 1, 1024)?,
+            shutdown_grace: r.duration_in("CONCLAVE_SHUTDOWN_GRACE", "20s", 0, 3_600)?,
+        };
+        Ok(s)
+    }
+}
+
+fn read_env_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        err(
+            "CONCLAVE_CONFIG_FILE",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let mut out = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(err(
+                "CONCLAVE_CONFIG_FILE",
+                format!("{}:{}: expected KEY=value", path.display(), n + 1),
+            ));
+        };
+        let v = v.trim().trim_matches('"');
+        out.insert(k.trim().to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
+struct Reader<'a>(&'a HashMap<String, String>);
+
+impl Reader<'_> {
+    fn opt(&self, key: &str) -> Option<String> {
+        self.0
+            .get(key)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn str(&self, key: &str, default: &str) -> String {
+        self.opt(key).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn num<T>(&self, key: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let Some(raw) = self.opt(key) else {
+            return Ok(default);
+        };
+        let v: T = raw
+            .parse()
+            .map_err(|_| err(key, format!("not a number: {raw:?}")))?;
+        if v < min || v > max {
+            return Err(err(
+                key,
+                format!("must be between {min} and {max}, got {v}"),
+            ));
+        }
+        Ok(v)
+    }
+
+    fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.opt(key).as_deref() {
+            None => Ok(default),
+            Some("1" | "true" | "yes") => Ok(true),
+            Some("0" | "false" | "no") => Ok(false),
+            Some(other) => Err(err(key, format!("must be true or false, got {other:?}"))),
+        }
+    }
+
+    fn duration(&self, key: &str, default: &str) -> Result<Duration, ConfigError> {
+        let raw = self.str(key, default);
+        humantime::parse_duration(&raw)
+            .map_err(|e| err(key, format!("not a duration like \"48h\" or \"3s\": {e}")))
+    }
+
+    fn duration_in(
+        &self,
+        key: &str,
+        default: &str,
+        min_s: u64,
+        max_s: u64,
+    ) -> Result<Duration, ConfigError> {
+        let d = self.duration(key, default)?;
+        if d < Duration::from_secs(min_s) || d > Duration::from_secs(max_s) {
+            return Err(err(key, format!("must be between {min_s}s and {max_s}s")));
+        }
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::from_map(&HashMap::new()).unwrap();
+        assert_eq!(s.http_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.engine, Engine::Standalone);
+        assert_eq!(s.rejoin_cooldown, Duration::from_secs(48 * 3600));
+        assert_eq!(s.log_format, LogFormat::Pretty);
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        for (k, v) in [
+            ("CONCLAVE_ENGINE", "mongo"),
+            ("CONCLAVE_HTTP_ADDR", "nope"),
+            ("CONCLAVE_REJOIN_COOLDOWN", "forever"),
+            ("CONCLAVE_JWT_SECRET", "short"),
+            ("CONCLAVE_ENCRYPTION_KEYS", "k1:zz"),
+            ("CONCLAVE_PARTITIONS", "0"),
+        ] {
+            let e = Settings::from_map(&map(&[(k, v)])).unwrap_err();
+            assert_eq!(e.setting, k);
+            assert!(e.to_string().contains(k));
+        }
+    }
+
+    #[test]
+    fn cluster_requires_shared_secrets() {
+        let e = Settings::from_map(&map(&[("CONCLAVE_ENGINE", "cluster")])).unwrap_err();
+        assert_eq!(e.setting, "CONCLAVE_JWT_SECRET");
+        let s = Settings::from_map(&map(&[
+            ("CONCLAVE_ENGINE", "cluster"),
+            ("CONCLAVE_JWT_SECRET", &"s".repeat(32)),
+            (
+                "CONCLAVE_ENCRYPTION_KEYS",
+                "k1:000102030405060708090a0b0c0d0e0f",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert!(!format!("{s:?}").contains("sssssss"));
+    }
+
+    #[test]
+    fn environment_wins_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("conclave.env");
+        std::fs::write(
+            &p,
+            "# comment\nCONCLAVE_REJOIN_COOLDOWN=3s\nCONCLAVE_PARTITIONS=4\n",
+        )
+        .unwrap();
+        let mut vars = read_env_file(&p).unwrap();
+        vars.insert("CONCLAVE_PARTITIONS".into(), "8".into());
+        let s = Settings::from_map(&vars).unwrap();
+        assert_eq!(s.rejoin_cooldown, Duration::from_secs(3));
+        assert_eq!(s.partitions, 8);
+    }
+}

@@ -1,0 +1,83 @@
+//! Message value types.
+
+use super::FieldError;
+
+/// 1..=4096 characters (Unicode scalar values), not only whitespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Content(String);
+
+impl Content {
+    pub const MAX_CHARS: usize = 4096;
+    /// A UTF-8 string of 4096 chars is at most 4 bytes each: anything longer is refused before
+    /// counting characters.
+    pub const MAX_BYTES: usize = Self::MAX_CHARS * 4;
+
+    pub fn parse(raw: String) -> Result<Self, FieldError> {
+        if raw.len() > Self::MAX_BYTES || raw.chars().count() > Self::MAX_CHARS {
+            return Err(FieldError::new(
+                "content",
+                format!("must be at most {} characters", Self::MAX_CHARS),
+            ));
+        }
+        if raw.trim().is_empty() {
+            return Err(FieldError::new("content", "must not be empty"));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A client's idempotency key: 1..=64 printable ASCII characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientMsgId(String);
+
+impl ClientMsgId {
+    pub const MAX: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        if raw.is_empty() || raw.len() > Self::MAX {
+            return Err(FieldError::new(
+                "client_msg_id",
+                format!("must be 1..{} characters", Self::MAX),
+            ));
+        }
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(FieldError::new("client_msg_id", "must be printable ASCII"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_limits_count_characters_not_bytes() {
+        assert!(Content::parse(String::new()).is_err());
+        assert!(Content::parse("  \n".into()).is_err());
+        assert!(Content::parse("é".repeat(4096)).is_ok());
+        assert!(Content::parse("é".repeat(4097)).is_err());
+        assert!(Content::parse("x".repeat(4096)).is_ok());
+        assert!(Content::parse("x".repeat(4097)).is_err());
+    }
+
+    #[test]
+    fn client_msg_ids_are_bounded_printable_ascii() {
+        assert!(ClientMsgId::parse("abc-123").is_ok());
+        assert!(ClientMsgId::parse("").is_err());
+        assert!(ClientMsgId::parse(&"a".repeat(65)).is_err());
+        assert!(ClientMsgId::parse("a b").is_err());
+    }
+}

@@ -1,0 +1,205 @@
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::domain::{
+    self, Command, Cursor, Description, Effect, GroupId, GroupName, Limit, MaxMembers, Relation,
+    UserId, Visibility, can_read_members,
+};
+use crate::error::{AppError, AppResult};
+use crate::events::{EventSink, GroupEvent, RemovalReason};
+use crate::ops::metrics as m;
+use crate::store::{
+    BanRecord, Executed, GroupFilter, GroupRecord, JoinRequestRecord, MemberRecord, Page, Policy,
+    Store,
+};
+
+pub struct NewGroup {
+    pub name: GroupName,
+    pub description: Description,
+    pub visibility: Visibility,
+    pub max_members: Option<MaxMembers>,
+}
+
+#[derive(Clone)]
+pub struct GroupService {
+    store: Arc<dyn Store>,
+    events: Arc<dyn EventSink>,
+    settings: Arc<Settings>,
+}
+
+impl GroupService {
+    pub fn new(store: Arc<dyn Store>, events: Arc<dyn EventSink>, settings: Arc<Settings>) -> Self {
+        Self {
+            store,
+            events,
+            settings,
+        }
+    }
+
+    pub async fn create(&self, owner: UserId, g: NewGroup) -> AppResult<GroupRecord> {
+        let record = GroupRecord {
+            id: GroupId::new(),
+            name: g.name.as_str().to_owned(),
+            description: g.description.as_str().to_owned(),
+            visibility: g.visibility,
+            owner_id: owner,
+            member_count: 1,
+            max_members: g
+                .max_members
+                .map(MaxMembers::get)
+                .unwrap_or(self.settings.default_group_members),
+            created_at: domain::now(),
+        };
+        self.store.create_group(&record).await?;
+        self.events.group_events(vec![GroupEvent::MemberJoined {
+            group: record.id,
+            user: owner,
+        }]);
+        Ok(record)
+    }
+
+    pub async fn get(&self, id: GroupId) -> AppResult<GroupRecord> {
+        self.store.group(id).await?.ok_or(AppError::NotFound)
+    }
+
+    pub async fn list(
+        &self,
+        filter: &GroupFilter,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<GroupRecord>> {
+        self.store.list_groups(filter, limit, after).await
+    }
+
+    pub async fn mine(
+        &self,
+        user: UserId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<(GroupRecord, MemberRecord)>> {
+        self.store.groups_of_user(user, limit, after).await
+    }
+
+    /// The group and the caller's relation to it; `NotFound` if there is no such group.
+    pub async fn relation(
+        &self,
+        group: GroupId,
+        user: UserId,
+    ) -> AppResult<(GroupRecord, Relation)> {
+        self.store
+            .relation(group, user)
+            .await?
+            .ok_or(AppError::NotFound)
+    }
+
+    pub async fn run(&self, group: GroupId, actor: UserId, cmd: Command) -> AppResult<Executed> {
+        let policy = Policy {
+            rejoin_cooldown: self.settings.rejoin_cooldown,
+        };
+        let res = self
+            .store
+            .execute(group, actor, &cmd, domain::now(), policy)
+            .await;
+        let result = match &res {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        };
+        metrics::counter!(m::GROUP_COMMANDS, "command" => cmd.name(), "result" => result)
+            .increment(1);
+        let done = res?;
+        if matches!(
+            cmd,
+            Command::Approve { .. }
+                | Command::Reject { .. }
+                | Command::Remove { .. }
+                | Command::Ban { .. }
+                | Command::Unban { .. }
+                | Command::TransferOwnership { .. }
+                | Command::Delete
+        ) || done.effects.contains(&Effect::DeleteGroup)
+        {
+            tracing::info!(target: "audit", event = cmd.name(), group_id = %group, actor_id = %actor, target_id = ?cmd.target().map(|t| t.to_string()));
+        }
+        self.events.group_events(events_of(group, &cmd, &done));
+        Ok(done)
+    }
+
+    pub async fn members(
+        &self,
+        group: GroupId,
+        viewer: UserId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<MemberRecord>> {
+        let (g, me) = self.relation(group, viewer).await?;
+        can_read_members(g.visibility, &me)?;
+        self.store.members(group, limit, after).await
+    }
+
+    pub async fn join_requests(
+        &self,
+        group: GroupId,
+        viewer: UserId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<JoinRequestRecord>> {
+        self.owner_only(group, viewer).await?;
+        self.store.join_requests(group, limit, after).await
+    }
+
+    pub async fn bans(
+        &self,
+        group: GroupId,
+        viewer: UserId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<BanRecord>> {
+        self.owner_only(group, viewer).await?;
+        self.store.bans(group, limit, after).await
+    }
+
+    async fn owner_only(&self, group: GroupId, viewer: UserId) -> AppResult<()> {
+        let (_, me) = self.relation(group, viewer).await?;
+        if me.is_owner() {
+            Ok(())
+        } else {
+            Err(AppError::forbidden())
+        }
+    }
+}
+
+/// What live clients must hear about an applied command.
+fn events_of(group: GroupId, cmd: &Command, done: &Executed) -> Vec<GroupEvent> {
+    let mut out = Vec::new();
+    for e in &done.effects {
+        match e {
+            Effect::AddMember { user, .. } => {
+                out.push(GroupEvent::MemberJoined { group, user: *user })
+            }
+            Effect::RemoveMember { user } => {
+                let reason = match cmd {
+                    Command::Ban { .. } => Some(RemovalReason::Banned),
+                    Command::Remove { .. } => Some(RemovalReason::Removed),
+                    _ => None,
+                };
+                if let Some(reason) = reason {
+                    out.push(GroupEvent::Removed {
+                        group,
+                        user: *user,
+                        reason,
+                    });
+                }
+                out.push(GroupEvent::MemberLeft { group, user: *user });
+            }
+            Effect::DeleteGroup => {
+                out.extend(done.former_members.iter().map(|u| GroupEvent::Removed {
+                    group,
+                    user: *u,
+                    reason: RemovalReason::Deleted,
+                }))
+            }
+            _ => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,99 @@
+//! The HTTP surface: routes under `/api/v1`, operations endpoints at the root, the OpenAPI
+//! document and Swagger UI, and the middleware every request passes through.
+
+pub mod dto;
+pub mod extract;
+pub mod openapi;
+pub mod problem;
+pub mod routes;
+pub mod validate;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::LatencyUnit;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::ops::metrics::track_http;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The API routes and the OpenAPI document describing exactly them.
+pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use routes::{auth, groups, messages, ops, users};
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(users::me))
+        .routes(routes!(groups::create, groups::list))
+        .routes(routes!(groups::mine))
+        .routes(routes!(groups::get, groups::delete))
+        .routes(routes!(groups::join))
+        .routes(routes!(groups::withdraw))
+        .routes(routes!(groups::join_requests))
+        .routes(routes!(groups::approve))
+        .routes(routes!(groups::reject))
+        .routes(routes!(groups::members))
+        .routes(routes!(groups::remove_member))
+        .routes(routes!(groups::leave))
+        .routes(routes!(groups::ban, groups::bans))
+        .routes(routes!(groups::unban))
+        .routes(routes!(groups::transfer))
+        .routes(routes!(messages::send, messages::history))
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.settings.request_timeout,
+        ));
+    let (router, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .split_for_parts();
+    (
+        router.route_layer(axum::middleware::from_fn(track_http)),
+        openapi,
+    )
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api(&state);
+    api.merge(SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", openapi))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request| {
+                            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path(), route = tracing::field::Empty, user_id = tracing::field::Empty)
+                        })
+                        .on_request(())
+                        .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros))
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CompressionLayer::new().gzip(true)),
+        )
+}
+
+async fn not_found() -> Response {
+    AppError::NotFound.into_response()
+}

@@ -1,0 +1,148 @@
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::domain::{ClientMsgId, Content, Cursor, GroupId, Limit};
+use crate::error::{AppError, AppResult};
+use crate::http::dto::List;
+use crate::http::extract::{ApiJson, ApiQuery, AuthUser, path_id};
+use crate::http::problem::Problem;
+use crate::http::validate::Validator;
+use crate::messages::MessageView;
+use crate::store::HistoryQuery;
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SendMessage {
+    /// 1..4096 characters.
+    pub content: String,
+    /// Idempotency key (1..64 printable ASCII): the same key from the same sender is stored once
+    /// and answers with the same id.
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    pub id: String,
+    /// Always `accepted`.
+    pub status: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Messages with `seq` greater than this, oldest first.
+    pub after_seq: Option<u64>,
+    /// Messages with `seq` less than this (the newest of them), to page backwards.
+    pub before_seq: Option<u64>,
+    /// 1..100, default 50.
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page (continues in the same direction).
+    pub cursor: Option<String>,
+}
+
+/// Send a message to a group (members only). 202 once durably accepted; it reaches live members
+/// as `message:new` with its `seq`.
+#[utoipa::path(post, path = "/groups/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Group id")), request_body = SendMessage,
+    responses(
+        (status = 202, description = "Accepted", body = Accepted),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`banned`, or `forbidden` for non-members of an open group", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`, also for non-members of a private group", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn send(
+    State(s): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<SendMessage>,
+) -> AppResult<(StatusCode, Json<Accepted>)> {
+    let gid: GroupId = path_id(&id)?;
+    let mut v = Validator::default();
+    let content = v.check(Content::parse(b.content));
+    let cmid = v.check(
+        b.client_msg_id
+            .as_deref()
+            .map(ClientMsgId::parse)
+            .transpose(),
+    );
+    v.finish()?;
+    let (Some(content), Some(cmid)) = (content, cmid) else {
+        unreachable!("validated above")
+    };
+    let mid = s.messages.send(me, gid, content, cmid).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            id: mid.to_string(),
+            status: "accepted".into(),
+        }),
+    ))
+}
+
+/// Message history (members only), ascending by `seq`. With `after_seq`, reads forwards from
+/// there; otherwise the newest messages (before `before_seq`, if given).
+#[utoipa::path(get, path = "/groups/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Group id"), HistoryParams),
+    responses(
+        (status = 200, description = "Messages, ascending by `seq`", body = List<MessageView>),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`banned`, or `forbidden` for non-members of an open group", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`, also for non-members of a private group", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn history(
+    State(s): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<HistoryParams>,
+) -> AppResult<Json<List<MessageView>>> {
+    let gid: GroupId = path_id(&id)?;
+    let limit = Limit::parse(p.limit)?;
+    let (mut after_seq, mut before_seq) = (p.after_seq, p.before_seq);
+    if let Some(raw) = &p.cursor {
+        let c = Cursor::decode(raw)?;
+        let bad = || AppError::field("cursor", "is not a cursor this server issued");
+        let (dir, seq) = c.key().split_once(':').ok_or_else(bad)?;
+        let seq: u64 = seq.parse().map_err(|_| bad())?;
+        match dir {
+            "a" => after_seq = Some(seq),
+            "b" => before_seq = Some(seq),
+            _ => return Err(bad()),
+        }
+    }
+    let forwards = after_seq.is_some();
+    let items = s
+        .messages
+        .history(
+            me,
+            gid,
+            HistoryQuery {
+                after_seq,
+                before_seq,
+                limit: limit.get(),
+            },
+        )
+        .await?;
+    let next_cursor = if items.len() as u32 == limit.get() {
+        let key = if forwards {
+            items.last().map(|m| format!("a:{}", m.seq))
+        } else {
+            items
+                .first()
+                .filter(|m| m.seq > 1)
+                .map(|m| format!("b:{}", m.seq))
+        };
+        key.map(|k| Cursor::from_key(&k).encode())
+    } else {
+        None
+    };
+    Ok(Json(List { items, next_cursor }))
+}

@@ -1,0 +1,17 @@
+//! Conclave: a secure group messaging backend. See DESIGN.md for the architecture; each module
+//! is one concern.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod groups;
+pub mod http;
+pub mod limits;
+pub mod messages;
+pub mod ops;
+pub mod pipeline;
+pub mod store;

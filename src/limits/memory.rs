@@ -1,0 +1,121 @@
+//! In-memory GCRA (generic cell rate algorithm): one timestamp per key, allows bursts of `max`
+//! and then one event every `window / max`. Idle keys are swept out so memory stays bounded by
+//! the number of recently active keys.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::RateLimiter;
+use crate::config::RateLimit;
+
+const SHARDS: usize = 16;
+const SWEEP_AT: usize = 4096;
+
+pub struct MemoryLimiter {
+    shards: Vec<Mutex<HashMap<String, Instant>>>,
+    epoch: Instant,
+}
+
+impl Default for MemoryLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryLimiter {
+    pub fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub fn check_at(&self, key: &str, limit: RateLimit, now: Instant) -> Result<(), Duration> {
+        let interval = limit.window / limit.max.max(1);
+        let shard = &self.shards[shard_of(key)];
+        let mut map = shard.lock();
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, tat| *tat > now);
+        }
+        // TAT: the theoretical arrival time of the next event if events came evenly spaced.
+        let tat = map.get(key).copied().unwrap_or(self.epoch).max(now);
+        let next = tat + interval;
+        let allowed_until = now + limit.window;
+        if next > allowed_until {
+            let wait = next - allowed_until;
+            return Err(wait.max(Duration::from_millis(1)));
+        }
+        map.insert(key.to_owned(), next);
+        Ok(())
+    }
+}
+
+fn shard_of(key: &str) -> usize {
+    // FNV-1a: cheap and good enough to spread keys over the shards.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in key.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    (h as usize) % SHARDS
+}
+
+#[async_trait]
+impl RateLimiter for MemoryLimiter {
+    async fn hit(&self, key: &str, limit: RateLimit) -> Result<(), Duration> {
+        self.check_at(key, limit, Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allows_a_burst_then_refuses_until_the_budget_refills() {
+        let l = MemoryLimiter::new();
+        let lim = RateLimit {
+            max: 5,
+            window: Duration::from_secs(10),
+        };
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            l.check_at("a", lim, t0).unwrap();
+        }
+        let wait = l.check_at("a", lim, t0).unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(2),
+            "{wait:?}"
+        );
+        // Another key has its own budget.
+        l.check_at("b", lim, t0).unwrap();
+        // One interval later, exactly one more event fits.
+        let t1 = t0 + Duration::from_secs(2);
+        l.check_at("a", lim, t1).unwrap();
+        assert!(l.check_at("a", lim, t1).is_err());
+        // After a whole window the full burst is back.
+        let t2 = t1 + Duration::from_secs(10);
+        for _ in 0..5 {
+            l.check_at("a", lim, t2).unwrap();
+        }
+    }
+
+    #[test]
+    fn idle_keys_are_swept() {
+        let l = MemoryLimiter::new();
+        let lim = RateLimit {
+            max: 1,
+            window: Duration::from_millis(1),
+        };
+        let t0 = Instant::now();
+        for i in 0..(SWEEP_AT * SHARDS) {
+            l.check_at(&format!("k{i}"), lim, t0).unwrap();
+        }
+        l.check_at("late", lim, t0 + Duration::from_secs(1))
+            .unwrap();
+        let total: usize = l.shards.iter().map(|s| s.lock().len()).sum();
+        assert!(total < SWEEP_AT * SHARDS, "{total}");
+    }
+}

@@ -1,0 +1,69 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use conclave::app::Server;
+use conclave::config::Settings;
+
+/// Conclave: secure group messaging backend (REST + Socket.IO).
+///
+/// Every setting is an environment variable (CONCLAVE_*); see README.md.
+#[derive(Parser)]
+#[command(name = "conclave", version)]
+struct Cli {
+    /// A file of KEY=value lines read before the environment (the environment wins).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (the default).
+    Serve,
+    /// Check the configuration and exit.
+    CheckConfig,
+    /// Print a new random encryption key entry for CONCLAVE_ENCRYPTION_KEYS.
+    GenKey {
+        /// The key id, e.g. k2.
+        #[arg(default_value = "k1")]
+        id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("conclave: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::CheckConfig => {
+            println!("configuration is valid");
+            ExitCode::SUCCESS
+        }
+        Cmd::GenKey { id } => {
+            println!("{}", conclave::crypto::Keyring::generate_spec(&id));
+            ExitCode::SUCCESS
+        }
+        Cmd::Serve => {
+            conclave::ops::telemetry::init(settings.log_format);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            match rt.block_on(async { Server::start(settings).await?.run_until_signal().await }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "conclave stopped with an error");
+                    eprintln!("conclave: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

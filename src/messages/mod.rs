@@ -1,0 +1,6 @@
+//! Messages: send (validated, rate limited, encrypted, submitted to the pipeline) and history
+//! (decrypted on the way out).
+
+pub mod service;
+
+pub use service::{MessageService, MessageView};

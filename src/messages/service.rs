@@ -1,0 +1,147 @@
+use std::sync::Arc;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::config::Settings;
+use crate::crypto::Keyring;
+use crate::domain::{
+    self, ClientMsgId, Content, GroupId, MessageId, UserId, can_read_messages, can_send,
+};
+use crate::error::{AppError, AppResult};
+use crate::limits::RateLimiter;
+use crate::ops::metrics as m;
+use crate::pipeline::Pipeline;
+use crate::store::{HistoryQuery, NewMessage, Store, StoredMessage};
+
+/// A message as clients see it (HTTP and `message:new` alike).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub group_id: GroupId,
+    pub seq: u64,
+    pub sender_id: UserId,
+    pub content: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub sent_at: OffsetDateTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct MessageService {
+    store: Arc<dyn Store>,
+    pipeline: Arc<dyn Pipeline>,
+    keyring: Keyring,
+    limiter: Arc<dyn RateLimiter>,
+    settings: Arc<Settings>,
+}
+
+/// Binds an envelope to its message, so one cannot be moved onto another.
+fn aad(group: &GroupId, id: &MessageId) -> [u8; 32] {
+    let mut a = [0u8; 32];
+    a[..16].copy_from_slice(group.as_uuid().as_bytes());
+    a[16..].copy_from_slice(id.as_uuid().as_bytes());
+    a
+}
+
+impl MessageService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        pipeline: Arc<dyn Pipeline>,
+        keyring: Keyring,
+        limiter: Arc<dyn RateLimiter>,
+        settings: Arc<Settings>,
+    ) -> Self {
+        Self {
+            store,
+            pipeline,
+            keyring,
+            limiter,
+            settings,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        sender: UserId,
+        group: GroupId,
+        content: Content,
+        client_msg_id: Option<ClientMsgId>,
+    ) -> AppResult<MessageId> {
+        let (g, me) = self
+            .store
+            .relation(group, sender)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        can_send(g.visibility, &me)?;
+        if let Some(cmid) = &client_msg_id {
+            // A retry of something already stored answers at once with the same id.
+            if let Some(id) = self
+                .store
+                .message_id_for_client_id(group, sender, cmid.as_str())
+                .await?
+            {
+                return Ok(id);
+            }
+        }
+        self.limiter
+            .hit(&format!("send:{sender}"), self.settings.messages_per_user)
+            .await
+            .map_err(|retry_after| {
+                metrics::counter!(m::RATE_LIMITED, "limit" => "message_send").increment(1);
+                AppError::RateLimited { retry_after }
+            })?;
+        let id = MessageId::new();
+        let envelope = self
+            .keyring
+            .seal(content.as_str().as_bytes(), &aad(&group, &id));
+        let msg = NewMessage {
+            id,
+            group_id: group,
+            sender_id: sender,
+            envelope,
+            sent_at: domain::now(),
+            client_msg_id: client_msg_id.map(|c| c.as_str().to_owned()),
+        };
+        self.pipeline.submit(msg).await
+    }
+
+    pub async fn history(
+        &self,
+        reader: UserId,
+        group: GroupId,
+        q: HistoryQuery,
+    ) -> AppResult<Vec<MessageView>> {
+        let (g, me) = self
+            .store
+            .relation(group, reader)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        can_read_messages(g.visibility, &me)?;
+        let stored = self.store.messages(group, &q).await?;
+        stored.iter().map(|m| self.view(m)).collect()
+    }
+
+    /// Decrypts a stored message for clients. A failure means tampering or a missing key.
+    pub fn view(&self, m: &StoredMessage) -> AppResult<MessageView> {
+        let plain = self
+            .keyring
+            .open(&m.envelope, &aad(&m.group_id, &m.id))
+            .map_err(|e| {
+                AppError::Internal(anyhow::anyhow!("message {} cannot be decrypted: {e}", m.id))
+            })?;
+        let content = String::from_utf8(plain)
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("message {} is not UTF-8", m.id)))?;
+        Ok(MessageView {
+            id: m.id,
+            group_id: m.group_id,
+            seq: m.seq,
+            sender_id: m.sender_id,
+            content,
+            sent_at: m.sent_at,
+            client_msg_id: m.client_msg_id.clone(),
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! Prometheus metrics through the `metrics` facade, rendered at `/metrics`. One registry for the
+//! whole process: the recorder is global, installed once (tests start many servers per process).
+//! Names: `conclave_` prefix, base units, `_total` for counters; labels stay low-cardinality
+//! (route templates, never raw paths or ids).
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "conclave_http_requests_total";
+pub const HTTP_DURATION: &str = "conclave_http_request_duration_seconds";
+pub const AUTH_LOGINS: &str = "conclave_auth_logins_total";
+pub const AUTH_TOKEN_REUSE: &str = "conclave_auth_refresh_token_reuse_total";
+pub const RATE_LIMITED: &str = "conclave_rate_limited_total";
+pub const MESSAGES_ACCEPTED: &str = "conclave_messages_accepted_total";
+pub const MESSAGES_PERSISTED: &str = "conclave_messages_persisted_total";
+pub const MESSAGES_DUPLICATE: &str = "conclave_messages_duplicate_total";
+pub const PERSIST_LATENCY: &str = "conclave_message_persist_latency_seconds";
+pub const PIPELINE_BATCH: &str = "conclave_pipeline_batch_size";
+pub const PIPELINE_ERRORS: &str = "conclave_pipeline_errors_total";
+pub const GROUP_COMMANDS: &str = "conclave_group_commands_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the global recorder on first use and returns the handle that renders it.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(PIPELINE_BATCH.into()),
+                        &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0],
+                    )
+                })
+                .expect("bucket lists are non-empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may exist in tests that embed us; then ours just renders nothing new.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests by route template, method and status"
+    );
+    describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request latency");
+    describe_counter!(AUTH_LOGINS, "Login attempts by result");
+    describe_counter!(
+        AUTH_TOKEN_REUSE,
+        "Spent refresh tokens presented again (family revoked)"
+    );
+    describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit");
+    describe_counter!(MESSAGES_ACCEPTED, "Messages durably accepted");
+    describe_counter!(MESSAGES_PERSISTED, "Messages written to the store");
+    describe_counter!(
+        MESSAGES_DUPLICATE,
+        "Messages not stored again because they already were"
+    );
+    describe_histogram!(PERSIST_LATENCY, Unit::Seconds, "Time from submit to stored");
+    describe_histogram!(PIPELINE_BATCH, "Messages per store batch");
+    describe_counter!(PIPELINE_ERRORS, "Store batches that failed");
+    describe_counter!(
+        GROUP_COMMANDS,
+        "Group membership commands by command and result"
+    );
+}
+
+/// Records count and latency of every request under its route template.
+pub async fn track_http(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    tracing::Span::current().record("route", route.as_str());
+    let method = req.method().as_str().to_owned();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(HTTP_DURATION, &labels).record(start.elapsed().as_secs_f64());
+    res
+}

@@ -1,0 +1,141 @@
+//! In-process partitions for the standalone engine. Each partition is a task owning a bounded
+//! queue: it takes whatever has queued up (up to a batch), stores it in one transaction, answers
+//! the senders, then hands the stored messages to the event sink. Since SQLite commits with
+//! `synchronous=FULL`, "accepted" here means "stored": stronger than the cluster's "queued".
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::{Pipeline, partition_of};
+use crate::domain::MessageId;
+use crate::error::{AppError, AppResult};
+use crate::events::EventSink;
+use crate::ops::metrics as m;
+use crate::store::{Appended, NewMessage, Store};
+
+const QUEUE: usize = 4096;
+const BATCH: usize = 256;
+
+struct Job {
+    msg: NewMessage,
+    submitted: Instant,
+    reply: oneshot::Sender<AppResult<MessageId>>,
+}
+
+pub struct LocalPipeline {
+    senders: Mutex<Option<Vec<mpsc::Sender<Job>>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    partitions: u32,
+}
+
+impl LocalPipeline {
+    pub fn start(store: Arc<dyn Store>, sink: Arc<dyn EventSink>, partitions: u32) -> Self {
+        let mut senders = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..partitions {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            senders.push(tx);
+            tasks.push(tokio::spawn(run_partition(rx, store.clone(), sink.clone())));
+        }
+        Self {
+            senders: Mutex::new(Some(senders)),
+            tasks: Mutex::new(tasks),
+            partitions,
+        }
+    }
+}
+
+async fn run_partition(
+    mut rx: mpsc::Receiver<Job>,
+    store: Arc<dyn Store>,
+    sink: Arc<dyn EventSink>,
+) {
+    let mut jobs = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut jobs, BATCH).await > 0 {
+        let batch: Vec<NewMessage> = jobs.iter().map(|j| j.msg.clone()).collect();
+        metrics::histogram!(m::PIPELINE_BATCH).record(batch.len() as f64);
+        match store.append_messages(&batch).await {
+            Ok(results) => {
+                let mut fresh = Vec::with_capacity(results.len());
+                for (job, res) in jobs.drain(..).zip(results) {
+                    let answer = match res {
+                        Appended::Stored(msg) => {
+                            metrics::counter!(m::MESSAGES_PERSISTED).increment(1);
+                            metrics::histogram!(m::PERSIST_LATENCY)
+                                .record(job.submitted.elapsed().as_secs_f64());
+                            let id = msg.id;
+                            fresh.push(msg);
+                            Ok(id)
+                        }
+                        Appended::Duplicate(msg) => {
+                            metrics::counter!(m::MESSAGES_DUPLICATE).increment(1);
+                            Ok(msg.id)
+                        }
+                        Appended::GroupGone => Err(AppError::NotFound),
+                    };
+                    let _ = job.reply.send(answer);
+                }
+                if !fresh.is_empty() {
+                    sink.messages_stored(&fresh);
+                }
+            }
+            Err(e) => {
+                metrics::counter!(m::PIPELINE_ERRORS).increment(1);
+                tracing::error!(error = %e, batch = jobs.len(), "storing a message batch failed; senders are told");
+                for job in jobs.drain(..) {
+                    let _ = job
+                        .reply
+                        .send(Err(AppError::Unavailable("message store".into())));
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Pipeline for LocalPipeline {
+    async fn submit(&self, msg: NewMessage) -> AppResult<MessageId> {
+        let tx = {
+            let guard = self.senders.lock();
+            let Some(senders) = guard.as_ref() else {
+                return Err(AppError::Unavailable("shutting down".into()));
+            };
+            senders[partition_of(&msg.group_id, self.partitions) as usize].clone()
+        };
+        let (reply, answer) = oneshot::channel();
+        tx.send(Job {
+            msg,
+            submitted: Instant::now(),
+            reply,
+        })
+        .await
+        .map_err(|_| AppError::Unavailable("shutting down".into()))?;
+        let id = answer
+            .await
+            .map_err(|_| AppError::Unavailable("pipeline stopped".into()))??;
+        metrics::counter!(m::MESSAGES_ACCEPTED).increment(1);
+        Ok(id)
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        if self.senders.lock().is_some() {
+            Ok(())
+        } else {
+            Err("stopped".into())
+        }
+    }
+
+    async fn shutdown(&self) {
+        // Dropping the senders lets each partition drain its queue and end.
+        self.senders.lock().take();
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}

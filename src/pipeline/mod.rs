@@ -1,0 +1,34 @@
+//! The delivery pipeline: accepts messages durably, stores them in order per group, then hands
+//! them to the [`EventSink`](crate::events::EventSink) for live delivery. Messages of one group
+//! always go through one partition, which is what keeps `seq` order. The standalone engine runs
+//! the partitions in process (`local`); the cluster engine runs them on RabbitMQ.
+
+pub mod local;
+
+use async_trait::async_trait;
+
+use crate::domain::MessageId;
+use crate::error::AppResult;
+use crate::store::NewMessage;
+
+pub use local::LocalPipeline;
+
+#[async_trait]
+pub trait Pipeline: Send + Sync + 'static {
+    /// Resolves once the message is durably accepted, with the id it is stored under (the
+    /// earlier one if the same sender's `client_msg_id` was already accepted).
+    async fn submit(&self, msg: NewMessage) -> AppResult<MessageId>;
+    async fn ready(&self) -> Result<(), String>;
+    /// Stop taking messages and finish those in hand.
+    async fn shutdown(&self);
+}
+
+/// Which partition a group's messages go through.
+pub fn partition_of(group: &crate::domain::GroupId, partitions: u32) -> u32 {
+    let v = group.as_uuid().as_u128();
+    // UUIDv7's low 62 bits are random, so folding them spreads groups evenly.
+    ((v as u64) ^ ((v >> 64) as u64))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_shr(32) as u32
+        % partitions
+}

@@ -1,0 +1,132 @@
+//! Storage: one trait, two engines (`sqlite` for standalone, MongoDB for cluster), one
+//! conformance suite (`conformance`) that both must pass unchanged.
+//!
+//! Group state changes go through [`Store::execute`]: the engine loads a snapshot of the group
+//! and the users involved inside one transaction, asks the pure rules in
+//! `domain::membership::decide`, and applies the effects before committing. The rules never see
+//! I/O and the engines never decide anything.
+
+pub mod records;
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::domain::{
+    Command, Cursor, Effect, GroupId, Limit, MessageId, Outcome, Relation, UserId, Username,
+};
+use crate::error::AppResult;
+
+pub use records::*;
+
+/// Parameters of the rules that come from configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    pub rejoin_cooldown: Duration,
+}
+
+/// What [`Store::execute`] did.
+#[derive(Clone, Debug)]
+pub struct Executed {
+    pub outcome: Outcome,
+    pub effects: Vec<Effect>,
+    /// The group after the change (`None` once deleted).
+    pub group: Option<GroupRecord>,
+    /// Members at the moment of deletion, so their live sockets can be told.
+    pub former_members: Vec<UserId>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip for readiness.
+    async fn ping(&self) -> AppResult<()>;
+
+    // --- users
+    /// Fails with 409 `username_taken` if the name is taken, ignoring case.
+    async fn create_user(&self, user: &UserRecord) -> AppResult<()>;
+    async fn user_by_username(&self, username: &Username) -> AppResult<Option<UserRecord>>;
+    async fn user_by_id(&self, id: UserId) -> AppResult<Option<UserRecord>>;
+
+    // --- refresh tokens (stored by hash only)
+    async fn insert_refresh_token(&self, token: &RefreshTokenRecord) -> AppResult<()>;
+    /// Atomically: if `presented` is live, spend it and store `next` in its family; if it was
+    /// already spent, revoke the whole family (a stolen token was replayed).
+    async fn rotate_refresh_token(
+        &self,
+        presented: &TokenHash,
+        next: &RefreshTokenRecord,
+        now: OffsetDateTime,
+    ) -> AppResult<Rotation>;
+    /// Revoke the family of this token; false if no such token.
+    async fn revoke_refresh_family(&self, presented: &TokenHash) -> AppResult<bool>;
+
+    // --- groups
+    /// Creates the group with its owner as first member.
+    async fn create_group(&self, group: &GroupRecord) -> AppResult<()>;
+    async fn group(&self, id: GroupId) -> AppResult<Option<GroupRecord>>;
+    async fn list_groups(
+        &self,
+        filter: &GroupFilter,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<GroupRecord>>;
+    async fn groups_of_user(
+        &self,
+        user: UserId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<(GroupRecord, MemberRecord)>>;
+    /// Every group id the user is a member of (for joining Socket.IO rooms on connect).
+    async fn group_ids_of_user(&self, user: UserId) -> AppResult<Vec<GroupId>>;
+    /// The group and the user's relation to it, or `None` if the group does not exist.
+    async fn relation(
+        &self,
+        group: GroupId,
+        user: UserId,
+    ) -> AppResult<Option<(GroupRecord, Relation)>>;
+    /// Decide and apply a membership command atomically (see the module docs). Refusals come
+    /// back as the matching `AppError`; a missing group or target user is `NotFound`.
+    async fn execute(
+        &self,
+        group: GroupId,
+        actor: UserId,
+        cmd: &Command,
+        now: OffsetDateTime,
+        policy: Policy,
+    ) -> AppResult<Executed>;
+    async fn members(
+        &self,
+        group: GroupId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<MemberRecord>>;
+    async fn join_requests(
+        &self,
+        group: GroupId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<JoinRequestRecord>>;
+    async fn bans(
+        &self,
+        group: GroupId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<BanRecord>>;
+
+    // --- messages
+    /// The id already stored for this sender's `client_msg_id` in this group, if any.
+    async fn message_id_for_client_id(
+        &self,
+        group: GroupId,
+        sender: UserId,
+        client_msg_id: &str,
+    ) -> AppResult<Option<MessageId>>;
+    /// Store a batch in order, assigning each group's next `seq`s atomically. A message whose
+    /// id, or whose (group, sender, client_msg_id), is already stored is not stored again: the
+    /// stored one is returned in its place. So a redelivered batch is harmless.
+    async fn append_messages(&self, batch: &[NewMessage]) -> AppResult<Vec<Appended>>;
+    async fn messages(&self, group: GroupId, query: &HistoryQuery)
+    -> AppResult<Vec<StoredMessage>>;
+}

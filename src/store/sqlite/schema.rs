@@ -1,0 +1,73 @@
+//! Versioned schema: migration N brings `PRAGMA user_version` from N-1 to N. Append new
+//! migrations; never edit a released one.
+
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    username_canon TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE refresh_tokens (
+    hash BLOB PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    family_id TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    spent INTEGER NOT NULL DEFAULT 0,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE TABLE groups (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    name_lower TEXT NOT NULL,
+    description TEXT NOT NULL,
+    visibility TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    member_count INTEGER NOT NULL,
+    max_members INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE memberships (
+    group_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    joined_at INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX memberships_by_user ON memberships (user_id, group_id);
+CREATE TABLE join_requests (
+    group_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+CREATE TABLE bans (
+    group_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    banned_by TEXT NOT NULL,
+    banned_at INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+CREATE TABLE cooldowns (
+    group_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    until INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+CREATE TABLE messages (
+    group_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    sender_id TEXT NOT NULL,
+    envelope BLOB NOT NULL,
+    sent_at INTEGER NOT NULL,
+    client_msg_id TEXT,
+    PRIMARY KEY (group_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX messages_client_id ON messages (group_id, sender_id, client_msg_id)
+    WHERE client_msg_id IS NOT NULL;
+"#];
