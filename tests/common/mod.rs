@@ -1,0 +1,188 @@
+//! Test harness: starts the real server on a random loopback port, with its own data directory,
+//! and talks to it over HTTP like any client.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use conclave::app::Server;
+use conclave::config::Settings;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub data_dir: TempDir,
+    vars: HashMap<String, String>,
+    server: Option<Server>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub username: String,
+    pub password: String,
+    pub token: String,
+    pub refresh: String,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A username unique within this test process.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}_{n}", std::process::id() % 10_000)
+}
+
+fn base_vars(dir: &TempDir) -> HashMap<String, String> {
+    [
+        ("CONCLAVE_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+        ("CONCLAVE_DATA_DIR", dir.path().display().to_string()),
+        // Cheap hashing keeps the suite fast; the default (OWASP) parameters have a unit test.
+        ("CONCLAVE_ARGON2_MEMORY_KIB", "64".to_owned()),
+        ("CONCLAVE_ARGON2_ITERATIONS", "1".to_owned()),
+        ("CONCLAVE_LOGIN_MAX_PER_ADDRESS", "100000".to_owned()),
+        ("CONCLAVE_LOGIN_MAX_PER_ACCOUNT", "100000".to_owned()),
+        ("CONCLAVE_MESSAGES_PER_USER", "100000".to_owned()),
+        ("CONCLAVE_SHUTDOWN_GRACE", "2s".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts a server with these settings on top of the test defaults.
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut vars = base_vars(&dir);
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let server = Self::start(&vars).await;
+        let base = format!("http://{}", server.addr());
+        Self { base, client: client(), data_dir: dir, vars, server: Some(server) }
+    }
+
+    async fn start(vars: &HashMap<String, String>) -> Server {
+        let settings = Settings::from_map(vars).expect("test settings are valid");
+        Server::start(settings).await.expect("server starts")
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data directory.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let server = Self::start(&self.vars).await;
+        self.base = format!("http://{}", server.addr());
+        self.server = Some(server);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await.expect("clean shutdown");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with('/') && !path.starts_with("/api/") && !path.starts_with("/healthz") && !path.starts_with("/readyz") && !path.starts_with("/metrics") && !path.starts_with("/api-docs") {
+            format!("{}/api/v1{}", self.base, path)
+        } else {
+            format!("{}{}", self.base, path)
+        }
+    }
+
+    /// Sends a JSON request; returns the status and the JSON body (`Null` when empty).
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let text = res.text().await.expect("body read");
+        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Registers and logs in a fresh user.
+    pub async fn user(&self) -> TestUser {
+        self.user_named(&unique("u")).await
+    }
+
+    pub async fn user_named(&self, username: &str) -> TestUser {
+        let password = format!("pw-{username}-secret");
+        let (s, reg) = self
+            .call(Method::POST, "/auth/register", None, Some(json!({"username": username, "password": password})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "register {username}: {reg}");
+        let (s, tok) = self
+            .call(Method::POST, "/auth/login", None, Some(json!({"username": username, "password": password})))
+            .await;
+        assert_eq!(s, StatusCode::OK, "login {username}: {tok}");
+        TestUser {
+            id: reg["id"].as_str().unwrap().to_owned(),
+            username: username.to_owned(),
+            password,
+            token: tok["access_token"].as_str().unwrap().to_owned(),
+            refresh: tok["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Creates a group owned by `owner`; returns its id.
+    pub async fn group(&self, owner: &TestUser, visibility: &str) -> String {
+        let (s, g) = self.post("/groups", &owner.token, json!({"name": unique("group "), "visibility": visibility})).await;
+        assert_eq!(s, StatusCode::CREATED, "{g}");
+        g["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Makes `user` a member of `group` (join, and approval by `owner` if private).
+    pub async fn add_member(&self, group: &str, owner: &TestUser, user: &TestUser) {
+        let (s, b) = self.post(&format!("/groups/{group}/join"), &user.token, json!({})).await;
+        if s == StatusCode::ACCEPTED {
+            let (s, b) = self.post(&format!("/groups/{group}/join-requests/{}/approve", user.id), &owner.token, json!({})).await;
+            assert_eq!(s, StatusCode::OK, "approve: {b}");
+        } else {
+            assert_eq!(s, StatusCode::OK, "join: {b}");
+        }
+    }
+
+    /// Sends a message; returns its id.
+    pub async fn send(&self, group: &str, user: &TestUser, content: &str) -> String {
+        let (s, b) = self.post(&format!("/groups/{group}/messages"), &user.token, json!({"content": content})).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+        b["id"].as_str().unwrap().to_owned()
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(8).build().expect("http client")
+}
+
+/// Asserts a problem+json error with this status and code.
+#[track_caller]
+pub fn assert_problem(got: &(StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(got.0.as_u16(), status, "expected {status} {code}, got {}", got.1);
+    assert_eq!(got.1["code"], code, "expected code {code}, got {}", got.1);
+    assert_eq!(got.1["status"], status);
+}
