@@ -83,6 +83,12 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     pub partitions: u32,
     pub shutdown_grace: Duration,
+    /// Inbound Socket.IO events per second per socket (burst: twice that).
+    pub socket_events_per_sec: u32,
+    /// Largest inbound Socket.IO frame or polling body.
+    pub socket_max_payload: u64,
+    /// Packets buffered per socket before further ones are dropped.
+    pub socket_buffer: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,10 +147,10 @@ impl Settings {
             }
         };
         let jwt_secret = r.opt("CONCLAVE_JWT_SECRET").map(Secret::new);
-        if let Some(s) = &jwt_secret {
-            if s.expose().len() < 32 {
-                return Err(err("CONCLAVE_JWT_SECRET", "must be at least 32 characters"));
-            }
+        if let Some(s) = &jwt_secret
+            && s.expose().len() < 32
+        {
+            return Err(err("CONCLAVE_JWT_SECRET", "must be at least 32 characters"));
         }
         let encryption_keys = r.opt("CONCLAVE_ENCRYPTION_KEYS").map(Secret::new);
         if let Some(k) = &encryption_keys {
@@ -221,6 +227,14 @@ impl Settings {
             trust_forwarded_for: r.bool("CONCLAVE_TRUST_FORWARDED_FOR", false)?,
             partitions: r.num("CONCLAVE_PARTITIONS", 16, 1, 1024)?,
             shutdown_grace: r.duration_in("CONCLAVE_SHUTDOWN_GRACE", "20s", 0, 3_600)?,
+            socket_events_per_sec: r.num("CONCLAVE_SOCKET_EVENTS_PER_SEC", 20, 1, 10_000)?,
+            socket_max_payload: r.num(
+                "CONCLAVE_SOCKET_MAX_PAYLOAD",
+                64 * 1024,
+                1024,
+                16 * 1024 * 1024,
+            )?,
+            socket_buffer: r.num("CONCLAVE_SOCKET_BUFFER", 256, 8, 65_536)?,
         };
         Ok(s)
     }

@@ -39,16 +39,20 @@ pub enum GroupEvent {
     },
 }
 
+#[async_trait::async_trait]
 pub trait EventSink: Send + Sync + 'static {
-    fn group_events(&self, events: Vec<GroupEvent>);
-    /// Newly stored messages, in `seq` order per group.
-    fn messages_stored(&self, messages: &[StoredMessage]);
+    /// Applied before the command's HTTP reply is sent, so a removed user's sockets are out of
+    /// the room by the time anyone learns of the removal.
+    async fn group_events(&self, events: Vec<GroupEvent>);
+    /// Newly stored messages, in `seq` order per group; awaited before the next batch.
+    async fn messages_stored(&self, messages: &[StoredMessage]);
 }
 
 /// For a server with no live clients (and for tests of the REST layer alone).
 pub struct NoEvents;
 
+#[async_trait::async_trait]
 impl EventSink for NoEvents {
-    fn group_events(&self, _: Vec<GroupEvent>) {}
-    fn messages_stored(&self, _: &[StoredMessage]) {}
+    async fn group_events(&self, _: Vec<GroupEvent>) {}
+    async fn messages_stored(&self, _: &[StoredMessage]) {}
 }

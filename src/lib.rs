@@ -14,4 +14,5 @@ pub mod limits;
 pub mod messages;
 pub mod ops;
 pub mod pipeline;
+pub mod realtime;
 pub mod store;

@@ -15,12 +15,13 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{AuthService, PasswordHasher, TokenIssuer};
 use crate::config::{Engine, Settings};
 use crate::crypto::Keyring;
-use crate::events::{EventSink, NoEvents};
+use crate::events::EventSink;
 use crate::groups::GroupService;
 use crate::limits::{MemoryLimiter, RateLimiter};
 use crate::messages::MessageService;
 use crate::ops::health::Readiness;
 use crate::pipeline::{LocalPipeline, Pipeline};
+use crate::realtime::{self, Realtime};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
@@ -35,6 +36,7 @@ pub struct AppState {
     pub readiness: Readiness,
     pub metrics: PrometheusHandle,
     pub pipeline: Arc<dyn Pipeline>,
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 /// A running server.
@@ -70,7 +72,11 @@ impl Server {
             &settings.jwt_audience,
             settings.access_token_ttl,
         );
-        let events: Arc<dyn EventSink> = Arc::new(NoEvents);
+        let (io_layer, io) = realtime::layer(realtime::SocketSettings {
+            max_payload: settings.socket_max_payload,
+            max_buffer: settings.socket_buffer,
+        });
+        let events: Arc<dyn EventSink> = Arc::new(Realtime::new(io.clone(), keyring.clone()));
         let pipeline: Arc<dyn Pipeline> = Arc::new(LocalPipeline::start(
             store.clone(),
             events.clone(),
@@ -89,7 +95,7 @@ impl Server {
                 store.clone(),
                 pipeline.clone(),
                 keyring,
-                limiter,
+                limiter.clone(),
                 settings.clone(),
             ),
             readiness: Readiness::new(store.clone(), pipeline.clone()),
@@ -98,7 +104,9 @@ impl Server {
             auth,
             metrics,
             pipeline: pipeline.clone(),
+            limiter,
         };
+        realtime::register(&io, state.clone());
         let listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| {
@@ -109,7 +117,8 @@ impl Server {
             })?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let app = crate::http::router(state.clone());
+        realtime::handlers::spawn_expiry_sweep(io.clone(), shutdown.clone());
+        let app = crate::http::router(state.clone()).layer(io_layer);
         let stop = shutdown.clone();
         let readiness = state.readiness.clone();
         let grace = settings.shutdown_grace;

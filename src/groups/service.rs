@@ -51,10 +51,12 @@ impl GroupService {
             created_at: domain::now(),
         };
         self.store.create_group(&record).await?;
-        self.events.group_events(vec![GroupEvent::MemberJoined {
-            group: record.id,
-            user: owner,
-        }]);
+        self.events
+            .group_events(vec![GroupEvent::MemberJoined {
+                group: record.id,
+                user: owner,
+            }])
+            .await;
         Ok(record)
     }
 
@@ -120,7 +122,9 @@ impl GroupService {
         {
             tracing::info!(target: "audit", event = cmd.name(), group_id = %group, actor_id = %actor, target_id = ?cmd.target().map(|t| t.to_string()));
         }
-        self.events.group_events(events_of(group, &cmd, &done));
+        self.events
+            .group_events(events_of(group, &cmd, &done))
+            .await;
         Ok(done)
     }
 

@@ -124,24 +124,27 @@ impl MessageService {
         stored.iter().map(|m| self.view(m)).collect()
     }
 
-    /// Decrypts a stored message for clients. A failure means tampering or a missing key.
     pub fn view(&self, m: &StoredMessage) -> AppResult<MessageView> {
-        let plain = self
-            .keyring
-            .open(&m.envelope, &aad(&m.group_id, &m.id))
-            .map_err(|e| {
-                AppError::Internal(anyhow::anyhow!("message {} cannot be decrypted: {e}", m.id))
-            })?;
-        let content = String::from_utf8(plain)
-            .map_err(|_| AppError::Internal(anyhow::anyhow!("message {} is not UTF-8", m.id)))?;
-        Ok(MessageView {
-            id: m.id,
-            group_id: m.group_id,
-            seq: m.seq,
-            sender_id: m.sender_id,
-            content,
-            sent_at: m.sent_at,
-            client_msg_id: m.client_msg_id.clone(),
-        })
+        decrypt(&self.keyring, m)
     }
+}
+
+/// Decrypts a stored message for clients. A failure means tampering or a missing key.
+pub fn decrypt(keyring: &Keyring, m: &StoredMessage) -> AppResult<MessageView> {
+    let plain = keyring
+        .open(&m.envelope, &aad(&m.group_id, &m.id))
+        .map_err(|e| {
+            AppError::Internal(anyhow::anyhow!("message {} cannot be decrypted: {e}", m.id))
+        })?;
+    let content = String::from_utf8(plain)
+        .map_err(|_| AppError::Internal(anyhow::anyhow!("message {} is not UTF-8", m.id)))?;
+    Ok(MessageView {
+        id: m.id,
+        group_id: m.group_id,
+        seq: m.seq,
+        sender_id: m.sender_id,
+        content,
+        sent_at: m.sent_at,
+        client_msg_id: m.client_msg_id.clone(),
+    })
 }

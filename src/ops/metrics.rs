@@ -23,6 +23,16 @@ pub const PERSIST_LATENCY: &str = "conclave_message_persist_latency_seconds";
 pub const PIPELINE_BATCH: &str = "conclave_pipeline_batch_size";
 pub const PIPELINE_ERRORS: &str = "conclave_pipeline_errors_total";
 pub const GROUP_COMMANDS: &str = "conclave_group_commands_total";
+pub const MESSAGES_DELIVERED: &str = "conclave_messages_delivered_total";
+pub const DELIVERY_LATENCY: &str = "conclave_message_delivery_latency_seconds";
+pub const SOCKETS_CONNECTED: &str = "conclave_socket_connections";
+pub const SOCKET_CONNECTS: &str = "conclave_socket_connects_total";
+pub const SOCKET_DISCONNECTS: &str = "conclave_socket_disconnects_total";
+pub const SOCKET_AUTH_FAILURES: &str = "conclave_socket_auth_failures_total";
+pub const SOCKET_EXPIRED: &str = "conclave_socket_token_expired_total";
+pub const SOCKET_EVENTS_IN: &str = "conclave_socket_events_in_total";
+pub const SOCKET_EVENTS_OUT: &str = "conclave_socket_events_out_total";
+pub const SOCKET_DROPPED: &str = "conclave_socket_dropped_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -81,7 +81,7 @@ async fn run_partition(
                     let _ = job.reply.send(answer);
                 }
                 if !fresh.is_empty() {
-                    sink.messages_stored(&fresh);
+                    sink.messages_stored(&fresh).await;
                 }
             }
             Err(e) => {

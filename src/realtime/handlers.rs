@@ -1,0 +1,351 @@
+//! Socket.IO handlers: authentication at connect, then `message:send`, `group:sync` and
+//! `typing`. Payloads get the same validation, limits and error codes as HTTP; every event with
+//! an ack is answered, even when its payload cannot be parsed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::DisconnectReason;
+use tokio_util::sync::CancellationToken;
+
+use super::rate::Bucket;
+use super::{group_room, user_room};
+use crate::app::AppState;
+use crate::config::RateLimit;
+use crate::domain::{ClientMsgId, Content, GroupId, Limit, UserId, can_send};
+use crate::error::{AppError, AppResult};
+use crate::ops::metrics as m;
+use crate::store::HistoryQuery;
+
+/// Who a socket belongs to, set once authenticated.
+#[derive(Clone)]
+struct SocketUser {
+    id: UserId,
+    /// Access token expiry (unix seconds).
+    exp: i64,
+    bucket: Arc<Bucket>,
+}
+
+#[derive(Debug)]
+struct Unauthorized;
+
+impl std::fmt::Display for Unauthorized {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unauthorized")
+    }
+}
+
+pub fn register(io: &SocketIo, state: AppState) {
+    let st = state.clone();
+    let authenticate = move |s: SocketRef, TryData(auth): TryData<Value>| {
+        let st = st.clone();
+        async move {
+            let token = auth
+                .ok()
+                .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_owned));
+            let claims = token
+                .as_deref()
+                .ok_or(Unauthorized)
+                .and_then(|t| st.auth.tokens().verify(t).map_err(|_| Unauthorized));
+            let claims = match claims {
+                Ok(c) => c,
+                Err(e) => {
+                    metrics::counter!(m::SOCKET_AUTH_FAILURES).increment(1);
+                    return Err(e);
+                }
+            };
+            let id = claims.user_id().map_err(|_| Unauthorized)?;
+            let s_cfg = &st.settings;
+            let bucket = Bucket::new(
+                s_cfg.socket_events_per_sec as f64,
+                s_cfg.socket_events_per_sec as f64 * 2.0,
+            );
+            s.extensions.insert(SocketUser {
+                id,
+                exp: claims.exp,
+                bucket: Arc::new(bucket),
+            });
+            Ok(())
+        }
+    };
+    let st = state;
+    io.ns(
+        "/",
+        (move |s: SocketRef| on_connect(st.clone(), s)).with(authenticate),
+    );
+}
+
+async fn on_connect(st: AppState, s: SocketRef) {
+    let Some(user) = s.extensions.get::<SocketUser>() else {
+        let _ = s.disconnect();
+        return;
+    };
+    metrics::gauge!(m::SOCKETS_CONNECTED).increment(1.0);
+    metrics::counter!(m::SOCKET_CONNECTS).increment(1);
+    s.on_disconnect(|reason: DisconnectReason| async move {
+        metrics::gauge!(m::SOCKETS_CONNECTED).decrement(1.0);
+        metrics::counter!(m::SOCKET_DISCONNECTS, "reason" => disconnect_reason(reason))
+            .increment(1);
+    });
+    // The user room first: a membership change from now on reaches this socket as an event, so
+    // reading the groups afterwards cannot miss one. A second read closes the window in which a
+    // removal committed between the first read and the joins.
+    s.join(user_room(user.id));
+    match st.store.group_ids_of_user(user.id).await {
+        Ok(groups) => s.join(groups.iter().map(|g| group_room(*g)).collect::<Vec<_>>()),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load groups of a connecting socket");
+            let _ = s.disconnect();
+            return;
+        }
+    }
+    if let Ok(now) = st.store.group_ids_of_user(user.id).await {
+        for room in s.rooms() {
+            if room.starts_with("g:") && !now.iter().any(|g| group_room(*g) == room.as_ref()) {
+                s.leave(room);
+            }
+        }
+    }
+
+    let st1 = st.clone();
+    s.on(
+        "message:send",
+        move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
+            let st = st1.clone();
+            async move {
+                let res = match guard(&s, "message:send") {
+                    Ok(user) => send(&st, user, data.ok())
+                        .await
+                        .map(|id| json!({"ok": true, "id": id})),
+                    Err(e) => Err(e),
+                };
+                reply(&s, ack, res);
+            }
+        },
+    );
+    let st2 = st.clone();
+    s.on(
+        "group:sync",
+        move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
+            let st = st2.clone();
+            async move {
+                let res = match guard(&s, "group:sync") {
+                    Ok(user) => sync(&st, user, data.ok())
+                        .await
+                        .map(|items| json!({"ok": true, "items": items})),
+                    Err(e) => Err(e),
+                };
+                reply(&s, ack, res);
+            }
+        },
+    );
+    let st3 = st;
+    s.on(
+        "typing",
+        move |s: SocketRef, TryData(data): TryData<Value>| {
+            let st = st3.clone();
+            async move {
+                if let Ok(user) = guard(&s, "typing")
+                    && let Err(e) = typing(&st, &s, user, data.ok()).await
+                {
+                    tracing::debug!(error = %e, "typing not relayed");
+                }
+            }
+        },
+    );
+}
+
+fn disconnect_reason(r: DisconnectReason) -> &'static str {
+    match r {
+        DisconnectReason::TransportClose => "transport_close",
+        DisconnectReason::MultipleHttpPollingError => "polling_error",
+        DisconnectReason::PacketParsingError => "parse_error",
+        DisconnectReason::TransportError => "transport_error",
+        DisconnectReason::HeartbeatTimeout => "heartbeat_timeout",
+        DisconnectReason::ClientNSDisconnect => "client_disconnect",
+        DisconnectReason::ServerNSDisconnect => "server_disconnect",
+        DisconnectReason::ClosingServer => "server_closing",
+    }
+}
+
+/// Token still valid and within the per-socket event budget.
+fn guard(s: &SocketRef, event: &'static str) -> AppResult<UserId> {
+    metrics::counter!(m::SOCKET_EVENTS_IN, "event" => event).increment(1);
+    let user = s
+        .extensions
+        .get::<SocketUser>()
+        .ok_or(AppError::Unauthenticated)?;
+    if user.exp <= time::OffsetDateTime::now_utc().unix_timestamp() {
+        let s = s.clone();
+        // Answer first, then close: the client learns why.
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = s.disconnect();
+        });
+        return Err(AppError::Unauthenticated);
+    }
+    if !user.bucket.take() {
+        metrics::counter!(m::RATE_LIMITED, "limit" => "socket_events").increment(1);
+        return Err(AppError::RateLimited {
+            retry_after: Duration::from_secs(1),
+        });
+    }
+    Ok(user.id)
+}
+
+fn reply(s: &SocketRef, ack: AckSender, res: AppResult<Value>) {
+    let body = match res {
+        Ok(v) => v,
+        Err(e) => {
+            let mut err = json!({"code": e.code(), "message": e.public_message()});
+            if let AppError::Validation(fields) = &e {
+                err["errors"] = fields
+                    .iter()
+                    .map(|f| json!({"field": f.field, "message": f.message}))
+                    .collect();
+            }
+            if let Some(r) = e.retry_after() {
+                err["retry_after"] = json!(r.as_secs_f64().ceil().max(1.0) as u64);
+            }
+            if let AppError::Internal(inner) = &e {
+                tracing::error!(error = ?inner, socket = %s.id, "socket event failed");
+            }
+            json!({"ok": false, "error": err})
+        }
+    };
+    if ack.send(&body).is_ok() {
+        metrics::counter!(m::SOCKET_EVENTS_OUT, "event" => "ack").increment(1);
+    }
+}
+
+fn payload<T: serde::de::DeserializeOwned>(data: Option<Value>) -> AppResult<T> {
+    let data =
+        data.ok_or_else(|| AppError::Malformed("the event needs a JSON object payload".into()))?;
+    let bytes = serde_json::to_vec(&data).map_err(|e| AppError::Malformed(e.to_string()))?;
+    crate::http::extract::parse_json(&bytes)
+}
+
+fn group_id(raw: &str) -> AppResult<GroupId> {
+    raw.parse().map_err(|_| AppError::NotFound)
+}
+
+#[derive(Deserialize)]
+struct SendPayload {
+    group_id: String,
+    content: String,
+    client_msg_id: Option<String>,
+}
+
+async fn send(st: &AppState, user: UserId, data: Option<Value>) -> AppResult<String> {
+    let p: SendPayload = payload(data)?;
+    let mut errors = Vec::new();
+    let content = Content::parse(p.content).map_err(|e| errors.push(e)).ok();
+    let cmid = p
+        .client_msg_id
+        .as_deref()
+        .map(ClientMsgId::parse)
+        .transpose()
+        .map_err(|e| errors.push(e))
+        .ok();
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let (Some(content), Some(cmid)) = (content, cmid) else {
+        unreachable!("checked above")
+    };
+    let id = st
+        .messages
+        .send(user, group_id(&p.group_id)?, content, cmid)
+        .await?;
+    Ok(id.to_string())
+}
+
+#[derive(Deserialize)]
+struct SyncPayload {
+    group_id: String,
+    after_seq: u64,
+    limit: Option<i64>,
+}
+
+async fn sync(
+    st: &AppState,
+    user: UserId,
+    data: Option<Value>,
+) -> AppResult<Vec<crate::messages::MessageView>> {
+    let p: SyncPayload = payload(data)?;
+    let limit = Limit::parse(p.limit)?;
+    st.messages
+        .history(
+            user,
+            group_id(&p.group_id)?,
+            HistoryQuery {
+                after_seq: Some(p.after_seq),
+                before_seq: None,
+                limit: limit.get(),
+            },
+        )
+        .await
+}
+
+#[derive(Deserialize)]
+struct TypingPayload {
+    group_id: String,
+}
+
+async fn typing(st: &AppState, s: &SocketRef, user: UserId, data: Option<Value>) -> AppResult<()> {
+    let p: TypingPayload = payload(data)?;
+    let group = group_id(&p.group_id)?;
+    // One relay per user and group every half second is plenty for an indicator.
+    st.limiter
+        .hit(
+            &format!("typing:{user}:{group}"),
+            RateLimit {
+                max: 2,
+                window: Duration::from_secs(1),
+            },
+        )
+        .await
+        .map_err(|retry_after| AppError::RateLimited { retry_after })?;
+    let (g, me) = st
+        .store
+        .relation(group, user)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    can_send(g.visibility, &me)?;
+    let res = s
+        .to(group_room(group))
+        .except(user_room(user))
+        .emit("typing", &json!({"group_id": group, "user_id": user}))
+        .await;
+    super::count_drops(res, "typing");
+    metrics::counter!(m::SOCKET_EVENTS_OUT, "event" => "typing").increment(1);
+    Ok(())
+}
+
+/// Disconnects sockets whose access token has expired, every few seconds, until shutdown.
+pub fn spawn_expiry_sweep(io: SocketIo, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            for s in io.sockets() {
+                if s.extensions
+                    .get::<SocketUser>()
+                    .is_some_and(|u| u.exp <= now)
+                {
+                    metrics::counter!(m::SOCKET_EXPIRED).increment(1);
+                    let _ = s.disconnect();
+                }
+            }
+        }
+    });
+}
