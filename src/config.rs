@@ -89,6 +89,9 @@ pub struct Settings {
     pub socket_max_payload: u64,
     /// Packets buffered per socket before further ones are dropped.
     pub socket_buffer: usize,
+    /// Prefix of RabbitMQ exchange/queue names and Redis keys/channels, so several deployments
+    /// (or test runs) can share one broker and one Redis.
+    pub cluster_prefix: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -235,7 +238,18 @@ impl Settings {
                 16 * 1024 * 1024,
             )?,
             socket_buffer: r.num("CONCLAVE_SOCKET_BUFFER", 256, 8, 65_536)?,
+            cluster_prefix: r.str("CONCLAVE_CLUSTER_PREFIX", ""),
         };
+        if !s
+            .cluster_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
+            return Err(err(
+                "CONCLAVE_CLUSTER_PREFIX",
+                "may contain only letters, digits, '.', '-' and '_'",
+            ));
+        }
         Ok(s)
     }
 }

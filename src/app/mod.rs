@@ -1,12 +1,15 @@
 //! Wiring: builds the engine the configuration asks for, the services above it, and the HTTP
 //! server; runs it until a shutdown signal and drains it.
 
+// PENDING-MONGO mod cluster;
 pub mod secrets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::Router;
+use futures::future::BoxFuture;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -19,9 +22,9 @@ use crate::events::EventSink;
 use crate::groups::GroupService;
 use crate::limits::{MemoryLimiter, RateLimiter};
 use crate::messages::MessageService;
-use crate::ops::health::Readiness;
+use crate::ops::health::{PipelineProbe, Probe, Readiness, StoreProbe};
 use crate::pipeline::{LocalPipeline, Pipeline};
-use crate::realtime::{self, Realtime};
+use crate::realtime::{self, Realtime, SocketSettings};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
@@ -39,6 +42,96 @@ pub struct AppState {
     pub limiter: Arc<dyn RateLimiter>,
 }
 
+/// What the engines share: secrets, token issuer, keyring, metrics.
+pub(crate) struct Common {
+    pub settings: Arc<Settings>,
+    pub keyring: Keyring,
+    pub tokens: TokenIssuer,
+    pub metrics: PrometheusHandle,
+    pub shutdown: CancellationToken,
+}
+
+/// The parts one engine provides.
+pub(crate) struct EngineParts {
+    pub store: Arc<dyn Store>,
+    pub pipeline: Arc<dyn Pipeline>,
+    pub events: Arc<dyn EventSink>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub probes: Vec<(&'static str, Arc<dyn Probe>)>,
+}
+
+/// Closes every Socket.IO connection (on drain), whatever the adapter.
+type CloseSockets = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
+
+impl Common {
+    fn socket_settings(&self) -> SocketSettings {
+        SocketSettings {
+            max_payload: self.settings.socket_max_payload,
+            max_buffer: self.settings.socket_buffer,
+        }
+    }
+
+    fn state(&self, e: EngineParts) -> anyhow::Result<AppState> {
+        let s = &self.settings;
+        let auth = AuthService::new(
+            e.store.clone(),
+            PasswordHasher::new(s.argon2)?,
+            self.tokens.clone(),
+            e.limiter.clone(),
+            s.clone(),
+        );
+        Ok(AppState {
+            groups: GroupService::new(e.store.clone(), e.events.clone(), s.clone()),
+            messages: MessageService::new(
+                e.store.clone(),
+                e.pipeline.clone(),
+                self.keyring.clone(),
+                e.limiter.clone(),
+                s.clone(),
+            ),
+            readiness: Readiness::new(e.probes),
+            settings: s.clone(),
+            store: e.store,
+            auth,
+            metrics: self.metrics.clone(),
+            pipeline: e.pipeline,
+            limiter: e.limiter,
+        })
+    }
+}
+
+async fn standalone(c: &Common) -> anyhow::Result<(Router, AppState, CloseSockets)> {
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&c.settings.data_dir).context("opening the standalone store")?);
+    let (layer, io) = realtime::local_layer(c.socket_settings());
+    let events: Arc<dyn EventSink> = Arc::new(Realtime::new(io.clone(), c.keyring.clone()));
+    let pipeline: Arc<dyn Pipeline> = Arc::new(LocalPipeline::start(
+        store.clone(),
+        events.clone(),
+        c.settings.partitions,
+    ));
+    let probes: Vec<(&'static str, Arc<dyn Probe>)> = vec![
+        ("store", Arc::new(StoreProbe(store.clone()))),
+        ("pipeline", Arc::new(PipelineProbe(pipeline.clone()))),
+    ];
+    let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new());
+    let state = c.state(EngineParts {
+        store,
+        pipeline,
+        events,
+        limiter,
+        probes,
+    })?;
+    realtime::register(&io, state.clone());
+    realtime::handlers::spawn_expiry_sweep(io.clone(), c.shutdown.clone());
+    let close: CloseSockets = Box::new(move || Box::pin(async move { io.close().await }));
+    Ok((
+        crate::http::router(state.clone()).layer(layer),
+        state,
+        close,
+    ))
+}
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
@@ -50,19 +143,6 @@ impl Server {
     /// Binds the listener, builds every part, and starts serving.
     pub async fn start(settings: Settings) -> anyhow::Result<Server> {
         let settings = Arc::new(settings);
-        let metrics = crate::ops::metrics::handle();
-        let (store, limiter): (Arc<dyn Store>, Arc<dyn RateLimiter>) = match settings.engine {
-            Engine::Standalone => (
-                Arc::new(
-                    SqliteStore::open(&settings.data_dir)
-                        .context("opening the standalone store")?,
-                ),
-                Arc::new(MemoryLimiter::new()),
-            ),
-            Engine::Cluster => {
-                anyhow::bail!("CONCLAVE_ENGINE=cluster is not available in this build yet")
-            }
-        };
         let secrets = secrets::resolve(&settings)?;
         let keyring =
             Keyring::parse(secrets.encryption_keys.expose()).context("CONCLAVE_ENCRYPTION_KEYS")?;
@@ -72,41 +152,17 @@ impl Server {
             &settings.jwt_audience,
             settings.access_token_ttl,
         );
-        let (io_layer, io) = realtime::layer(realtime::SocketSettings {
-            max_payload: settings.socket_max_payload,
-            max_buffer: settings.socket_buffer,
-        });
-        let events: Arc<dyn EventSink> = Arc::new(Realtime::new(io.clone(), keyring.clone()));
-        let pipeline: Arc<dyn Pipeline> = Arc::new(LocalPipeline::start(
-            store.clone(),
-            events.clone(),
-            settings.partitions,
-        ));
-        let auth = AuthService::new(
-            store.clone(),
-            PasswordHasher::new(settings.argon2)?,
-            tokens,
-            limiter.clone(),
-            settings.clone(),
-        );
-        let state = AppState {
-            groups: GroupService::new(store.clone(), events.clone(), settings.clone()),
-            messages: MessageService::new(
-                store.clone(),
-                pipeline.clone(),
-                keyring,
-                limiter.clone(),
-                settings.clone(),
-            ),
-            readiness: Readiness::new(store.clone(), pipeline.clone()),
+        let common = Common {
             settings: settings.clone(),
-            store,
-            auth,
-            metrics,
-            pipeline: pipeline.clone(),
-            limiter,
+            keyring,
+            tokens,
+            metrics: crate::ops::metrics::handle(),
+            shutdown: CancellationToken::new(),
         };
-        realtime::register(&io, state.clone());
+        let (app, state, close_sockets) = match settings.engine {
+            Engine::Standalone => standalone(&common).await?,
+            Engine::Cluster => anyhow::bail!("PENDING-MONGO"),
+        };
         let listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| {
@@ -116,11 +172,10 @@ impl Server {
                 )
             })?;
         let addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
-        realtime::handlers::spawn_expiry_sweep(io.clone(), shutdown.clone());
-        let app = crate::http::router(state.clone()).layer(io_layer);
+        let shutdown = common.shutdown.clone();
         let stop = shutdown.clone();
         let readiness = state.readiness.clone();
+        let pipeline = state.pipeline.clone();
         let grace = settings.shutdown_grace;
         let task = tokio::spawn(async move {
             let drained = stop.clone();
@@ -131,6 +186,8 @@ impl Server {
             .with_graceful_shutdown(async move {
                 drained.cancelled().await;
                 readiness.start_draining();
+                // Sockets are closed so their clients reconnect, to another pod if there is one.
+                close_sockets().await;
             });
             let serve = async move { serve.await.context("HTTP server") };
             tokio::pin!(serve);

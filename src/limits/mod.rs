@@ -2,6 +2,7 @@
 //! so that every process counts against the same budget.
 
 pub mod memory;
+pub mod redis;
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use async_trait::async_trait;
 
 use crate::config::RateLimit;
 
+pub use self::redis::RedisLimiter;
 pub use memory::MemoryLimiter;
 
 #[async_trait]

@@ -1,32 +1,70 @@
-//! Liveness and readiness. Readiness asks every dependency of the configured engine and fails
-//! while the process drains.
+//! Liveness and readiness. Readiness asks every dependency of the configured engine (each a
+//! [`Probe`], with a deadline) and fails while the process drains.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
 
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 
+#[async_trait]
+pub trait Probe: Send + Sync + 'static {
+    async fn probe(&self) -> Result<(), String>;
+}
+
+pub struct StoreProbe(pub Arc<dyn Store>);
+
+#[async_trait]
+impl Probe for StoreProbe {
+    async fn probe(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+pub struct PipelineProbe(pub Arc<dyn Pipeline>);
+
+#[async_trait]
+impl Probe for PipelineProbe {
+    async fn probe(&self) -> Result<(), String> {
+        self.0.ready().await
+    }
+}
+
+pub struct RedisProbe(pub redis::aio::ConnectionManager);
+
+#[async_trait]
+impl Probe for RedisProbe {
+    async fn probe(&self) -> Result<(), String> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.0.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[derive(Clone)]
 pub struct Readiness {
-    store: Arc<dyn Store>,
-    pipeline: Arc<dyn Pipeline>,
+    probes: Arc<Vec<(&'static str, Arc<dyn Probe>)>>,
     draining: Arc<AtomicBool>,
 }
 
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ReadinessReport {
     /// `ready`, `draining` or `unavailable`.
-    pub status: &'static str,
+    pub status: String,
     /// Each dependency and `ok` or what failed.
-    pub checks: std::collections::BTreeMap<&'static str, String>,
+    pub checks: BTreeMap<String, String>,
 }
 
 impl Readiness {
-    pub fn new(store: Arc<dyn Store>, pipeline: Arc<dyn Pipeline>) -> Self {
+    pub fn new(probes: Vec<(&'static str, Arc<dyn Probe>)>) -> Self {
         Self {
-            store,
-            pipeline,
+            probes: Arc::new(probes),
             draining: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -40,20 +78,16 @@ impl Readiness {
     }
 
     pub async fn check(&self) -> (bool, ReadinessReport) {
-        let timeout = std::time::Duration::from_secs(2);
-        let mut checks = std::collections::BTreeMap::new();
-        let store = match tokio::time::timeout(timeout, self.store.ping()).await {
-            Ok(Ok(())) => "ok".to_owned(),
-            Ok(Err(e)) => format!("error: {e}"),
-            Err(_) => "timed out".to_owned(),
-        };
-        checks.insert("store", store);
-        let pipeline = match tokio::time::timeout(timeout, self.pipeline.ready()).await {
-            Ok(Ok(())) => "ok".to_owned(),
-            Ok(Err(e)) => format!("error: {e}"),
-            Err(_) => "timed out".to_owned(),
-        };
-        checks.insert("pipeline", pipeline);
+        let runs = self.probes.iter().map(|(name, p)| async move {
+            let r = match tokio::time::timeout(Duration::from_secs(2), p.probe()).await {
+                Ok(Ok(())) => "ok".to_owned(),
+                Ok(Err(e)) => format!("error: {e}"),
+                Err(_) => "timed out".to_owned(),
+            };
+            ((*name).to_owned(), r)
+        });
+        let checks: BTreeMap<String, String> =
+            futures::future::join_all(runs).await.into_iter().collect();
         let deps_ok = checks.values().all(|v| v == "ok");
         let draining = self.is_draining();
         let status = if draining {
@@ -63,6 +97,12 @@ impl Readiness {
         } else {
             "unavailable"
         };
-        (deps_ok && !draining, ReadinessReport { status, checks })
+        (
+            deps_ok && !draining,
+            ReadinessReport {
+                status: status.to_owned(),
+                checks,
+            },
+        )
     }
 }

@@ -33,6 +33,10 @@ pub const SOCKET_EXPIRED: &str = "conclave_socket_token_expired_total";
 pub const SOCKET_EVENTS_IN: &str = "conclave_socket_events_in_total";
 pub const SOCKET_EVENTS_OUT: &str = "conclave_socket_events_out_total";
 pub const SOCKET_DROPPED: &str = "conclave_socket_dropped_total";
+pub const BROKER_RECONNECTS: &str = "conclave_broker_reconnects_total";
+pub const MESSAGES_DEAD_LETTERED: &str = "conclave_messages_dead_lettered_total";
+pub const STORE_BATCH_LATENCY: &str = "conclave_store_batch_duration_seconds";
+pub const ADAPTER_RECONNECTS: &str = "conclave_adapter_reconnects_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -3,6 +3,7 @@
 //! always go through one partition, which is what keeps `seq` order. The standalone engine runs
 //! the partitions in process (`local`); the cluster engine runs them on RabbitMQ.
 
+pub mod amqp;
 pub mod local;
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use crate::domain::MessageId;
 use crate::error::AppResult;
 use crate::store::NewMessage;
 
+pub use amqp::{AmqpPipeline, AmqpSettings};
 pub use local::LocalPipeline;
 
 #[async_trait]

@@ -8,9 +8,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
+use socketioxide_core::adapter::DefinedAdapter;
 use tokio_util::sync::CancellationToken;
 
 use super::rate::Bucket;
@@ -40,9 +42,11 @@ impl std::fmt::Display for Unauthorized {
     }
 }
 
-pub fn register(io: &SocketIo, state: AppState) {
+/// Registers the namespace; with the Redis adapter the returned value is a future that resolves
+/// once the adapter has subscribed.
+pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, state: AppState) -> A::InitRes {
     let st = state.clone();
-    let authenticate = move |s: SocketRef, TryData(auth): TryData<Value>| {
+    let authenticate = move |s: SocketRef<A>, TryData(auth): TryData<Value>| {
         let st = st.clone();
         async move {
             let token = auth
@@ -76,11 +80,11 @@ pub fn register(io: &SocketIo, state: AppState) {
     let st = state;
     io.ns(
         "/",
-        (move |s: SocketRef| on_connect(st.clone(), s)).with(authenticate),
-    );
+        (move |s: SocketRef<A>| on_connect(st.clone(), s)).with(authenticate),
+    )
 }
 
-async fn on_connect(st: AppState, s: SocketRef) {
+async fn on_connect<A: Adapter>(st: AppState, s: SocketRef<A>) {
     let Some(user) = s.extensions.get::<SocketUser>() else {
         let _ = s.disconnect();
         return;
@@ -115,7 +119,7 @@ async fn on_connect(st: AppState, s: SocketRef) {
     let st1 = st.clone();
     s.on(
         "message:send",
-        move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
+        move |s: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
             let st = st1.clone();
             async move {
                 let res = match guard(&s, "message:send") {
@@ -131,7 +135,7 @@ async fn on_connect(st: AppState, s: SocketRef) {
     let st2 = st.clone();
     s.on(
         "group:sync",
-        move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
+        move |s: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
             let st = st2.clone();
             async move {
                 let res = match guard(&s, "group:sync") {
@@ -147,7 +151,7 @@ async fn on_connect(st: AppState, s: SocketRef) {
     let st3 = st;
     s.on(
         "typing",
-        move |s: SocketRef, TryData(data): TryData<Value>| {
+        move |s: SocketRef<A>, TryData(data): TryData<Value>| {
             let st = st3.clone();
             async move {
                 if let Ok(user) = guard(&s, "typing")
@@ -174,7 +178,7 @@ fn disconnect_reason(r: DisconnectReason) -> &'static str {
 }
 
 /// Token still valid and within the per-socket event budget.
-fn guard(s: &SocketRef, event: &'static str) -> AppResult<UserId> {
+fn guard<A: Adapter>(s: &SocketRef<A>, event: &'static str) -> AppResult<UserId> {
     metrics::counter!(m::SOCKET_EVENTS_IN, "event" => event).increment(1);
     let user = s
         .extensions
@@ -198,7 +202,7 @@ fn guard(s: &SocketRef, event: &'static str) -> AppResult<UserId> {
     Ok(user.id)
 }
 
-fn reply(s: &SocketRef, ack: AckSender, res: AppResult<Value>) {
+fn reply<A: Adapter>(s: &SocketRef<A>, ack: AckSender<A>, res: AppResult<Value>) {
     let body = match res {
         Ok(v) => v,
         Err(e) => {
@@ -297,7 +301,12 @@ struct TypingPayload {
     group_id: String,
 }
 
-async fn typing(st: &AppState, s: &SocketRef, user: UserId, data: Option<Value>) -> AppResult<()> {
+async fn typing<A: Adapter>(
+    st: &AppState,
+    s: &SocketRef<A>,
+    user: UserId,
+    data: Option<Value>,
+) -> AppResult<()> {
     let p: TypingPayload = payload(data)?;
     let group = group_id(&p.group_id)?;
     // One relay per user and group every half second is plenty for an indicator.
@@ -328,7 +337,7 @@ async fn typing(st: &AppState, s: &SocketRef, user: UserId, data: Option<Value>)
 }
 
 /// Disconnects sockets whose access token has expired, every few seconds, until shutdown.
-pub fn spawn_expiry_sweep(io: SocketIo, stop: CancellationToken) {
+pub fn spawn_expiry_sweep<A: Adapter>(io: SocketIo<A>, stop: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {

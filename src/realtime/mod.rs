@@ -11,13 +11,16 @@
 
 pub mod handlers;
 mod rate;
+pub mod redis_driver;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
-use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
 use socketioxide::layer::SocketIoLayer;
+use socketioxide::{SocketIo, SocketIoBuilder};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
 use crate::crypto::Keyring;
 use crate::domain::{GroupId, UserId};
@@ -46,7 +49,7 @@ pub struct SocketSettings {
     pub max_buffer: usize,
 }
 
-pub fn layer(s: SocketSettings) -> (SocketIoLayer, SocketIo) {
+fn builder(s: SocketSettings) -> SocketIoBuilder {
     SocketIo::builder()
         .max_payload(s.max_payload)
         .ws_max_message_size(s.max_payload as usize)
@@ -54,17 +57,39 @@ pub fn layer(s: SocketSettings) -> (SocketIoLayer, SocketIo) {
         .max_buffer_size(s.max_buffer)
         .ack_timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(10))
+}
+
+/// Standalone: rooms live in this process.
+pub fn local_layer(s: SocketSettings) -> (SocketIoLayer, SocketIo) {
+    builder(s).build_layer()
+}
+
+/// The adapter that shares rooms and broadcasts between processes through Redis.
+pub type ClusterAdapter =
+    CustomRedisAdapter<socketioxide::adapter::Emitter, redis_driver::ResilientRedisDriver>;
+
+/// Cluster: rooms and broadcasts shared through Redis.
+pub fn cluster_layer(
+    s: SocketSettings,
+    driver: redis_driver::ResilientRedisDriver,
+    prefix: &str,
+) -> (SocketIoLayer<ClusterAdapter>, SocketIo<ClusterAdapter>) {
+    let config = RedisAdapterConfig::new()
+        .with_prefix(format!("{prefix}socket.io"))
+        .with_stream_buffer(4096);
+    builder(s)
+        .with_adapter::<ClusterAdapter>(RedisAdapterCtr::new_with_driver(driver, config))
         .build_layer()
 }
 
 /// Delivers events to live sockets.
-pub struct Realtime {
-    io: SocketIo,
+pub struct Realtime<A: Adapter> {
+    io: SocketIo<A>,
     keyring: Keyring,
 }
 
-impl Realtime {
-    pub fn new(io: SocketIo, keyring: Keyring) -> Self {
+impl<A: Adapter> Realtime<A> {
+    pub fn new(io: SocketIo<A>, keyring: Keyring) -> Self {
         Self { io, keyring }
     }
 }
@@ -81,7 +106,7 @@ fn count_drops(res: Result<(), socketioxide::BroadcastError>, event: &'static st
 }
 
 #[async_trait]
-impl EventSink for Realtime {
+impl<A: Adapter> EventSink for Realtime<A> {
     async fn messages_stored(&self, messages: &[StoredMessage]) {
         let now = crate::domain::now();
         for stored in messages {

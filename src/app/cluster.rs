@@ -1,0 +1,93 @@
+//! The cluster engine's wiring: MongoDB store, RabbitMQ pipeline, Redis for the Socket.IO adapter
+//! and shared rate limits. Start-up waits for each dependency with backoff, saying what it waits
+//! for; once running, each one is supervised and reported by `/readyz`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+
+use super::{AppState, CloseSockets, Common, EngineParts};
+use crate::events::EventSink;
+use crate::limits::{RateLimiter, RedisLimiter};
+use crate::ops::health::{PipelineProbe, Probe, RedisProbe, StoreProbe};
+use crate::pipeline::{AmqpPipeline, AmqpSettings, Pipeline};
+use crate::realtime::{self, Realtime, redis_driver::ResilientRedisDriver};
+use crate::store::Store;
+use crate::store::mongo::MongoStore;
+
+/// Retries `attempt` with backoff (250 ms doubling to 10 s) until it succeeds.
+async fn wait_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(what: &str, mut attempt: impl FnMut() -> F) -> T {
+    let mut n = 0u32;
+    loop {
+        match attempt().await {
+            Ok(v) => {
+                if n > 0 {
+                    tracing::info!(dependency = what, "dependency is up");
+                }
+                return v;
+            }
+            Err(e) => {
+                let wait = Duration::from_millis((250u64 << n.min(6)).min(10_000));
+                tracing::warn!(dependency = what, error = %e, retry_in_ms = wait.as_millis() as u64, "waiting for dependency");
+                tokio::time::sleep(wait).await;
+                n += 1;
+            }
+        }
+    }
+}
+
+pub(super) async fn build(c: &Common) -> anyhow::Result<(Router, AppState, CloseSockets)> {
+    let s = &c.settings;
+    let mongo = wait_for("mongodb", || async {
+        let m = MongoStore::connect(&s.mongodb_uri, &s.mongodb_db).await?;
+        m.ping().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok::<_, anyhow::Error>(m)
+    })
+    .await;
+    // Idempotent; with leader election (the Kubernetes Lease) only the leader needs to.
+    wait_for("mongodb indexes", || mongo.ensure_indexes()).await;
+    let store: Arc<dyn Store> = Arc::new(mongo);
+
+    let redis_url = with_resp3(&s.redis_url);
+    let redis = wait_for("redis", || async {
+        let client = redis::Client::open(redis_url.as_str())?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2);
+        redis::aio::ConnectionManager::new_with_config(client, config).await
+    })
+    .await;
+    let driver = wait_for("redis (adapter)", || ResilientRedisDriver::connect(&redis_url, c.shutdown.clone())).await;
+    let limiter: Arc<dyn RateLimiter> = Arc::new(RedisLimiter::new(redis.clone(), &s.cluster_prefix));
+
+    let (layer, io) = realtime::cluster_layer(c.socket_settings(), driver, &s.cluster_prefix);
+    let events: Arc<dyn EventSink> = Arc::new(Realtime::new(io.clone(), c.keyring.clone()));
+    let pipeline: Arc<dyn Pipeline> = Arc::new(AmqpPipeline::start(
+        AmqpSettings { url: s.amqp_url.clone(), partitions: s.partitions, prefix: s.cluster_prefix.clone() },
+        store.clone(),
+        events.clone(),
+    ));
+    let probes: Vec<(&'static str, Arc<dyn Probe>)> = vec![
+        ("mongodb", Arc::new(StoreProbe(store.clone()))),
+        ("rabbitmq", Arc::new(PipelineProbe(pipeline.clone()))),
+        ("redis", Arc::new(RedisProbe(redis))),
+    ];
+    let state = c.state(EngineParts { store, pipeline, events, limiter, probes })?;
+    realtime::register(&io, state.clone()).await.map_err(|e| anyhow::anyhow!("Socket.IO Redis adapter: {e}"))?;
+    realtime::handlers::spawn_expiry_sweep(io.clone(), c.shutdown.clone());
+    let close: CloseSockets = Box::new(move || Box::pin(async move { io.close().await }));
+    Ok((crate::http::router(state.clone()).layer(layer), state, close))
+}
+
+fn with_resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}

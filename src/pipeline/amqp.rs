@@ -1,0 +1,548 @@
+//! The cluster pipeline on RabbitMQ (DESIGN.md, "Message path").
+//!
+//! Topology (declared idempotently by every process): a durable direct exchange
+//! `conclave.messages`; P durable quorum queues `conclave.messages.p<i>`, each bound with routing
+//! key `p<i>`, with single active consumer (one process at a time owns a partition, so a group's
+//! messages are stored in order) and a delivery limit after which a poison message is
+//! dead-lettered to `conclave.messages.dead` (counted in metrics).
+//!
+//! Publishing: persistent, mandatory, on a channel in confirm mode; the sender is answered only
+//! after the broker confirms. Publishers and consumers use separate connections, because a broker
+//! memory or disk alarm blocks publishing connections and must not stall consumption. Both
+//! connections are supervised: lost ones are re-established with backoff, and consumers are
+//! re-subscribed (a lapin consumer can go silent after a broker restart, so we watch the
+//! connection ourselves rather than trust the stream to end).
+//!
+//! Consuming: bounded prefetch; what has arrived is taken as a batch, written to the store in one
+//! transaction (write-behind), emitted, then acked. A redelivered batch is harmless: the store
+//! recognises message ids it already holds. A batch that fails to store is returned to the queue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::{Pipeline, partition_of};
+use crate::domain::{GroupId, MessageId, UserId, from_millis, to_millis};
+use crate::error::{AppError, AppResult};
+use crate::events::EventSink;
+use crate::ops::metrics as m;
+use crate::store::{Appended, NewMessage, Store};
+
+const EXCHANGE: &str = "conclave.messages";
+const DEAD_EXCHANGE: &str = "conclave.messages.dlx";
+const DEAD_QUEUE: &str = "conclave.messages.dead";
+const PREFETCH: u16 = 512;
+const BATCH: usize = 256;
+const DELIVERY_LIMIT: i64 = 20;
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a message travels through the broker.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    id: MessageId,
+    group_id: GroupId,
+    sender_id: UserId,
+    envelope: String,
+    sent_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_msg_id: Option<String>,
+}
+
+impl Wire {
+    fn encode(m: &NewMessage) -> Vec<u8> {
+        serde_json::to_vec(&Wire {
+            id: m.id,
+            group_id: m.group_id,
+            sender_id: m.sender_id,
+            envelope: STANDARD.encode(&m.envelope),
+            sent_at_ms: to_millis(m.sent_at),
+            client_msg_id: m.client_msg_id.clone(),
+        })
+        .expect("wire messages serialize")
+    }
+
+    fn decode(data: &[u8]) -> Option<NewMessage> {
+        let w: Wire = serde_json::from_slice(data).ok()?;
+        Some(NewMessage {
+            id: w.id,
+            group_id: w.group_id,
+            sender_id: w.sender_id,
+            envelope: STANDARD.decode(w.envelope).ok()?,
+            sent_at: from_millis(w.sent_at_ms),
+            client_msg_id: w.client_msg_id,
+        })
+    }
+}
+
+/// Names are prefixed so several deployments (or test runs) can share one broker.
+#[derive(Clone)]
+struct Names {
+    prefix: String,
+}
+
+impl Names {
+    fn exchange(&self) -> String {
+        format!("{}{EXCHANGE}", self.prefix)
+    }
+    fn dead_exchange(&self) -> String {
+        format!("{}{DEAD_EXCHANGE}", self.prefix)
+    }
+    fn dead_queue(&self) -> String {
+        format!("{}{DEAD_QUEUE}", self.prefix)
+    }
+    fn queue(&self, p: u32) -> String {
+        format!("{}{EXCHANGE}.p{p}", self.prefix)
+    }
+}
+
+fn key(p: u32) -> String {
+    format!("p{p}")
+}
+
+pub struct AmqpPipeline {
+    publisher: Arc<RwLock<Option<Channel>>>,
+    consuming: Arc<AtomicBool>,
+    names: Names,
+    partitions: u32,
+    stop: CancellationToken,
+}
+
+pub struct AmqpSettings {
+    pub url: String,
+    pub partitions: u32,
+    /// Prefix of every exchange and queue name.
+    pub prefix: String,
+}
+
+impl AmqpPipeline {
+    /// Starts the supervisors; returns at once. Readiness reports when the broker is reachable.
+    pub fn start(s: AmqpSettings, store: Arc<dyn Store>, sink: Arc<dyn EventSink>) -> Self {
+        let names = Names { prefix: s.prefix };
+        let publisher = Arc::new(RwLock::new(None));
+        let consuming = Arc::new(AtomicBool::new(false));
+        let stop = CancellationToken::new();
+        tokio::spawn(supervise_publisher(
+            s.url.clone(),
+            names.clone(),
+            s.partitions,
+            publisher.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(supervise_consumers(
+            s.url,
+            names.clone(),
+            s.partitions,
+            store,
+            sink,
+            consuming.clone(),
+            stop.clone(),
+        ));
+        Self {
+            publisher,
+            consuming,
+            names,
+            partitions: s.partitions,
+            stop,
+        }
+    }
+}
+
+async fn connect(url: &str, role: &str) -> lapin::Result<Connection> {
+    let props = ConnectionProperties::default()
+        .with_connection_name(format!("conclave-{role}-{}", std::process::id()).into());
+    Connection::connect(url, props).await
+}
+
+/// Declares the exchange, the partition queues and the dead-letter path (idempotent).
+async fn declare(ch: &Channel, names: &Names, partitions: u32) -> lapin::Result<()> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(
+        names.exchange().into(),
+        ExchangeKind::Direct,
+        durable,
+        FieldTable::default(),
+    )
+    .await?;
+    ch.exchange_declare(
+        names.dead_exchange().into(),
+        ExchangeKind::Fanout,
+        durable,
+        FieldTable::default(),
+    )
+    .await?;
+    let qopts = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let mut dead_args = FieldTable::default();
+    dead_args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    ch.queue_declare(names.dead_queue().into(), qopts, dead_args)
+        .await?;
+    ch.queue_bind(
+        names.dead_queue().into(),
+        names.dead_exchange().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    for p in 0..partitions {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(DELIVERY_LIMIT),
+        );
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(names.dead_exchange().into()),
+        );
+        ch.queue_declare(names.queue(p).into(), qopts, args).await?;
+        ch.queue_bind(
+            names.queue(p).into(),
+            names.exchange().into(),
+            key(p).into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Exponential backoff from 250 ms to 10 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((250u64 << attempt.min(6)).min(10_000))
+}
+
+async fn watch_connection(conn: &Connection, stop: &CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        if !conn.status().connected() {
+            return;
+        }
+    }
+}
+
+async fn supervise_publisher(
+    url: String,
+    names: Names,
+    partitions: u32,
+    slot: Arc<RwLock<Option<Channel>>>,
+    stop: CancellationToken,
+) {
+    let mut attempt = 0;
+    while !stop.is_cancelled() {
+        let setup = async {
+            let conn = connect(&url, "publisher").await?;
+            let ch = conn.create_channel().await?;
+            ch.confirm_select(ConfirmSelectOptions::default()).await?;
+            declare(&ch, &names, partitions).await?;
+            Ok::<_, lapin::Error>((conn, ch))
+        };
+        match setup.await {
+            Ok((conn, ch)) => {
+                attempt = 0;
+                tracing::info!("connected to RabbitMQ (publisher)");
+                *slot.write() = Some(ch);
+                watch_connection(&conn, &stop).await;
+                slot.write().take();
+                metrics::counter!(m::BROKER_RECONNECTS, "role" => "publisher").increment(1);
+                let _ = conn.close(200, "reconnecting".into()).await;
+                if !stop.is_cancelled() {
+                    tracing::warn!("RabbitMQ publisher connection lost; reconnecting");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "waiting for RabbitMQ (publisher)");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff(attempt)) => {}
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
+async fn supervise_consumers(
+    url: String,
+    names: Names,
+    partitions: u32,
+    store: Arc<dyn Store>,
+    sink: Arc<dyn EventSink>,
+    consuming: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    let mut attempt = 0;
+    while !stop.is_cancelled() {
+        let setup = async {
+            let conn = connect(&url, "consumer").await?;
+            let ch = conn.create_channel().await?;
+            declare(&ch, &names, partitions).await?;
+            let mut consumers = Vec::new();
+            for p in 0..partitions {
+                let ch = conn.create_channel().await?;
+                ch.basic_qos(PREFETCH, BasicQosOptions::default()).await?;
+                let tag = format!("conclave-{}-p{p}", std::process::id());
+                let consumer = ch
+                    .basic_consume(
+                        names.queue(p).into(),
+                        tag.into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+                consumers.push((ch, consumer));
+            }
+            Ok::<_, lapin::Error>((conn, consumers))
+        };
+        match setup.await {
+            Ok((conn, consumers)) => {
+                attempt = 0;
+                tracing::info!(partitions, "consuming from RabbitMQ");
+                consuming.store(true, Ordering::SeqCst);
+                let local_stop = stop.child_token();
+                let mut tasks = Vec::new();
+                for (ch, consumer) in consumers {
+                    tasks.push(tokio::spawn(consume(
+                        ch,
+                        consumer,
+                        store.clone(),
+                        sink.clone(),
+                        local_stop.clone(),
+                    )));
+                }
+                watch_connection(&conn, &stop).await;
+                consuming.store(false, Ordering::SeqCst);
+                // On shutdown the consumers finish their batch; unacked deliveries return to the
+                // broker when the connection closes.
+                local_stop.cancel();
+                for t in tasks {
+                    let _ = t.await;
+                }
+                let _ = conn.close(200, "bye".into()).await;
+                if !stop.is_cancelled() {
+                    metrics::counter!(m::BROKER_RECONNECTS, "role" => "consumer").increment(1);
+                    tracing::warn!("RabbitMQ consumer connection lost; re-subscribing");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "waiting for RabbitMQ (consumer)");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff(attempt)) => {}
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
+async fn consume(
+    ch: Channel,
+    mut consumer: lapin::Consumer,
+    store: Arc<dyn Store>,
+    sink: Arc<dyn EventSink>,
+    stop: CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        let first = tokio::select! {
+            _ = stop.cancelled() => return,
+            d = consumer.next() => d,
+        };
+        let Some(Ok(first)) = first else { return };
+        let mut deliveries = vec![first];
+        while deliveries.len() < BATCH {
+            match futures::FutureExt::now_or_never(consumer.next()) {
+                Some(Some(Ok(d))) => deliveries.push(d),
+                _ => break,
+            }
+        }
+        let mut batch = Vec::with_capacity(deliveries.len());
+        let mut kept = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            match Wire::decode(&d.data) {
+                Some(msg) => {
+                    batch.push(msg);
+                    kept.push(d);
+                }
+                None => {
+                    metrics::counter!(m::MESSAGES_DEAD_LETTERED).increment(1);
+                    tracing::error!(routing_key = %d.routing_key, "undecodable message dead-lettered");
+                    let _ = d.acker.reject(BasicRejectOptions { requeue: false }).await;
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        metrics::histogram!(m::PIPELINE_BATCH).record(batch.len() as f64);
+        let started = Instant::now();
+        match store.append_messages(&batch).await {
+            Ok(results) => {
+                failures = 0;
+                metrics::histogram!(m::STORE_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
+                let mut fresh = Vec::with_capacity(results.len());
+                for r in results {
+                    match r {
+                        Appended::Stored(msg) => {
+                            metrics::counter!(m::MESSAGES_PERSISTED).increment(1);
+                            let lag = (crate::domain::now() - msg.sent_at)
+                                .as_seconds_f64()
+                                .max(0.0);
+                            metrics::histogram!(m::PERSIST_LATENCY).record(lag);
+                            fresh.push(msg);
+                        }
+                        Appended::Duplicate(_) => {
+                            metrics::counter!(m::MESSAGES_DUPLICATE).increment(1)
+                        }
+                        Appended::GroupGone => {}
+                    }
+                }
+                if !fresh.is_empty() {
+                    sink.messages_stored(&fresh).await;
+                }
+                if let Some(last) = kept.last() {
+                    let _ = ch
+                        .basic_ack(last.delivery_tag, BasicAckOptions { multiple: true })
+                        .await;
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                metrics::counter!(m::PIPELINE_ERRORS).increment(1);
+                tracing::warn!(error = %e, batch = kept.len(), "storing a batch failed; returning it to the queue");
+                if let Some(last) = kept.last() {
+                    let _ = ch
+                        .basic_nack(
+                            last.delivery_tag,
+                            BasicNackOptions {
+                                multiple: true,
+                                requeue: true,
+                            },
+                        )
+                        .await;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff(failures)) => {}
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Pipeline for AmqpPipeline {
+    async fn submit(&self, msg: NewMessage) -> AppResult<MessageId> {
+        let ch = self
+            .publisher
+            .read()
+            .clone()
+            .ok_or_else(|| AppError::Unavailable("rabbitmq".into()))?;
+        let p = partition_of(&msg.group_id, self.partitions);
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type(ShortString::from("application/json"))
+            .with_message_id(msg.id.to_string().into());
+        let publish = async {
+            let confirm = ch
+                .basic_publish(
+                    self.names.exchange().into(),
+                    key(p).into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    &Wire::encode(&msg),
+                    props,
+                )
+                .await?
+                .await?;
+            Ok::<_, lapin::Error>(confirm)
+        };
+        match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
+            Ok(Ok(Confirmation::Ack(None))) => {
+                metrics::counter!(m::MESSAGES_ACCEPTED).increment(1);
+                Ok(msg.id)
+            }
+            Ok(Ok(other)) => {
+                tracing::warn!(confirmation = ?other, "broker did not accept a message");
+                Err(AppError::Unavailable("rabbitmq".into()))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "publishing failed");
+                Err(AppError::Unavailable("rabbitmq".into()))
+            }
+            Err(_) => Err(AppError::Unavailable("rabbitmq (confirm timed out)".into())),
+        }
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        match (
+            self.publisher.read().is_some(),
+            self.consuming.load(Ordering::SeqCst),
+        ) {
+            (true, true) => Ok(()),
+            (false, _) => Err("rabbitmq publisher not connected".into()),
+            (_, false) => Err("rabbitmq consumers not subscribed".into()),
+        }
+    }
+
+    async fn shutdown(&self) {
+        self.stop.cancel();
+        // Give the consumers a moment to finish the batch in hand.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_round_trip() {
+        let m = NewMessage {
+            id: MessageId::new(),
+            group_id: GroupId::new(),
+            sender_id: UserId::new(),
+            envelope: vec![1, 2, 3, 255],
+            sent_at: crate::domain::now(),
+            client_msg_id: Some("c-1".into()),
+        };
+        assert_eq!(Wire::decode(&Wire::encode(&m)), Some(m));
+        assert_eq!(Wire::decode(b"not json"), None);
+    }
+}
