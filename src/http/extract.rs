@@ -65,7 +65,7 @@ fn is_too_large(e: &dyn std::error::Error) -> bool {
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -85,7 +85,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
             }
             _ => AppError::Malformed(format!("the body is not valid JSON: {inner}")),
         }
-    })
+    })?;
+    // Anything after the value (`{..} garbage`) makes the body invalid JSON.
+    de.end()
+        .map_err(|e| AppError::Malformed(format!("the body is not valid JSON: {e}")))?;
+    // Every body is an object; serde would also fill a struct from an array, by field order.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::field("body", "must be a JSON object"));
+    }
+    Ok(value)
 }
 
 /// Field names in validation errors are `&'static str`; names coming from a client body are

@@ -227,6 +227,112 @@ impl TestApp {
     }
 }
 
+/// A whole reply: status, headers and the JSON body (`Null` when empty, a string when not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem document with this status and code, served as
+    /// `application/problem+json`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "expected {status} {code}, got {}",
+            self.body
+        );
+        assert_problem_shape(self.header("content-type"), &self.body, status, code);
+    }
+
+    /// The `field`s named in a validation problem's `errors`.
+    pub fn error_fields(&self) -> Vec<String> {
+        error_fields(&self.body)
+    }
+}
+
+/// Checks the RFC 9457 members every error carries, and the content type.
+#[track_caller]
+pub fn assert_problem_shape(content_type: Option<&str>, body: &Value, status: u16, code: &str) {
+    assert_eq!(
+        content_type,
+        Some("application/problem+json"),
+        "content type of {body}"
+    );
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    for member in ["type", "title", "detail"] {
+        assert!(
+            body[member].as_str().is_some_and(|s| !s.is_empty()),
+            "problem without {member}: {body}"
+        );
+    }
+}
+
+/// The `field`s named in a validation problem's `errors`.
+pub fn error_fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    assert!(
+                        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+                        "error without message: {e}"
+                    );
+                    e["field"].as_str().expect("field").to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl TestApp {
+    /// Sends a request built on `self.client` and keeps the headers of the reply.
+    pub async fn fetch(&self, req: reqwest::RequestBuilder) -> Reply {
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body read");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A JSON request like [`TestApp::call`], keeping the headers of the reply.
+    pub async fn call_full(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.fetch(req).await
+    }
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(8)
