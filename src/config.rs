@@ -141,10 +141,10 @@ impl Settings {
             }
         };
         let jwt_secret = r.opt("CONCLAVE_JWT_SECRET").map(Secret::new);
-        if let Some(s) = &jwt_secret {
-            if s.expose().len() < 32 {
-                return Err(err("CONCLAVE_JWT_SECRET", "must be at least 32 characters"));
-            }
+        if let Some(s) = &jwt_secret
+            && s.expose().len() < 32
+        {
+            return Err(err("CONCLAVE_JWT_SECRET", "must be at least 32 characters"));
         }
         let encryption_keys = r.opt("CONCLAVE_ENCRYPTION_KEYS").map(Secret::new);
         if let Some(k) = &encryption_keys {

@@ -174,16 +174,15 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        if state.settings.trust_forwarded_for {
-            if let Some(ip) = parts
+        if state.settings.trust_forwarded_for
+            && let Some(ip) = parts
                 .headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split(',').next())
                 .and_then(|v| v.trim().parse().ok())
-            {
-                return Ok(ClientAddr(Some(ip)));
-            }
+        {
+            return Ok(ClientAddr(Some(ip)));
         }
         Ok(ClientAddr(
             parts

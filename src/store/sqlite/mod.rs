@@ -728,14 +728,13 @@ impl Store for SqliteStore {
                     out.push(Appended::Duplicate(existing));
                     continue;
                 }
-                if let Some(cmid) = &m.client_msg_id {
-                    if let Some(existing) =
+                if let Some(cmid) = &m.client_msg_id
+                    && let Some(existing) =
                         find_message(tx, "group_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3", &[&g, &s, cmid])?
                     {
                         out.push(Appended::Duplicate(existing));
                         continue;
                     }
-                }
                 let seq: Option<i64> = tx
                     .query_row("UPDATE groups SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq", [&g], |r| r.get(0))
                     .optional()
