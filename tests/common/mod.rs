@@ -67,7 +67,13 @@ impl TestApp {
         }
         let server = Self::start(&vars).await;
         let base = format!("http://{}", server.addr());
-        Self { base, client: client(), data_dir: dir, vars, server: Some(server) }
+        Self {
+            base,
+            client: client(),
+            data_dir: dir,
+            vars,
+            server: Some(server),
+        }
     }
 
     async fn start(vars: &HashMap<String, String>) -> Server {
@@ -83,6 +89,19 @@ impl TestApp {
         self.server = Some(server);
     }
 
+    /// Like [`restart`](Self::restart), with these settings changed from now on.
+    pub async fn restart_with(&mut self, overrides: &[(&str, &str)]) {
+        for (k, v) in overrides {
+            self.vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        self.restart().await;
+    }
+
+    /// The standalone engine's database file.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.data_dir.path().join("conclave.db")
+    }
+
     pub async fn stop(&mut self) {
         if let Some(s) = self.server.take() {
             s.stop().await.expect("clean shutdown");
@@ -90,7 +109,13 @@ impl TestApp {
     }
 
     pub fn url(&self, path: &str) -> String {
-        if path.starts_with('/') && !path.starts_with("/api/") && !path.starts_with("/healthz") && !path.starts_with("/readyz") && !path.starts_with("/metrics") && !path.starts_with("/api-docs") {
+        if path.starts_with('/')
+            && !path.starts_with("/api/")
+            && !path.starts_with("/healthz")
+            && !path.starts_with("/readyz")
+            && !path.starts_with("/metrics")
+            && !path.starts_with("/api-docs")
+        {
             format!("{}/api/v1{}", self.base, path)
         } else {
             format!("{}{}", self.base, path)
@@ -98,7 +123,13 @@ impl TestApp {
     }
 
     /// Sends a JSON request; returns the status and the JSON body (`Null` when empty).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.client.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -109,7 +140,11 @@ impl TestApp {
         let res = req.send().await.expect("request sent");
         let status = res.status();
         let text = res.text().await.expect("body read");
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, json)
     }
 
@@ -133,11 +168,21 @@ impl TestApp {
     pub async fn user_named(&self, username: &str) -> TestUser {
         let password = format!("pw-{username}-secret");
         let (s, reg) = self
-            .call(Method::POST, "/auth/register", None, Some(json!({"username": username, "password": password})))
+            .call(
+                Method::POST,
+                "/auth/register",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "register {username}: {reg}");
         let (s, tok) = self
-            .call(Method::POST, "/auth/login", None, Some(json!({"username": username, "password": password})))
+            .call(
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "login {username}: {tok}");
         TestUser {
@@ -151,16 +196,30 @@ impl TestApp {
 
     /// Creates a group owned by `owner`; returns its id.
     pub async fn group(&self, owner: &TestUser, visibility: &str) -> String {
-        let (s, g) = self.post("/groups", &owner.token, json!({"name": unique("group "), "visibility": visibility})).await;
+        let (s, g) = self
+            .post(
+                "/groups",
+                &owner.token,
+                json!({"name": unique("group "), "visibility": visibility}),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{g}");
         g["id"].as_str().unwrap().to_owned()
     }
 
     /// Makes `user` a member of `group` (join, and approval by `owner` if private).
     pub async fn add_member(&self, group: &str, owner: &TestUser, user: &TestUser) {
-        let (s, b) = self.post(&format!("/groups/{group}/join"), &user.token, json!({})).await;
+        let (s, b) = self
+            .post(&format!("/groups/{group}/join"), &user.token, json!({}))
+            .await;
         if s == StatusCode::ACCEPTED {
-            let (s, b) = self.post(&format!("/groups/{group}/join-requests/{}/approve", user.id), &owner.token, json!({})).await;
+            let (s, b) = self
+                .post(
+                    &format!("/groups/{group}/join-requests/{}/approve", user.id),
+                    &owner.token,
+                    json!({}),
+                )
+                .await;
             assert_eq!(s, StatusCode::OK, "approve: {b}");
         } else {
             assert_eq!(s, StatusCode::OK, "join: {b}");
@@ -169,20 +228,34 @@ impl TestApp {
 
     /// Sends a message; returns its id.
     pub async fn send(&self, group: &str, user: &TestUser, content: &str) -> String {
-        let (s, b) = self.post(&format!("/groups/{group}/messages"), &user.token, json!({"content": content})).await;
+        let (s, b) = self
+            .post(
+                &format!("/groups/{group}/messages"),
+                &user.token,
+                json!({"content": content}),
+            )
+            .await;
         assert_eq!(s, StatusCode::ACCEPTED, "{b}");
         b["id"].as_str().unwrap().to_owned()
     }
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().pool_max_idle_per_host(8).build().expect("http client")
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(8)
+        .build()
+        .expect("http client")
 }
 
 /// Asserts a problem+json error with this status and code.
 #[track_caller]
 pub fn assert_problem(got: &(StatusCode, Value), status: u16, code: &str) {
-    assert_eq!(got.0.as_u16(), status, "expected {status} {code}, got {}", got.1);
+    assert_eq!(
+        got.0.as_u16(),
+        status,
+        "expected {status} {code}, got {}",
+        got.1
+    );
     assert_eq!(got.1["code"], code, "expected code {code}, got {}", got.1);
     assert_eq!(got.1["status"], status);
 }
