@@ -97,6 +97,7 @@ macro_rules! conformance_suite {
             history_reads_backwards_before_seq_and_returns_ascending,
             history_without_bounds_returns_the_newest_page,
             history_is_per_group,
+            history_positions_beyond_i64_do_not_wrap,
             envelope_bytes_come_back_byte_identical,
             concurrent_approvals_never_overfill,
             concurrent_joins_never_overfill,
@@ -2372,4 +2373,20 @@ pub async fn concurrent_appends_of_one_client_msg_id_store_it_once(s: DynStore) 
     }
     let all = history(&s, g.id, Some(0), None, 100).await;
     assert_eq!(all, (1..=RACE_ROUNDS as u64).collect::<Vec<_>>());
+}
+
+pub async fn history_positions_beyond_i64_do_not_wrap(s: DynStore) {
+    let (_, g, _) = group_with_messages(&s, 5).await;
+    for huge in [u64::MAX, i64::MAX as u64 + 1, i64::MAX as u64] {
+        assert!(
+            history(&s, g.id, Some(huge), None, 10).await.is_empty(),
+            "nothing is after {huge}"
+        );
+        assert_eq!(
+            history(&s, g.id, None, Some(huge), 2).await,
+            vec![4, 5],
+            "everything is before {huge}"
+        );
+        assert_eq!(history(&s, g.id, Some(3), Some(huge), 10).await, vec![4, 5]);
+    }
 }
