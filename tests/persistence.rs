@@ -454,3 +454,79 @@ async fn a_rotated_keyring_reads_old_messages_and_seals_new_ones_with_the_new_ke
     .await;
     assert_eq!(newest["items"][0]["content"], "sealed with the second key");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_accepted_while_the_server_stops_are_all_kept() {
+    let mut app = TestApp::spawn().await;
+    let alice = app.user().await;
+    let g = group_with(&app, &alice, &unique("draining "), "open").await;
+    app.send(&g, &alice, "before").await;
+
+    // Many senders in flight when the stop begins; some get in, some are turned away.
+    let url = app.url(&format!("/groups/{g}/messages"));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let (client, url, token) = (app.client.clone(), url.clone(), alice.token.clone());
+        tasks.spawn(async move {
+            let res = client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(
+                    &json!({"content": format!("in flight {i}"), "client_msg_id": format!("f{i}")}),
+                )
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status() == StatusCode::ACCEPTED => {
+                    let b: Value = r.json().await.unwrap();
+                    Some((i, b["id"].as_str().unwrap().to_owned()))
+                }
+                Ok(r) => {
+                    let s = r.status();
+                    assert!(s.is_server_error(), "message {i}: refused with {s}");
+                    None
+                }
+                Err(_) => None, // the connection was closed: not accepted
+            }
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    app.stop().await;
+    let accepted: Vec<(usize, String)> = tasks.join_all().await.into_iter().flatten().collect();
+
+    app.restart().await;
+    let msgs = history(&app, &g, &alice).await;
+    let seqs: Vec<_> = msgs.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=msgs.len() as u64).collect::<Vec<_>>(),
+        "seq stays contiguous"
+    );
+    for (i, id) in &accepted {
+        let m = msgs.iter().find(|m| m["id"] == id.as_str());
+        let m = m.unwrap_or_else(|| {
+            panic!("message {i} was accepted ({id}) but is gone after the restart")
+        });
+        assert_eq!(m["content"], format!("in flight {i}"));
+    }
+    // Whatever was not accepted can be retried safely with its client_msg_id.
+    for i in 0..60 {
+        let (s, b) = app
+            .post(
+                &format!("/groups/{g}/messages"),
+                &alice.token,
+                json!({"content": format!("in flight {i}"), "client_msg_id": format!("f{i}")}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+        if let Some((_, id)) = accepted.iter().find(|(k, _)| *k == i) {
+            assert_eq!(
+                b["id"],
+                id.as_str(),
+                "a retry of an accepted message keeps its id"
+            );
+        }
+    }
+    let msgs = history(&app, &g, &alice).await;
+    assert_eq!(msgs.len(), 61, "each message once");
+}
