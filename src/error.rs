@@ -24,6 +24,8 @@ pub enum AppError {
     CooldownActive { retry_after: Duration },
     #[error("not found")]
     NotFound,
+    #[error("this method is not allowed on this resource")]
+    MethodNotAllowed,
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("the request is larger than allowed")]
@@ -48,6 +50,7 @@ impl AppError {
             AppError::Banned => "banned",
             AppError::CooldownActive { .. } => "cooldown_active",
             AppError::NotFound => "not_found",
+            AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Conflict { code, .. } => code,
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::RateLimited { .. } => "rate_limited",
@@ -63,6 +66,7 @@ impl AppError {
             AppError::Unauthenticated | AppError::InvalidCredentials => 401,
             AppError::Forbidden(_) | AppError::Banned | AppError::CooldownActive { .. } => 403,
             AppError::NotFound => 404,
+            AppError::MethodNotAllowed => 405,
             AppError::Conflict { .. } => 409,
             AppError::PayloadTooLarge => 413,
             AppError::RateLimited { .. } => 429,

@@ -9,14 +9,15 @@ pub mod routes;
 pub mod validate;
 
 use axum::Router;
+use axum::extract::State;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::HeaderName;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::OpenApi;
@@ -55,9 +56,9 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::transfer))
         .routes(routes!(messages::send, messages::history))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(axum::middleware::from_fn_with_state(
             state.settings.request_timeout,
+            deadline,
         ));
     let (router, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", v1)
@@ -75,6 +76,7 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = api(&state);
     api.merge(SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", openapi))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(
             ServiceBuilder::new()
@@ -96,4 +98,16 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> Response {
     AppError::NotFound.into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    AppError::MethodNotAllowed.into_response()
+}
+
+/// The REST deadline: a request not answered in time gets 503 `unavailable`, never a hang.
+async fn deadline(State(limit): State<std::time::Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => AppError::Unavailable("request deadline exceeded".into()).into_response(),
+    }
 }

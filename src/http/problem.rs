@@ -44,6 +44,7 @@ fn title(code: &str) -> &'static str {
         "banned" => "Banned from this group",
         "cooldown_active" => "Rejoin cooldown active",
         "not_found" => "Not found",
+        "method_not_allowed" => "Method not allowed",
         "username_taken" => "Username taken",
         "already_member" => "Already a member",
         "request_pending" => "Join request pending",

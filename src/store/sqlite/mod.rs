@@ -41,6 +41,10 @@ impl SqliteStore {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        // Password and token hashes live here: readable by this user only.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict permissions of {}", dir.display()))?;
         let path = dir.join("conclave.db");
         let mut writer =
             Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
