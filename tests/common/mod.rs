@@ -89,6 +89,19 @@ impl TestApp {
         self.server = Some(server);
     }
 
+    /// Like [`restart`](Self::restart), with these settings changed from now on.
+    pub async fn restart_with(&mut self, overrides: &[(&str, &str)]) {
+        for (k, v) in overrides {
+            self.vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        self.restart().await;
+    }
+
+    /// The standalone engine's database file.
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.data_dir.path().join("conclave.db")
+    }
+
     pub async fn stop(&mut self) {
         if let Some(s) = self.server.take() {
             s.stop().await.expect("clean shutdown");

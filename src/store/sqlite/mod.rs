@@ -766,8 +766,10 @@ impl Store for SqliteStore {
     async fn messages(&self, gid: GroupId, q: &HistoryQuery) -> AppResult<Vec<StoredMessage>> {
         let q = *q;
         self.read(move |c| {
-            let after = q.after_seq.map(|s| s as i64).unwrap_or(0);
-            let before = q.before_seq.map(|s| s as i64).unwrap_or(i64::MAX);
+            // SQLite integers are i64: a larger position saturates instead of wrapping negative.
+            let bound = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+            let after = q.after_seq.map(bound).unwrap_or(0);
+            let before = q.before_seq.map(bound).unwrap_or(i64::MAX);
             // Reading forwards only when asked to; otherwise the newest page, so a client opening
             // a chat sees the latest messages and pages back with `before_seq`.
             let forwards = q.after_seq.is_some();
