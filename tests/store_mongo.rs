@@ -1,6 +1,11 @@
-//! The MongoDB engine against a MongoDB-compatible server (SecantusDB in `./scripts/test`).
-//! Each test gets a fresh database `conclave_test_<pid>_<n>`.
+//! The storage conformance suite (unchanged) against the MongoDB engine, plus a few checks
+//! of its own, on a MongoDB-compatible server: `./scripts/test` starts SecantusDB and sets
+//! `CONCLAVE_TEST_MONGODB_URI`. Each test gets a fresh database `conclave_test_<pid>_<n>`,
+//! dropped when the test ends.
 
+mod conformance;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -15,23 +20,49 @@ use conclave::store::{
 
 static NEXT_DB: AtomicU64 = AtomicU64::new(0);
 
-async fn store() -> MongoStore {
-    let uri = std::env::var("CONCLAVE_TEST_MONGODB_URI").unwrap_or_else(|_| {
+fn uri() -> String {
+    std::env::var("CONCLAVE_TEST_MONGODB_URI").unwrap_or_else(|_| {
         panic!(
             "CONCLAVE_TEST_MONGODB_URI is not set: the MongoDB engine tests need a server. \
              Run ./scripts/test (it starts one), or \
-             `export CONCLAVE_TEST_MONGODB_URI=$(./scripts/mongo-test-server)`."
+             `export CONCLAVE_TEST_MONGODB_URI=$(./scripts/mongo-test-server)` first."
         )
-    });
+    })
+}
+
+/// A store on a fresh database with its indexes.
+async fn store() -> MongoStore {
     let db = format!(
         "conclave_test_{}_{}",
         std::process::id(),
         NEXT_DB.fetch_add(1, Ordering::Relaxed)
     );
-    let s = MongoStore::connect(&uri, &db).await.expect("connect");
+    let s = MongoStore::connect(&uri(), &db).await.expect("connect");
     s.ensure_indexes().await.expect("indexes");
     s
 }
+
+/// Drops the test's database when the test ends, pass or fail.
+struct DropDatabase(Arc<MongoStore>);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let s = self.0.clone();
+        // The suite's tests run on a multi-threaded runtime, where blocking here is allowed.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            tokio::task::block_in_place(|| {
+                let _ = rt.block_on(s.drop_database());
+            });
+        }
+    }
+}
+
+async fn mongo_store() -> (Arc<dyn Store>, DropDatabase) {
+    let s = Arc::new(store().await);
+    (s.clone(), DropDatabase(s))
+}
+
+conformance_suite!(mongo_store());
 
 fn policy() -> Policy {
     Policy {
@@ -76,8 +107,8 @@ fn msg(g: GroupId, sender: UserId, cmid: Option<&str>) -> NewMessage {
     }
 }
 
-#[tokio::test]
-async fn users_and_tokens() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_users_and_tokens() {
     let s = store().await;
     s.ping().await.unwrap();
     let a = user(&s, "Alice").await;
@@ -130,8 +161,8 @@ async fn users_and_tokens() {
     s.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn membership_and_messages() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_membership_and_messages() {
     let s = store().await;
     let o = user(&s, "owner").await;
     let b = user(&s, "bob").await;
@@ -247,8 +278,8 @@ async fn membership_and_messages() {
     s.drop_database().await.unwrap();
 }
 
-#[tokio::test]
-async fn concurrent_joins_never_overfill() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_concurrent_joins_and_appends() {
     let s = std::sync::Arc::new(store().await);
     let o = user(&s, "owner").await;
     let g = group(&s, o, Visibility::Open, 5).await;
@@ -303,4 +334,27 @@ async fn concurrent_joins_never_overfill() {
         (1..=16).collect::<Vec<_>>()
     );
     s.drop_database().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_ensure_indexes_is_idempotent_and_no_shards_on_a_replica_set() {
+    let s = store().await;
+    s.ensure_indexes().await.unwrap();
+    assert!(
+        !s.apply_shard_keys().await.unwrap(),
+        "not a mongos: nothing to shard"
+    );
+    s.drop_database().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_down_is_unavailable_quickly() {
+    // Nothing listens on port 1: server selection gives up within the 5 s timeout.
+    let s = MongoStore::connect("mongodb://127.0.0.1:1/", "conclave_down")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let e = s.ping().await.unwrap_err();
+    assert_eq!(e.code(), "unavailable", "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(8));
 }

@@ -1326,12 +1326,15 @@ impl Store for MongoStore {
         if query.limit == 0 {
             return Ok(Vec::new());
         }
+        // `seq` is stored as i64: a larger position saturates instead of wrapping negative
+        // (after: nothing, before: everything).
+        let bound = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
         let mut seq = Document::new();
         if let Some(a) = query.after_seq {
-            seq.insert("$gt", a as i64);
+            seq.insert("$gt", bound(a));
         }
         if let Some(b) = query.before_seq {
-            seq.insert("$lt", b as i64);
+            seq.insert("$lt", bound(b));
         }
         let mut f = doc! { "group_id": group.to_string() };
         if !seq.is_empty() {
