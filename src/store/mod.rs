@@ -6,6 +6,7 @@
 //! `domain::membership::decide`, and applies the effects before committing. The rules never see
 //! I/O and the engines never decide anything.
 
+pub mod mongo;
 pub mod records;
 pub mod sqlite;
 

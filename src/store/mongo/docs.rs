@@ -1,0 +1,198 @@
+//! Records to BSON documents and back. Ids are UUID text, times BSON dates (millisecond
+//! precision, the precision every store keeps; the TTL index needs dates), counters `i64`,
+//! envelopes BSON binary.
+
+use std::str::FromStr;
+
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
+use time::OffsetDateTime;
+
+use super::super::{GroupRecord, StoredMessage, UserRecord};
+use crate::domain::{Relation, Role, Username, Visibility, from_millis, to_millis};
+use crate::error::AppError;
+
+pub(super) fn date(t: OffsetDateTime) -> DateTime {
+    DateTime::from_millis(to_millis(t))
+}
+
+pub(super) fn bin(bytes: &[u8]) -> Bson {
+    Bson::Binary(Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: bytes.to_vec(),
+    })
+}
+
+fn corrupt(field: &str, d: &Document) -> AppError {
+    AppError::Internal(anyhow::anyhow!(
+        "mongodb: document {:?} has a missing or malformed `{field}`",
+        d.get("_id")
+    ))
+}
+
+pub(super) fn text<'a>(d: &'a Document, k: &str) -> Result<&'a str, AppError> {
+    d.get_str(k).map_err(|_| corrupt(k, d))
+}
+
+pub(super) fn id<T: FromStr>(d: &Document, k: &str) -> Result<T, AppError> {
+    text(d, k)?.parse().map_err(|_| corrupt(k, d))
+}
+
+pub(super) fn time(d: &Document, k: &str) -> Result<OffsetDateTime, AppError> {
+    d.get_datetime(k)
+        .map(|t| from_millis(t.timestamp_millis()))
+        .map_err(|_| corrupt(k, d))
+}
+
+pub(super) fn int(d: &Document, k: &str) -> Result<i64, AppError> {
+    match d.get(k) {
+        Some(Bson::Int64(v)) => Ok(*v),
+        Some(Bson::Int32(v)) => Ok(i64::from(*v)),
+        Some(Bson::Double(v)) if v.fract() == 0.0 => Ok(*v as i64),
+        _ => Err(corrupt(k, d)),
+    }
+}
+
+pub(super) fn user_doc(u: &UserRecord) -> Document {
+    doc! {
+        "_id": u.id.to_string(),
+        "username": u.username.as_str(),
+        "username_canon": u.username.canonical(),
+        "password_hash": &u.password_hash,
+        "created_at": date(u.created_at),
+    }
+}
+
+pub(super) fn user(d: &Document) -> Result<UserRecord, AppError> {
+    Ok(UserRecord {
+        id: id(d, "_id")?,
+        username: Username::parse(text(d, "username")?).map_err(|_| corrupt("username", d))?,
+        password_hash: text(d, "password_hash")?.to_owned(),
+        created_at: time(d, "created_at")?,
+    })
+}
+
+pub(super) fn group_doc(g: &GroupRecord) -> Document {
+    doc! {
+        "_id": g.id.to_string(),
+        "name": &g.name,
+        "name_lower": g.name.to_lowercase(),
+        "description": &g.description,
+        "visibility": g.visibility.as_str(),
+        "owner_id": g.owner_id.to_string(),
+        "member_count": 1i64,
+        "max_members": i64::from(g.max_members),
+        "created_at": date(g.created_at),
+        "last_seq": 0i64,
+        // Bumped by every membership transaction, so two of them on one group always conflict
+        // (see the module docs on write skew).
+        "rev": 0i64,
+    }
+}
+
+pub(super) fn group(d: &Document) -> Result<GroupRecord, AppError> {
+    Ok(GroupRecord {
+        id: id(d, "_id")?,
+        name: text(d, "name")?.to_owned(),
+        description: text(d, "description")?.to_owned(),
+        visibility: Visibility::parse(text(d, "visibility")?)
+            .map_err(|_| corrupt("visibility", d))?,
+        owner_id: id(d, "owner_id")?,
+        member_count: int(d, "member_count")?.clamp(0, u32::MAX as i64) as u32,
+        max_members: int(d, "max_members")?.clamp(0, u32::MAX as i64) as u32,
+        created_at: time(d, "created_at")?,
+    })
+}
+
+pub(super) fn role(d: &Document) -> Result<Role, AppError> {
+    Role::parse(text(d, "role")?).ok_or_else(|| corrupt("role", d))
+}
+
+pub(super) fn message(d: &Document) -> Result<StoredMessage, AppError> {
+    Ok(StoredMessage {
+        id: id(d, "_id")?,
+        group_id: id(d, "group_id")?,
+        seq: int(d, "seq")?.max(0) as u64,
+        sender_id: id(d, "sender_id")?,
+        envelope: d
+            .get_binary_generic("envelope")
+            .map_err(|_| corrupt("envelope", d))?
+            .clone(),
+        sent_at: time(d, "sent_at")?,
+        client_msg_id: match d.get("client_msg_id") {
+            None | Some(Bson::Null) => None,
+            Some(Bson::String(s)) => Some(s.clone()),
+            Some(_) => return Err(corrupt("client_msg_id", d)),
+        },
+    })
+}
+
+pub(super) fn message_doc(m: &StoredMessage) -> Document {
+    let mut d = doc! {
+        "_id": m.id.to_string(),
+        "group_id": m.group_id.to_string(),
+        "seq": m.seq as i64,
+        "sender_id": m.sender_id.to_string(),
+        "envelope": bin(&m.envelope),
+        "sent_at": date(m.sent_at),
+    };
+    // Absent rather than null, so the partial unique index skips it.
+    if let Some(c) = &m.client_msg_id {
+        d.insert("client_msg_id", c.as_str());
+    }
+    d
+}
+
+/// The parts of a [`Relation`] read from the four per-(group, user) collections.
+pub(super) fn relation(
+    membership: Option<&Document>,
+    pending: bool,
+    banned: bool,
+    cooldown: Option<&Document>,
+) -> Result<Relation, AppError> {
+    Ok(Relation {
+        role: membership.map(role).transpose()?,
+        pending,
+        banned,
+        cooldown_until: cooldown.map(|c| time(c, "until")).transpose()?,
+    })
+}
+
+/// `(time, user)` keyset cursors for the per-group listings: `<millis>|<user id>`.
+pub(super) fn time_key(t: OffsetDateTime, user: impl std::fmt::Display) -> String {
+    format!("{}|{}", to_millis(t), user)
+}
+
+pub(super) fn split_time_key(key: &str) -> Option<(DateTime, String)> {
+    let (t, u) = key.split_once('|')?;
+    Some((DateTime::from_millis(t.parse().ok()?), u.to_owned()))
+}
+
+/// Escapes a user's search text for a `$regex` substring match.
+pub(super) fn escape_regex(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if c.is_ascii_punctuation() {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_escaping_and_cursors() {
+        assert_eq!(escape_regex("a.b*(c)"), r"a\.b\*\(c\)");
+        assert_eq!(escape_regex("é_1"), r"é\_1");
+        let t = from_millis(1_700_000_000_123);
+        let k = time_key(t, "u1");
+        let (d, u) = split_time_key(&k).unwrap();
+        assert_eq!(d.timestamp_millis(), 1_700_000_000_123);
+        assert_eq!(u, "u1");
+        assert!(split_time_key("nonsense").is_none());
+    }
+}
