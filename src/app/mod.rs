@@ -1,7 +1,7 @@
 //! Wiring: builds the engine the configuration asks for, the services above it, and the HTTP
 //! server; runs it until a shutdown signal and drains it.
 
-// PENDING-MONGO mod cluster;
+mod cluster;
 pub mod secrets;
 
 use std::net::SocketAddr;
@@ -161,7 +161,7 @@ impl Server {
         };
         let (app, state, close_sockets) = match settings.engine {
             Engine::Standalone => standalone(&common).await?,
-            Engine::Cluster => anyhow::bail!("PENDING-MONGO"),
+            Engine::Cluster => cluster::build(&common).await?,
         };
         let listener = TcpListener::bind(settings.http_addr)
             .await
