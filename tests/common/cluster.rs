@@ -1,0 +1,226 @@
+//! Cluster harness: several real `conclave` processes (the built binary) in cluster mode against
+//! the machine's Redis and RabbitMQ and the MongoDB-compatible test server, each test with its
+//! own database and its own queue/channel prefix so runs never collide.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+
+pub const JWT_SECRET: &str = "cluster-test-secret-cluster-test-secret";
+pub const KEYS: &str = "k1:000102030405060708090a0b0c0d0e0f";
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const PARTITIONS: u32 = 4;
+
+pub struct Node {
+    child: Option<Child>,
+    pub base: String,
+    port: u16,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    mongo_uri: String,
+    pub db: String,
+    pub prefix: String,
+    data: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn mongo_uri() -> String {
+    std::env::var("CONCLAVE_TEST_MONGODB_URI")
+        .expect("CONCLAVE_TEST_MONGODB_URI is not set: run ./scripts/test, which starts a MongoDB-compatible test server")
+}
+
+impl Cluster {
+    pub async fn start(n: usize) -> Cluster {
+        let tag = format!("ct{}_{}", std::process::id(), super::unique("c").replace('_', ""));
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            mongo_uri: mongo_uri(),
+            db: format!("conclave_{tag}"),
+            prefix: format!("{tag}."),
+            data: tempfile::tempdir().unwrap(),
+        };
+        for _ in 0..n {
+            let port = free_port();
+            c.nodes.push(Node { child: None, base: format!("http://127.0.0.1:{port}"), port });
+        }
+        for i in 0..n {
+            c.spawn(i);
+        }
+        for i in 0..n {
+            c.wait_ready(i).await;
+        }
+        c
+    }
+
+    /// Starts (or restarts) node `i` on its port.
+    pub fn spawn(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let log = std::fs::File::create(self.data.path().join(format!("node{i}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_conclave"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CONCLAVE_ENGINE", "cluster")
+            .env("CONCLAVE_HTTP_ADDR", format!("127.0.0.1:{}", node.port))
+            .env("CONCLAVE_MONGODB_URI", &self.mongo_uri)
+            .env("CONCLAVE_MONGODB_DB", &self.db)
+            .env("CONCLAVE_CLUSTER_PREFIX", &self.prefix)
+            .env("CONCLAVE_AMQP_URL", AMQP_URL)
+            .env("CONCLAVE_JWT_SECRET", JWT_SECRET)
+            .env("CONCLAVE_ENCRYPTION_KEYS", KEYS)
+            .env("CONCLAVE_DATA_DIR", self.data.path())
+            .env("CONCLAVE_PARTITIONS", PARTITIONS.to_string())
+            .env("CONCLAVE_ARGON2_MEMORY_KIB", "64")
+            .env("CONCLAVE_ARGON2_ITERATIONS", "1")
+            .env("CONCLAVE_LOGIN_MAX_PER_ADDRESS", "100000")
+            .env("CONCLAVE_LOGIN_MAX_PER_ACCOUNT", "100000")
+            .env("CONCLAVE_MESSAGES_PER_USER", "100000")
+            .env("CONCLAVE_SOCKET_EVENTS_PER_SEC", "10000")
+            .env("CONCLAVE_SHUTDOWN_GRACE", "2s")
+            .env("RUST_LOG", "warn,conclave=info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("conclave binary starts");
+        node.child = Some(child);
+    }
+
+    pub async fn wait_ready(&self, i: usize) {
+        let url = format!("{}/readyz", self.nodes[i].base);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let client = reqwest::Client::new();
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(&url).timeout(Duration::from_secs(2)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("node {i} not ready in 60 s; log:\n{}", self.log(i));
+    }
+
+    /// Waits until every running node reports ready.
+    pub async fn wait_all_ready(&self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].child.is_some() {
+                self.wait_ready(i).await;
+            }
+        }
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.data.path().join(format!("node{i}.log"))).unwrap_or_default()
+    }
+
+    /// SIGKILL: no drain, no goodbye.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops every node and removes this test's queues, exchanges and database.
+    pub async fn cleanup(mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill9(i);
+        }
+        if let Ok(conn) = lapin::Connection::connect(AMQP_URL, Default::default()).await {
+            if let Ok(ch) = conn.create_channel().await {
+                let mut queues: Vec<String> = (0..PARTITIONS).map(|p| format!("{}conclave.messages.p{p}", self.prefix)).collect();
+                queues.push(format!("{}conclave.messages.dead", self.prefix));
+                for q in queues {
+                    let _ = ch.queue_delete(q.into(), QueueDeleteOptions::default()).await;
+                }
+                for e in ["conclave.messages", "conclave.messages.dlx"] {
+                    let _ = ch.exchange_delete(format!("{}{e}", self.prefix).into(), ExchangeDeleteOptions::default()).await;
+                }
+            }
+            let _ = conn.close(200, "bye".into()).await;
+        }
+        if let Ok(client) = mongodb::Client::with_uri_str(&self.mongo_uri).await {
+            let _ = client.database(&self.db).drop().await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// A REST client for one node.
+#[derive(Clone)]
+pub struct NodeApi {
+    pub base: String,
+    client: reqwest::Client,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClusterUser {
+    pub id: String,
+    pub token: String,
+}
+
+impl NodeApi {
+    pub fn new(base: &str) -> Self {
+        Self { base: base.to_owned(), client: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap() }
+    }
+
+    /// Status and JSON body; `Err` when the request itself failed (e.g. the node is down).
+    pub async fn try_call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> Result<(u16, serde_json::Value), reqwest::Error> {
+        let mut req = self.client.request(method, format!("{}/api/v1{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await?;
+        let status = res.status().as_u16();
+        let text = res.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        self.try_call(method, path, token, body).await.expect("request to a running node")
+    }
+
+    pub async fn user(&self) -> ClusterUser {
+        let name = super::unique("cu");
+        let creds = serde_json::json!({"username": name, "password": "cluster-password"});
+        let (s, reg) = self.call(reqwest::Method::POST, "/auth/register", None, Some(creds.clone())).await;
+        assert_eq!(s, 201, "{reg}");
+        let (s, tok) = self.call(reqwest::Method::POST, "/auth/login", None, Some(creds)).await;
+        assert_eq!(s, 200, "{tok}");
+        ClusterUser { id: reg["id"].as_str().unwrap().to_owned(), token: tok["access_token"].as_str().unwrap().to_owned() }
+    }
+
+    /// Every message of a group, ascending, paging forwards.
+    pub async fn history(&self, group: &str, token: &str) -> Vec<serde_json::Value> {
+        let mut all = Vec::new();
+        let mut after = 0u64;
+        loop {
+            let (s, page) = self.call(reqwest::Method::GET, &format!("/groups/{group}/messages?after_seq={after}&limit=100"), Some(token), None).await;
+            assert_eq!(s, 200, "{page}");
+            let items = page["items"].as_array().unwrap().clone();
+            if items.is_empty() {
+                return all;
+            }
+            after = items.last().unwrap()["seq"].as_u64().unwrap();
+            all.extend(items);
+        }
+    }
+}
