@@ -52,6 +52,17 @@ pub fn register(io: &SocketIo, state: AppState) {
                 .as_deref()
                 .ok_or(Unauthorized)
                 .and_then(|t| st.auth.tokens().verify(t).map_err(|_| Unauthorized));
+            // The JWT check allows a few seconds of clock skew; a socket does not: a token
+            // expiring within that leeway would connect, have every event refused and be swept
+            // at once, instead of telling the client (connect_error) to refresh.
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let claims = claims.and_then(|c| {
+                if c.exp > now {
+                    Ok(c)
+                } else {
+                    Err(Unauthorized)
+                }
+            });
             let claims = match claims {
                 Ok(c) => c,
                 Err(e) => {
