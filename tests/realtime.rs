@@ -896,3 +896,30 @@ async fn deleting_a_group_tells_every_member() {
         .await;
     assert_eq!(error_code(&ack), "not_found");
 }
+
+#[tokio::test]
+async fn a_socket_is_fully_set_up_when_told_it_is_connected() {
+    // Clients emit in their `connect` callback: the handlers and rooms must already be there.
+    let app = TestApp::spawn_with(&[("CONCLAVE_SOCKET_EVENTS_PER_SEC", "1000")]).await;
+    let alice = app.user().await;
+    let bob = app.user().await;
+    let g = app.group(&alice, "open").await;
+    app.add_member(&g, &alice, &bob).await;
+    let a = ws(&app, &alice).await;
+    for n in 0..20 {
+        let mut b = ws(&app, &bob).await;
+        let ack = b
+            .try_emit_with_ack(
+                "group:sync",
+                json!({"group_id": g, "after_seq": 0, "limit": 1}),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("connection {n}: first event not answered: {e}"));
+        assert_eq!(ack["ok"], true, "{ack}");
+        let mut b2 = ws(&app, &bob).await;
+        let id = ws_send(&a, &g, &format!("right after connect {n}")).await;
+        expect_message(&mut b, &id).await;
+        expect_message(&mut b2, &id).await;
+    }
+}

@@ -40,6 +40,16 @@ impl std::fmt::Display for Unauthorized {
     }
 }
 
+/// A connect refused for want of a dependency (the store); the client may retry.
+#[derive(Debug)]
+struct Unavailable;
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unavailable")
+    }
+}
+
 pub fn register(io: &SocketIo, state: AppState) {
     let st = state.clone();
     let authenticate = move |s: SocketRef, TryData(auth): TryData<Value>| {
@@ -85,24 +95,21 @@ pub fn register(io: &SocketIo, state: AppState) {
         }
     };
     let st = state;
+    let set_up = move |s: SocketRef| set_up(st.clone(), s);
+    // Middlewares run before the CONNECT ack is sent, the connect handler only after it (in a
+    // task of its own). So the rooms and event handlers are set up in a middleware: a client may
+    // emit, and must receive, the moment it is told it is connected.
     io.ns(
         "/",
-        (move |s: SocketRef| on_connect(st.clone(), s)).with(authenticate),
+        (async |_: SocketRef| {}).with(set_up).with(authenticate),
     );
 }
 
-async fn on_connect(st: AppState, s: SocketRef) {
+/// The socket's rooms and event handlers, once authenticated.
+async fn set_up(st: AppState, s: SocketRef) -> Result<(), Unavailable> {
     let Some(user) = s.extensions.get::<SocketUser>() else {
-        let _ = s.disconnect();
-        return;
+        return Err(Unavailable);
     };
-    metrics::gauge!(m::SOCKETS_CONNECTED).increment(1.0);
-    metrics::counter!(m::SOCKET_CONNECTS).increment(1);
-    s.on_disconnect(|reason: DisconnectReason| async move {
-        metrics::gauge!(m::SOCKETS_CONNECTED).decrement(1.0);
-        metrics::counter!(m::SOCKET_DISCONNECTS, "reason" => disconnect_reason(reason))
-            .increment(1);
-    });
     // The user room first: a membership change from now on reaches this socket as an event, so
     // reading the groups afterwards cannot miss one. A second read closes the window in which a
     // removal committed between the first read and the joins.
@@ -111,8 +118,7 @@ async fn on_connect(st: AppState, s: SocketRef) {
         Ok(groups) => s.join(groups.iter().map(|g| group_room(*g)).collect::<Vec<_>>()),
         Err(e) => {
             tracing::warn!(error = %e, "cannot load groups of a connecting socket");
-            let _ = s.disconnect();
-            return;
+            return Err(Unavailable);
         }
     }
     if let Ok(now) = st.store.group_ids_of_user(user.id).await {
@@ -122,6 +128,15 @@ async fn on_connect(st: AppState, s: SocketRef) {
             }
         }
     }
+
+    // Counted only once nothing can refuse the connection any more.
+    metrics::gauge!(m::SOCKETS_CONNECTED).increment(1.0);
+    metrics::counter!(m::SOCKET_CONNECTS).increment(1);
+    s.on_disconnect(|reason: DisconnectReason| async move {
+        metrics::gauge!(m::SOCKETS_CONNECTED).decrement(1.0);
+        metrics::counter!(m::SOCKET_DISCONNECTS, "reason" => disconnect_reason(reason))
+            .increment(1);
+    });
 
     let st1 = st.clone();
     s.on(
@@ -169,6 +184,7 @@ async fn on_connect(st: AppState, s: SocketRef) {
             }
         },
     );
+    Ok(())
 }
 
 fn disconnect_reason(r: DisconnectReason) -> &'static str {
