@@ -16,30 +16,64 @@ const WAIT: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn messages_through_any_process_reach_members_on_another_in_order() {
     let cluster = Cluster::start(3).await;
-    let (n1, n2, n3) = (NodeApi::new(&cluster.nodes[0].base), NodeApi::new(&cluster.nodes[1].base), NodeApi::new(&cluster.nodes[2].base));
+    let (n1, n2, n3) = (
+        NodeApi::new(&cluster.nodes[0].base),
+        NodeApi::new(&cluster.nodes[1].base),
+        NodeApi::new(&cluster.nodes[2].base),
+    );
     let alice = n1.user().await;
     let bob = n2.user().await;
     let carol = n3.user().await;
-    let (s, g) = n1.call(Method::POST, "/groups", Some(&alice.token), Some(json!({"name": "cluster", "visibility": "open"}))).await;
+    let (s, g) = n1
+        .call(
+            Method::POST,
+            "/groups",
+            Some(&alice.token),
+            Some(json!({"name": "cluster", "visibility": "open"})),
+        )
+        .await;
     assert_eq!(s, 201, "{g}");
     let gid = g["id"].as_str().unwrap().to_owned();
     for (node, u) in [(&n2, &bob), (&n3, &carol)] {
-        let (s, b) = node.call(Method::POST, &format!("/groups/{gid}/join"), Some(&u.token), None).await;
+        let (s, b) = node
+            .call(
+                Method::POST,
+                &format!("/groups/{gid}/join"),
+                Some(&u.token),
+                None,
+            )
+            .await;
         assert_eq!(s, 200, "{b}");
     }
-    let mut watcher = SioClient::connect(&cluster.nodes[0].base, &alice.token).await.expect("connect to node 1");
-    let bob_sock = SioClient::connect(&cluster.nodes[1].base, &bob.token).await.expect("connect to node 2");
+    let mut watcher = SioClient::connect(&cluster.nodes[0].base, &alice.token)
+        .await
+        .expect("connect to node 1");
+    let bob_sock = SioClient::connect(&cluster.nodes[1].base, &bob.token)
+        .await
+        .expect("connect to node 2");
 
     const EACH: usize = 20;
     let via_socket = async {
         for i in 0..EACH {
-            let ack = bob_sock.emit_with_ack("message:send", json!({"group_id": gid, "content": format!("socket {i}")})).await;
+            let ack = bob_sock
+                .emit_with_ack(
+                    "message:send",
+                    json!({"group_id": gid, "content": format!("socket {i}")}),
+                )
+                .await;
             assert_eq!(ack["ok"], true, "{ack}");
         }
     };
     let via_http = async {
         for i in 0..EACH {
-            let (s, b) = n3.call(Method::POST, &format!("/groups/{gid}/messages"), Some(&carol.token), Some(json!({"content": format!("http {i}")}))).await;
+            let (s, b) = n3
+                .call(
+                    Method::POST,
+                    &format!("/groups/{gid}/messages"),
+                    Some(&carol.token),
+                    Some(json!({"content": format!("http {i}")})),
+                )
+                .await;
             assert_eq!(s, 202, "{b}");
         }
     };
@@ -47,10 +81,23 @@ async fn messages_through_any_process_reach_members_on_another_in_order() {
 
     let mut seqs = Vec::new();
     while seqs.len() < 2 * EACH {
-        let m = watcher.next_event("message:new", WAIT).await.unwrap_or_else(|| panic!("only {} of {} messages reached node 1", seqs.len(), 2 * EACH));
+        let m = watcher
+            .next_event("message:new", WAIT)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "only {} of {} messages reached node 1",
+                    seqs.len(),
+                    2 * EACH
+                )
+            });
         seqs.push(m["seq"].as_u64().unwrap());
     }
-    assert_eq!(seqs, (1..=(2 * EACH) as u64).collect::<Vec<_>>(), "node 1 saw every message once, in seq order");
+    assert_eq!(
+        seqs,
+        (1..=(2 * EACH) as u64).collect::<Vec<_>>(),
+        "node 1 saw every message once, in seq order"
+    );
     let history = n1.history(&gid, &alice.token).await;
     assert_eq!(history.len(), 2 * EACH);
     for (i, m) in history.iter().enumerate() {
@@ -62,38 +109,111 @@ async fn messages_through_any_process_reach_members_on_another_in_order() {
 #[tokio::test]
 async fn a_ban_on_one_process_removes_the_socket_held_by_another() {
     let cluster = Cluster::start(3).await;
-    let (n1, n2, n3) = (NodeApi::new(&cluster.nodes[0].base), NodeApi::new(&cluster.nodes[1].base), NodeApi::new(&cluster.nodes[2].base));
+    let (n1, n2, n3) = (
+        NodeApi::new(&cluster.nodes[0].base),
+        NodeApi::new(&cluster.nodes[1].base),
+        NodeApi::new(&cluster.nodes[2].base),
+    );
     let owner = n3.user().await;
     let dave = n1.user().await;
-    let (_, g) = n3.call(Method::POST, "/groups", Some(&owner.token), Some(json!({"name": "private", "visibility": "private"}))).await;
+    let (_, g) = n3
+        .call(
+            Method::POST,
+            "/groups",
+            Some(&owner.token),
+            Some(json!({"name": "private", "visibility": "private"})),
+        )
+        .await;
     let gid = g["id"].as_str().unwrap().to_owned();
-    let (s, _) = n1.call(Method::POST, &format!("/groups/{gid}/join"), Some(&dave.token), None).await;
+    let (s, _) = n1
+        .call(
+            Method::POST,
+            &format!("/groups/{gid}/join"),
+            Some(&dave.token),
+            None,
+        )
+        .await;
     assert_eq!(s, 202);
-    let mut dave_sock = SioClient::connect(&cluster.nodes[0].base, &dave.token).await.expect("connect");
-    let (s, _) = n2.call(Method::POST, &format!("/groups/{gid}/join-requests/{}/approve", dave.id), Some(&owner.token), None).await;
+    let mut dave_sock = SioClient::connect(&cluster.nodes[0].base, &dave.token)
+        .await
+        .expect("connect");
+    let (s, _) = n2
+        .call(
+            Method::POST,
+            &format!("/groups/{gid}/join-requests/{}/approve", dave.id),
+            Some(&owner.token),
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
     // Approved on node 2: dave's socket on node 1 is now in the room.
-    let (s, _) = n3.call(Method::POST, &format!("/groups/{gid}/messages"), Some(&owner.token), Some(json!({"content": "welcome"}))).await;
+    let (s, _) = n3
+        .call(
+            Method::POST,
+            &format!("/groups/{gid}/messages"),
+            Some(&owner.token),
+            Some(json!({"content": "welcome"})),
+        )
+        .await;
     assert_eq!(s, 202);
-    let m = dave_sock.next_event("message:new", WAIT).await.expect("dave receives on node 1 after approval on node 2");
+    let m = dave_sock
+        .next_event("message:new", WAIT)
+        .await
+        .expect("dave receives on node 1 after approval on node 2");
     assert_eq!(m["content"], "welcome");
 
-    let (s, b) = n3.call(Method::POST, &format!("/groups/{gid}/bans"), Some(&owner.token), Some(json!({"user_id": dave.id}))).await;
+    let (s, b) = n3
+        .call(
+            Method::POST,
+            &format!("/groups/{gid}/bans"),
+            Some(&owner.token),
+            Some(json!({"user_id": dave.id})),
+        )
+        .await;
     assert_eq!(s, 201, "{b}");
-    let removed = dave_sock.next_event("group:removed", WAIT).await.expect("group:removed on node 1");
+    let removed = dave_sock
+        .next_event("group:removed", WAIT)
+        .await
+        .expect("group:removed on node 1");
     assert_eq!(removed["reason"], "banned");
     for i in 0..10 {
-        let (s, _) = n2.call(Method::POST, &format!("/groups/{gid}/messages"), Some(&owner.token), Some(json!({"content": format!("after ban {i}")}))).await;
+        let (s, _) = n2
+            .call(
+                Method::POST,
+                &format!("/groups/{gid}/messages"),
+                Some(&owner.token),
+                Some(json!({"content": format!("after ban {i}")})),
+            )
+            .await;
         assert_eq!(s, 202);
     }
     // The owner's own socket sees them, so they were delivered; dave's saw none.
-    let mut owner_sock = SioClient::connect(&cluster.nodes[0].base, &owner.token).await.expect("connect");
-    let (s, _) = n2.call(Method::POST, &format!("/groups/{gid}/messages"), Some(&owner.token), Some(json!({"content": "last"}))).await;
+    let mut owner_sock = SioClient::connect(&cluster.nodes[0].base, &owner.token)
+        .await
+        .expect("connect");
+    let (s, _) = n2
+        .call(
+            Method::POST,
+            &format!("/groups/{gid}/messages"),
+            Some(&owner.token),
+            Some(json!({"content": "last"})),
+        )
+        .await;
     assert_eq!(s, 202);
-    let last = owner_sock.next_event("message:new", WAIT).await.expect("the owner receives on node 1");
+    let last = owner_sock
+        .next_event("message:new", WAIT)
+        .await
+        .expect("the owner receives on node 1");
     assert_eq!(last["content"], "last");
-    dave_sock.expect_no_event("message:new", Duration::from_millis(500)).await;
-    let ack = dave_sock.emit_with_ack("message:send", json!({"group_id": gid, "content": "let me in"})).await;
+    dave_sock
+        .expect_no_event("message:new", Duration::from_millis(500))
+        .await;
+    let ack = dave_sock
+        .emit_with_ack(
+            "message:send",
+            json!({"group_id": gid, "content": "let me in"}),
+        )
+        .await;
     assert_eq!(ack["error"]["code"], "banned", "{ack}");
     cluster.cleanup().await;
 }

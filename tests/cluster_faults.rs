@@ -22,28 +22,70 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 fn run(cmd: &str, args: &[&str]) {
-    let st = Command::new(cmd).args(args).status().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let st = Command::new(cmd)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     assert!(st.success(), "{cmd} {args:?} failed");
 }
 
 fn restart_redis() {
-    let _ = Command::new("redis-cli").args(["shutdown", "nosave"]).status();
+    let _ = Command::new("redis-cli")
+        .args(["shutdown", "nosave"])
+        .status();
     std::thread::sleep(Duration::from_millis(500));
     // The machine's own start command (see the env notes).
-    run("redis-server", &["--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"]);
+    run(
+        "redis-server",
+        &[
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            "/var/lib/redis",
+            "--logfile",
+            "/var/log/redis/ci.log",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_accepted_is_lost_through_kill_broker_restart_and_redis_restart() {
     let mut cluster = Cluster::start(3).await;
-    let apis: Vec<NodeApi> = cluster.nodes.iter().map(|n| NodeApi::new(&n.base)).collect();
+    let apis: Vec<NodeApi> = cluster
+        .nodes
+        .iter()
+        .map(|n| NodeApi::new(&n.base))
+        .collect();
     let owner = apis[0].user().await;
-    let (_, g) = apis[0].call(Method::POST, "/groups", Some(&owner.token), Some(json!({"name": "faults", "visibility": "open"}))).await;
+    let (_, g) = apis[0]
+        .call(
+            Method::POST,
+            "/groups",
+            Some(&owner.token),
+            Some(json!({"name": "faults", "visibility": "open"})),
+        )
+        .await;
     let gid = g["id"].as_str().unwrap().to_owned();
     let mut senders = Vec::new();
     for i in 0..3 {
         let u = apis[i].user().await;
-        let (s, _) = apis[i].call(Method::POST, &format!("/groups/{gid}/join"), Some(&u.token), None).await;
+        let (s, _) = apis[i]
+            .call(
+                Method::POST,
+                &format!("/groups/{gid}/join"),
+                Some(&u.token),
+                None,
+            )
+            .await;
         assert_eq!(s, 200);
         senders.push(u);
     }
@@ -54,7 +96,8 @@ async fn nothing_accepted_is_lost_through_kill_broker_restart_and_redis_restart(
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for (i, u) in senders.iter().cloned().enumerate() {
-        let (apis, accepted, stop, gid) = (apis.clone(), accepted.clone(), stop.clone(), gid.clone());
+        let (apis, accepted, stop, gid) =
+            (apis.clone(), accepted.clone(), stop.clone(), gid.clone());
         tasks.push(tokio::spawn(async move {
             let mut n = 0u32;
             let mut unavailable = 0u32;
@@ -109,7 +152,11 @@ async fn nothing_accepted_is_lost_through_kill_broker_restart_and_redis_restart(
         refused += t.await.expect("sender task");
     }
     let accepted = accepted.lock().await.clone();
-    assert!(accepted.len() > 100, "the senders got through: {} accepted, {refused} refused", accepted.len());
+    assert!(
+        accepted.len() > 100,
+        "the senders got through: {} accepted, {refused} refused",
+        accepted.len()
+    );
 
     // Everything accepted is stored exactly once, with contiguous seq; give the pipeline time to drain.
     let mut history = Vec::new();
@@ -123,19 +170,32 @@ async fn nothing_accepted_is_lost_through_kill_broker_restart_and_redis_restart(
     let mut ids: HashMap<String, u64> = HashMap::new();
     for (i, m) in history.iter().enumerate() {
         assert_eq!(m["seq"], (i + 1) as u64, "seq is contiguous");
-        let prev = ids.insert(m["id"].as_str().unwrap().to_owned(), m["seq"].as_u64().unwrap());
+        let prev = ids.insert(
+            m["id"].as_str().unwrap().to_owned(),
+            m["seq"].as_u64().unwrap(),
+        );
         assert!(prev.is_none(), "message {} stored twice", m["id"]);
     }
     for (cmid, id) in &accepted {
-        assert!(ids.contains_key(id), "accepted message {cmid} ({id}) is missing from history");
+        assert!(
+            ids.contains_key(id),
+            "accepted message {cmid} ({id}) is missing from history"
+        );
     }
 
     // A member that was away reconnects and catches up with group:sync.
-    let sock = SioClient::connect(&cluster.nodes[1].base, &owner.token).await.expect("connect");
+    let sock = SioClient::connect(&cluster.nodes[1].base, &owner.token)
+        .await
+        .expect("connect");
     let mut synced = Vec::new();
     let mut after = 0u64;
     loop {
-        let ack = sock.emit_with_ack("group:sync", json!({"group_id": gid, "after_seq": after, "limit": 100})).await;
+        let ack = sock
+            .emit_with_ack(
+                "group:sync",
+                json!({"group_id": gid, "after_seq": after, "limit": 100}),
+            )
+            .await;
         assert_eq!(ack["ok"], true, "{ack}");
         let items = ack["items"].as_array().unwrap().clone();
         if items.is_empty() {
@@ -144,6 +204,10 @@ async fn nothing_accepted_is_lost_through_kill_broker_restart_and_redis_restart(
         after = items.last().unwrap()["seq"].as_u64().unwrap();
         synced.extend(items);
     }
-    assert_eq!(synced.len(), history.len(), "group:sync returns everything stored");
+    assert_eq!(
+        synced.len(),
+        history.len(),
+        "group:sync returns everything stored"
+    );
     cluster.cleanup().await;
 }

@@ -26,7 +26,14 @@ async fn register_login_create_send_read() {
 async fn wrong_method_and_unknown_path_are_problems() {
     let app = TestApp::spawn().await;
     let alice = app.user().await;
-    let got = app.call(reqwest::Method::PUT, "/groups", Some(&alice.token), Some(json!({}))).await;
+    let got = app
+        .call(
+            reqwest::Method::PUT,
+            "/groups",
+            Some(&alice.token),
+            Some(json!({})),
+        )
+        .await;
     assert_problem(&got, 405, "method_not_allowed");
     let got = app.get("/no-such-thing", &alice.token).await;
     assert_problem(&got, 404, "not_found");

@@ -18,7 +18,10 @@ use crate::store::Store;
 use crate::store::mongo::MongoStore;
 
 /// Retries `attempt` with backoff (250 ms doubling to 10 s) until it succeeds.
-async fn wait_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(what: &str, mut attempt: impl FnMut() -> F) -> T {
+async fn wait_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) -> T {
     let mut n = 0u32;
     loop {
         match attempt().await {
@@ -60,13 +63,21 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<(Router, AppState, Close
         redis::aio::ConnectionManager::new_with_config(client, config).await
     })
     .await;
-    let driver = wait_for("redis (adapter)", || ResilientRedisDriver::connect(&redis_url, c.shutdown.clone())).await;
-    let limiter: Arc<dyn RateLimiter> = Arc::new(RedisLimiter::new(redis.clone(), &s.cluster_prefix));
+    let driver = wait_for("redis (adapter)", || {
+        ResilientRedisDriver::connect(&redis_url, c.shutdown.clone())
+    })
+    .await;
+    let limiter: Arc<dyn RateLimiter> =
+        Arc::new(RedisLimiter::new(redis.clone(), &s.cluster_prefix));
 
     let (layer, io) = realtime::cluster_layer(c.socket_settings(), driver, &s.cluster_prefix);
     let events: Arc<dyn EventSink> = Arc::new(Realtime::new(io.clone(), c.keyring.clone()));
     let pipeline: Arc<dyn Pipeline> = Arc::new(AmqpPipeline::start(
-        AmqpSettings { url: s.amqp_url.clone(), partitions: s.partitions, prefix: s.cluster_prefix.clone() },
+        AmqpSettings {
+            url: s.amqp_url.clone(),
+            partitions: s.partitions,
+            prefix: s.cluster_prefix.clone(),
+        },
         store.clone(),
         events.clone(),
     ));
@@ -75,11 +86,23 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<(Router, AppState, Close
         ("rabbitmq", Arc::new(PipelineProbe(pipeline.clone()))),
         ("redis", Arc::new(RedisProbe(redis))),
     ];
-    let state = c.state(EngineParts { store, pipeline, events, limiter, probes })?;
-    realtime::register(&io, state.clone()).await.map_err(|e| anyhow::anyhow!("Socket.IO Redis adapter: {e}"))?;
+    let state = c.state(EngineParts {
+        store,
+        pipeline,
+        events,
+        limiter,
+        probes,
+    })?;
+    realtime::register(&io, state.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("Socket.IO Redis adapter: {e}"))?;
     realtime::handlers::spawn_expiry_sweep(io.clone(), c.shutdown.clone());
     let close: CloseSockets = Box::new(move || Box::pin(async move { io.close().await }));
-    Ok((crate::http::router(state.clone()).layer(layer), state, close))
+    Ok((
+        crate::http::router(state.clone()).layer(layer),
+        state,
+        close,
+    ))
 }
 
 fn with_resp3(url: &str) -> String {

@@ -42,6 +42,16 @@ impl std::fmt::Display for Unauthorized {
     }
 }
 
+/// A connect refused for want of a dependency (the store); the client may retry.
+#[derive(Debug)]
+struct Unavailable;
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unavailable")
+    }
+}
+
 /// Registers the namespace; with the Redis adapter the returned value is a future that resolves
 /// once the adapter has subscribed.
 pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, state: AppState) -> A::InitRes {
@@ -56,6 +66,17 @@ pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, state: AppState) 
                 .as_deref()
                 .ok_or(Unauthorized)
                 .and_then(|t| st.auth.tokens().verify(t).map_err(|_| Unauthorized));
+            // The JWT check allows a few seconds of clock skew; a socket does not: a token
+            // expiring within that leeway would connect, have every event refused and be swept
+            // at once, instead of telling the client (connect_error) to refresh.
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let claims = claims.and_then(|c| {
+                if c.exp > now {
+                    Ok(c)
+                } else {
+                    Err(Unauthorized)
+                }
+            });
             let claims = match claims {
                 Ok(c) => c,
                 Err(e) => {
@@ -78,24 +99,21 @@ pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, state: AppState) 
         }
     };
     let st = state;
+    let set_up = move |s: SocketRef<A>| set_up(st.clone(), s);
+    // Middlewares run before the CONNECT ack is sent, the connect handler only after it (in a
+    // task of its own). So the rooms and event handlers are set up in a middleware: a client may
+    // emit, and must receive, the moment it is told it is connected.
     io.ns(
         "/",
-        (move |s: SocketRef<A>| on_connect(st.clone(), s)).with(authenticate),
+        (async |_: SocketRef<A>| {}).with(set_up).with(authenticate),
     )
 }
 
-async fn on_connect<A: Adapter>(st: AppState, s: SocketRef<A>) {
+/// The socket's rooms and event handlers, once authenticated.
+async fn set_up<A: Adapter>(st: AppState, s: SocketRef<A>) -> Result<(), Unavailable> {
     let Some(user) = s.extensions.get::<SocketUser>() else {
-        let _ = s.disconnect();
-        return;
+        return Err(Unavailable);
     };
-    metrics::gauge!(m::SOCKETS_CONNECTED).increment(1.0);
-    metrics::counter!(m::SOCKET_CONNECTS).increment(1);
-    s.on_disconnect(|reason: DisconnectReason| async move {
-        metrics::gauge!(m::SOCKETS_CONNECTED).decrement(1.0);
-        metrics::counter!(m::SOCKET_DISCONNECTS, "reason" => disconnect_reason(reason))
-            .increment(1);
-    });
     // The user room first: a membership change from now on reaches this socket as an event, so
     // reading the groups afterwards cannot miss one. A second read closes the window in which a
     // removal committed between the first read and the joins.
@@ -104,8 +122,7 @@ async fn on_connect<A: Adapter>(st: AppState, s: SocketRef<A>) {
         Ok(groups) => s.join(groups.iter().map(|g| group_room(*g)).collect::<Vec<_>>()),
         Err(e) => {
             tracing::warn!(error = %e, "cannot load groups of a connecting socket");
-            let _ = s.disconnect();
-            return;
+            return Err(Unavailable);
         }
     }
     if let Ok(now) = st.store.group_ids_of_user(user.id).await {
@@ -115,6 +132,15 @@ async fn on_connect<A: Adapter>(st: AppState, s: SocketRef<A>) {
             }
         }
     }
+
+    // Counted only once nothing can refuse the connection any more.
+    metrics::gauge!(m::SOCKETS_CONNECTED).increment(1.0);
+    metrics::counter!(m::SOCKET_CONNECTS).increment(1);
+    s.on_disconnect(|reason: DisconnectReason| async move {
+        metrics::gauge!(m::SOCKETS_CONNECTED).decrement(1.0);
+        metrics::counter!(m::SOCKET_DISCONNECTS, "reason" => disconnect_reason(reason))
+            .increment(1);
+    });
 
     let st1 = st.clone();
     s.on(
@@ -162,6 +188,7 @@ async fn on_connect<A: Adapter>(st: AppState, s: SocketRef<A>) {
             }
         },
     );
+    Ok(())
 }
 
 fn disconnect_reason(r: DisconnectReason) -> &'static str {

@@ -2,6 +2,8 @@
 //! and talks to it over HTTP like any client.
 #![allow(dead_code)]
 
+pub mod sio;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
