@@ -27,7 +27,11 @@ pub struct Cluster {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn mongo_uri() -> String {
@@ -37,7 +41,11 @@ pub fn mongo_uri() -> String {
 
 impl Cluster {
     pub async fn start(n: usize) -> Cluster {
-        let tag = format!("ct{}_{}", std::process::id(), super::unique("c").replace('_', ""));
+        let tag = format!(
+            "ct{}_{}",
+            std::process::id(),
+            super::unique("c").replace('_', "")
+        );
         let mut c = Cluster {
             nodes: Vec::new(),
             mongo_uri: mongo_uri(),
@@ -47,7 +55,11 @@ impl Cluster {
         };
         for _ in 0..n {
             let port = free_port();
-            c.nodes.push(Node { child: None, base: format!("http://127.0.0.1:{port}"), port });
+            c.nodes.push(Node {
+                child: None,
+                base: format!("http://127.0.0.1:{port}"),
+                port,
+            });
         }
         for i in 0..n {
             c.spawn(i);
@@ -95,7 +107,12 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(60);
         let client = reqwest::Client::new();
         while Instant::now() < deadline {
-            if let Ok(r) = client.get(&url).timeout(Duration::from_secs(2)).send().await {
+            if let Ok(r) = client
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+            {
                 if r.status() == 200 {
                     return;
                 }
@@ -133,13 +150,22 @@ impl Cluster {
         }
         if let Ok(conn) = lapin::Connection::connect(AMQP_URL, Default::default()).await {
             if let Ok(ch) = conn.create_channel().await {
-                let mut queues: Vec<String> = (0..PARTITIONS).map(|p| format!("{}conclave.messages.p{p}", self.prefix)).collect();
+                let mut queues: Vec<String> = (0..PARTITIONS)
+                    .map(|p| format!("{}conclave.messages.p{p}", self.prefix))
+                    .collect();
                 queues.push(format!("{}conclave.messages.dead", self.prefix));
                 for q in queues {
-                    let _ = ch.queue_delete(q.into(), QueueDeleteOptions::default()).await;
+                    let _ = ch
+                        .queue_delete(q.into(), QueueDeleteOptions::default())
+                        .await;
                 }
                 for e in ["conclave.messages", "conclave.messages.dlx"] {
-                    let _ = ch.exchange_delete(format!("{}{e}", self.prefix).into(), ExchangeDeleteOptions::default()).await;
+                    let _ = ch
+                        .exchange_delete(
+                            format!("{}{e}", self.prefix).into(),
+                            ExchangeDeleteOptions::default(),
+                        )
+                        .await;
                 }
             }
             let _ = conn.close(200, "bye".into()).await;
@@ -176,12 +202,26 @@ pub struct ClusterUser {
 
 impl NodeApi {
     pub fn new(base: &str) -> Self {
-        Self { base: base.to_owned(), client: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap() }
+        Self {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap(),
+        }
     }
 
     /// Status and JSON body; `Err` when the request itself failed (e.g. the node is down).
-    pub async fn try_call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> Result<(u16, serde_json::Value), reqwest::Error> {
-        let mut req = self.client.request(method, format!("{}/api/v1{path}", self.base));
+    pub async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value), reqwest::Error> {
+        let mut req = self
+            .client
+            .request(method, format!("{}/api/v1{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -191,21 +231,44 @@ impl NodeApi {
         let res = req.send().await?;
         let status = res.status().as_u16();
         let text = res.text().await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        ))
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
-        self.try_call(method, path, token, body).await.expect("request to a running node")
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        self.try_call(method, path, token, body)
+            .await
+            .expect("request to a running node")
     }
 
     pub async fn user(&self) -> ClusterUser {
         let name = super::unique("cu");
         let creds = serde_json::json!({"username": name, "password": "cluster-password"});
-        let (s, reg) = self.call(reqwest::Method::POST, "/auth/register", None, Some(creds.clone())).await;
+        let (s, reg) = self
+            .call(
+                reqwest::Method::POST,
+                "/auth/register",
+                None,
+                Some(creds.clone()),
+            )
+            .await;
         assert_eq!(s, 201, "{reg}");
-        let (s, tok) = self.call(reqwest::Method::POST, "/auth/login", None, Some(creds)).await;
+        let (s, tok) = self
+            .call(reqwest::Method::POST, "/auth/login", None, Some(creds))
+            .await;
         assert_eq!(s, 200, "{tok}");
-        ClusterUser { id: reg["id"].as_str().unwrap().to_owned(), token: tok["access_token"].as_str().unwrap().to_owned() }
+        ClusterUser {
+            id: reg["id"].as_str().unwrap().to_owned(),
+            token: tok["access_token"].as_str().unwrap().to_owned(),
+        }
     }
 
     /// Every message of a group, ascending, paging forwards.
@@ -213,7 +276,14 @@ impl NodeApi {
         let mut all = Vec::new();
         let mut after = 0u64;
         loop {
-            let (s, page) = self.call(reqwest::Method::GET, &format!("/groups/{group}/messages?after_seq={after}&limit=100"), Some(token), None).await;
+            let (s, page) = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/groups/{group}/messages?after_seq={after}&limit=100"),
+                    Some(token),
+                    None,
+                )
+                .await;
             assert_eq!(s, 200, "{page}");
             let items = page["items"].as_array().unwrap().clone();
             if items.is_empty() {

@@ -2,6 +2,7 @@
 //! and talks to it over HTTP like any client.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod sio;
 
 use std::collections::HashMap;
