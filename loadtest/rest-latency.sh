@@ -11,11 +11,12 @@ BIN=${CARGO_TARGET_DIR:-target}/release/conclave
 DATA=$(mktemp -d)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
 # Message sending is limited per user by default; lift the limit for the measurement only.
-CONCLAVE_HTTP_ADDR=127.0.0.1:$PORT CONCLAVE_DATA_DIR=$DATA CONCLAVE_MESSAGES_PER_USER=100000000 \
+CONCLAVE_HTTP_ADDR=127.0.0.1:$PORT CONCLAVE_DATA_DIR=$DATA CONCLAVE_MESSAGES_PER_USER=1000000 \
   CONCLAVE_MESSAGES_WINDOW=1s RUST_LOG=warn "$BIN" >"$DATA/server.log" 2>&1 &
 PID=$!
 B=http://127.0.0.1:$PORT/api/v1
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
+curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null || { cat "$DATA/server.log"; exit 1; }
 json() { python3 -c "import sys,json; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
 curl -sf -XPOST $B/auth/register -H 'content-type: application/json' -d '{"username":"bench","password":"bench-password"}' >/dev/null
 export TOKEN=$(curl -sf -XPOST $B/auth/login -H 'content-type: application/json' -d '{"username":"bench","password":"bench-password"}' | json access_token)
