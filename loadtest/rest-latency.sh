@@ -22,6 +22,6 @@ curl -sf -XPOST $B/auth/register -H 'content-type: application/json' -d '{"usern
 export TOKEN=$(curl -sf -XPOST $B/auth/login -H 'content-type: application/json' -d '{"username":"bench","password":"bench-password"}' | json access_token)
 export GROUP=$(curl -sf -XPOST $B/groups -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"name":"bench","visibility":"private"}' | json id)
 echo "POST /groups/{id}/messages ($CONNS connections, ${SECS}s):"
-wrk -t2 -c"$CONNS" -d"${SECS}s" -s loadtest/wrk/post_message.lua "http://127.0.0.1:$PORT" | tail -1
+wrk -t"$(( CONNS < 2 ? 1 : 2 ))" -c"$CONNS" -d"${SECS}s" -s loadtest/wrk/post_message.lua "http://127.0.0.1:$PORT" | tail -1
 echo "GET /groups/{id}/messages?limit=50 ($CONNS connections, ${SECS}s):"
-wrk -t2 -c"$CONNS" -d"${SECS}s" -s loadtest/wrk/get_messages.lua "http://127.0.0.1:$PORT" | tail -1
+wrk -t"$(( CONNS < 2 ? 1 : 2 ))" -c"$CONNS" -d"${SECS}s" -s loadtest/wrk/get_messages.lua "http://127.0.0.1:$PORT" | tail -1
