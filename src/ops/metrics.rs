@@ -36,6 +36,7 @@ pub const SOCKET_DROPPED: &str = "conclave_socket_dropped_total";
 pub const BROKER_RECONNECTS: &str = "conclave_broker_reconnects_total";
 pub const MESSAGES_DEAD_LETTERED: &str = "conclave_messages_dead_lettered_total";
 pub const STORE_BATCH_LATENCY: &str = "conclave_store_batch_duration_seconds";
+pub const DEAD_LETTER_DEPTH: &str = "conclave_pipeline_dead_letter_messages";
 pub const ADAPTER_RECONNECTS: &str = "conclave_adapter_reconnects_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

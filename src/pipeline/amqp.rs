@@ -325,10 +325,10 @@ async fn supervise_consumers(
                     .await?;
                 consumers.push((ch, consumer));
             }
-            Ok::<_, lapin::Error>((conn, consumers))
+            Ok::<_, lapin::Error>((conn, ch, consumers))
         };
         match setup.await {
-            Ok((conn, consumers)) => {
+            Ok((conn, ch, consumers)) => {
                 attempt = 0;
                 tracing::info!(partitions, "consuming from RabbitMQ");
                 consuming.store(true, Ordering::SeqCst);
@@ -343,6 +343,11 @@ async fn supervise_consumers(
                         local_stop.clone(),
                     )));
                 }
+                tasks.push(tokio::spawn(watch_dead_letters(
+                    ch,
+                    names.dead_queue(),
+                    local_stop.clone(),
+                )));
                 watch_connection(&conn, &stop).await;
                 consuming.store(false, Ordering::SeqCst);
                 // On shutdown the consumers finish their batch; unacked deliveries return to the
@@ -365,6 +370,27 @@ async fn supervise_consumers(
                 }
                 attempt += 1;
             }
+        }
+    }
+}
+
+/// Messages the broker dead-lettered (undecodable, or redelivered past the delivery limit) wait
+/// in the dead-letter queue for an operator; their count is exported as a gauge.
+async fn watch_dead_letters(ch: Channel, queue: String, stop: CancellationToken) {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    loop {
+        if let Ok(q) = ch
+            .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+            .await
+        {
+            metrics::gauge!(m::DEAD_LETTER_DEPTH).set(q.message_count() as f64);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
         }
     }
 }
