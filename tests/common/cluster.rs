@@ -112,10 +112,9 @@ impl Cluster {
                 .timeout(Duration::from_secs(2))
                 .send()
                 .await
+                && r.status() == 200
             {
-                if r.status() == 200 {
-                    return;
-                }
+                return;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
