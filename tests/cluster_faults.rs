@@ -76,9 +76,9 @@ async fn nothing_accepted_is_lost_through_kill_broker_restart_and_redis_restart(
         .await;
     let gid = g["id"].as_str().unwrap().to_owned();
     let mut senders = Vec::new();
-    for i in 0..3 {
-        let u = apis[i].user().await;
-        let (s, _) = apis[i]
+    for api in &apis {
+        let u = api.user().await;
+        let (s, _) = api
             .call(
                 Method::POST,
                 &format!("/groups/{gid}/join"),
