@@ -387,6 +387,49 @@ impl MongoStore {
     async fn session(&self) -> AppResult<ClientSession> {
         self.client.start_session().await.map_err(db_error)
     }
+
+    /// One page of a per-group listing of users (members, requests, bans), oldest first by
+    /// `(time_field, user_id)` (`key`), with usernames (`name`) looked up in one more query.
+    async fn user_listing<T>(
+        &self,
+        coll: &Collection<Document>,
+        time_field: &str,
+        (group, limit, after): (GroupId, Limit, Option<&Cursor>),
+        row: impl Fn(&Document) -> AppResult<T>,
+        key: impl Fn(&T) -> (OffsetDateTime, UserId),
+        name: impl Fn(&mut T) -> &mut String,
+    ) -> AppResult<Page<T>> {
+        let f = after_time_key(group, time_field, after)?;
+        let mut s = self.session().await?;
+        let mut cursor = coll
+            .find(f)
+            .sort(doc! { time_field: 1, "user_id": 1 })
+            .limit(limit_plus_one(limit))
+            .session(&mut s)
+            .await
+            .map_err(db_error)?;
+        let docs: Vec<Document> = cursor
+            .stream(&mut s)
+            .try_collect()
+            .await
+            .map_err(db_error)?;
+        let rows = docs.iter().map(row).collect::<AppResult<Vec<T>>>()?;
+        let ids = rows.iter().map(|r| key(r).1.to_string());
+        let names = usernames(&self.c, &mut s, ids).await.map_err(app)?;
+        Ok(page(
+            rows,
+            limit,
+            |r| {
+                let (t, u) = key(r);
+                time_key(t, u)
+            },
+            |mut r| {
+                let u = key(&r).1.to_string();
+                *name(&mut r) = names.get(&u).cloned().unwrap_or_default();
+                Some(r)
+            },
+        ))
+    }
 }
 
 fn limit_plus_one(limit: Limit) -> i64 {
@@ -1148,48 +1191,24 @@ impl Store for MongoStore {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<MemberRecord>> {
-        let f = after_time_key(group, "joined_at", after)?;
-        let mut s = self.session().await?;
-        let mut cursor = self
-            .c
-            .memberships
-            .find(f)
-            .sort(doc! { "joined_at": 1, "user_id": 1 })
-            .limit(limit_plus_one(limit))
-            .session(&mut s)
-            .await
-            .map_err(db_error)?;
-        let rows: Vec<Document> = cursor
-            .stream(&mut s)
-            .try_collect()
-            .await
-            .map_err(db_error)?;
-        let rows = rows
-            .iter()
-            .map(|d| {
-                Ok(MemberRecord {
-                    user_id: docs::id(d, "user_id")?,
-                    username: String::new(),
-                    role: docs::role(d)?,
-                    joined_at: docs::time(d, "joined_at")?,
-                })
+        let row = |d: &Document| {
+            Ok(MemberRecord {
+                user_id: docs::id(d, "user_id")?,
+                username: String::new(),
+                role: docs::role(d)?,
+                joined_at: docs::time(d, "joined_at")?,
             })
-            .collect::<AppResult<Vec<_>>>()?;
-        let names = usernames(&self.c, &mut s, rows.iter().map(|m| m.user_id.to_string()))
-            .await
-            .map_err(app)?;
-        Ok(page(
-            rows,
-            limit,
-            |m| time_key(m.joined_at, m.user_id),
-            |mut m| {
-                m.username = names
-                    .get(&m.user_id.to_string())
-                    .cloned()
-                    .unwrap_or_default();
-                Some(m)
-            },
-        ))
+        };
+        let key = |m: &MemberRecord| (m.joined_at, m.user_id);
+        self.user_listing(
+            &self.c.memberships,
+            "joined_at",
+            (group, limit, after),
+            row,
+            key,
+            |m| &mut m.username,
+        )
+        .await
     }
 
     async fn join_requests(
@@ -1198,47 +1217,23 @@ impl Store for MongoStore {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<JoinRequestRecord>> {
-        let f = after_time_key(group, "requested_at", after)?;
-        let mut s = self.session().await?;
-        let mut cursor = self
-            .c
-            .join_requests
-            .find(f)
-            .sort(doc! { "requested_at": 1, "user_id": 1 })
-            .limit(limit_plus_one(limit))
-            .session(&mut s)
-            .await
-            .map_err(db_error)?;
-        let rows: Vec<Document> = cursor
-            .stream(&mut s)
-            .try_collect()
-            .await
-            .map_err(db_error)?;
-        let rows = rows
-            .iter()
-            .map(|d| {
-                Ok(JoinRequestRecord {
-                    user_id: docs::id(d, "user_id")?,
-                    username: String::new(),
-                    requested_at: docs::time(d, "requested_at")?,
-                })
+        let row = |d: &Document| {
+            Ok(JoinRequestRecord {
+                user_id: docs::id(d, "user_id")?,
+                username: String::new(),
+                requested_at: docs::time(d, "requested_at")?,
             })
-            .collect::<AppResult<Vec<_>>>()?;
-        let names = usernames(&self.c, &mut s, rows.iter().map(|m| m.user_id.to_string()))
-            .await
-            .map_err(app)?;
-        Ok(page(
-            rows,
-            limit,
-            |r| time_key(r.requested_at, r.user_id),
-            |mut r| {
-                r.username = names
-                    .get(&r.user_id.to_string())
-                    .cloned()
-                    .unwrap_or_default();
-                Some(r)
-            },
-        ))
+        };
+        let key = |r: &JoinRequestRecord| (r.requested_at, r.user_id);
+        self.user_listing(
+            &self.c.join_requests,
+            "requested_at",
+            (group, limit, after),
+            row,
+            key,
+            |r| &mut r.username,
+        )
+        .await
     }
 
     async fn bans(
@@ -1247,48 +1242,24 @@ impl Store for MongoStore {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<BanRecord>> {
-        let f = after_time_key(group, "banned_at", after)?;
-        let mut s = self.session().await?;
-        let mut cursor = self
-            .c
-            .bans
-            .find(f)
-            .sort(doc! { "banned_at": 1, "user_id": 1 })
-            .limit(limit_plus_one(limit))
-            .session(&mut s)
-            .await
-            .map_err(db_error)?;
-        let rows: Vec<Document> = cursor
-            .stream(&mut s)
-            .try_collect()
-            .await
-            .map_err(db_error)?;
-        let rows = rows
-            .iter()
-            .map(|d| {
-                Ok(BanRecord {
-                    user_id: docs::id(d, "user_id")?,
-                    username: String::new(),
-                    banned_by: docs::id(d, "banned_by")?,
-                    banned_at: docs::time(d, "banned_at")?,
-                })
+        let row = |d: &Document| {
+            Ok(BanRecord {
+                user_id: docs::id(d, "user_id")?,
+                username: String::new(),
+                banned_by: docs::id(d, "banned_by")?,
+                banned_at: docs::time(d, "banned_at")?,
             })
-            .collect::<AppResult<Vec<_>>>()?;
-        let names = usernames(&self.c, &mut s, rows.iter().map(|m| m.user_id.to_string()))
-            .await
-            .map_err(app)?;
-        Ok(page(
-            rows,
-            limit,
-            |b| time_key(b.banned_at, b.user_id),
-            |mut b| {
-                b.username = names
-                    .get(&b.user_id.to_string())
-                    .cloned()
-                    .unwrap_or_default();
-                Some(b)
-            },
-        ))
+        };
+        let key = |b: &BanRecord| (b.banned_at, b.user_id);
+        self.user_listing(
+            &self.c.bans,
+            "banned_at",
+            (group, limit, after),
+            row,
+            key,
+            |b| &mut b.username,
+        )
+        .await
     }
 
     async fn message_id_for_client_id(
