@@ -200,11 +200,17 @@ async fn a_ban_on_one_process_removes_the_socket_held_by_another() {
         )
         .await;
     assert_eq!(s, 202);
-    let last = owner_sock
-        .next_event("message:new", WAIT)
-        .await
-        .expect("the owner receives on node 1");
-    assert_eq!(last["content"], "last");
+    // In cluster mode 202 means queued: earlier messages may still be on their way, so read up
+    // to the last one.
+    loop {
+        let m = owner_sock
+            .next_event("message:new", WAIT)
+            .await
+            .expect("the owner receives on node 1");
+        if m["content"] == "last" {
+            break;
+        }
+    }
     dave_sock
         .expect_no_event("message:new", Duration::from_millis(500))
         .await;
@@ -215,5 +221,63 @@ async fn a_ban_on_one_process_removes_the_socket_held_by_another() {
         )
         .await;
     assert_eq!(ack["error"]["code"], "banned", "{ack}");
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn concurrent_retries_of_one_client_msg_id_on_every_process_get_one_id_and_one_message() {
+    let cluster = Cluster::start(3).await;
+    let apis: Vec<NodeApi> = cluster
+        .nodes
+        .iter()
+        .map(|n| NodeApi::new(&n.base))
+        .collect();
+    let u = apis[0].user().await;
+    let (_, g) = apis[0]
+        .call(
+            Method::POST,
+            "/groups",
+            Some(&u.token),
+            Some(json!({"name": "retries", "visibility": "private"})),
+        )
+        .await;
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let sends = (0..12).map(|i| {
+        let (api, token, gid) = (apis[i % 3].clone(), u.token.clone(), gid.clone());
+        async move {
+            let body = json!({"content": "once", "client_msg_id": "retry-me"});
+            let (s, b) = api
+                .call(
+                    Method::POST,
+                    &format!("/groups/{gid}/messages"),
+                    Some(&token),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(s, 202, "{b}");
+            b["id"].as_str().unwrap().to_owned()
+        }
+    });
+    let ids = futures::future::join_all(sends).await;
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "every retry got the same id: {ids:?}"
+    );
+    let mut history = Vec::new();
+    for _ in 0..50 {
+        history = apis[1].history(&gid, &u.token).await;
+        if !history.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let history = if history.is_empty() {
+        history
+    } else {
+        apis[1].history(&gid, &u.token).await
+    };
+    assert_eq!(history.len(), 1, "stored once");
+    assert_eq!(history[0]["id"], ids[0].as_str());
     cluster.cleanup().await;
 }

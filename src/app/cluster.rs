@@ -77,6 +77,7 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<(Router, AppState, Close
             url: s.amqp_url.clone(),
             partitions: s.partitions,
             prefix: s.cluster_prefix.clone(),
+            redis: redis.clone(),
         },
         store.clone(),
         events.clone(),
