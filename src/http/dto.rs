@@ -49,8 +49,3 @@ pub struct StatusReply {
     /// `member`, `pending` or `accepted`.
     pub status: String,
 }
-
-pub mod ts {
-    //! RFC 3339 timestamps in JSON.
-    pub use time::serde::rfc3339::serialize;
-}
