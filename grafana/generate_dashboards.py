@@ -27,6 +27,8 @@ SEL = 'namespace="$namespace", pod=~"$pod"'
 # kube-state-metrics series.
 CONTAINER = 'namespace="$namespace", pod=~"$pod", container="conclave"'
 RI = "$__rate_interval"
+# Probes and scrapes, left out where the alert rules leave them out.
+NOT_OPS = 'route!~"/healthz|/readyz|/metrics"'
 
 
 class Layout:
@@ -318,10 +320,11 @@ def realtime():
                   targets((f"sum(rate(conclave_http_requests_total{{{SEL}}}[{RI}]))", "req/s")),
                   unit="reqps"))
     p.append(stat(L, "5xx error ratio",
-                  "Which share of HTTP requests fails with a server error (5xx)? The "
-                  "ConclaveHighErrorRate alert fires above 5%.",
-                  targets((f'sum(rate(conclave_http_requests_total{{{SEL}, status=~"5.."}}[{RI}]))'
-                           f" / sum(rate(conclave_http_requests_total{{{SEL}}}[{RI}]))", "5xx")),
+                  "Which share of HTTP requests (probes and /metrics excluded) fails with a "
+                  "server error (5xx)? The ConclaveHighErrorRate alert fires above 5%.",
+                  targets((f'sum(rate(conclave_http_requests_total{{{SEL}, {NOT_OPS}, '
+                           f'status=~"5.."}}[{RI}])) / sum(rate(conclave_http_requests_total'
+                           f"{{{SEL}, {NOT_OPS}}}[{RI}]))", "5xx")),
                   unit="percentunit", steps=((0.01, "orange"), (0.05, "red")), decimals=2))
     p.append(stat(L, "Live sockets",
                   "How many Socket.IO connections are open on the selected pods?",
