@@ -583,7 +583,7 @@ def resources():
     p.append(timeseries(L, "Memory per live socket",
                         "How much memory does a pod hold per open socket? Idle sockets cost "
                         "about 25-30 KiB each; much more suggests a leak or large buffers.",
-                        targets((f"{mem} / sum by (pod) (conclave_socket_connections{{{SEL}}})",
+                        targets((f"{mem} / (sum by (pod) (conclave_socket_connections{{{SEL}}}) > 0)",
                                  "{{pod}}")),
                         unit="bytes", w=24))
     p.append(row(L, "Pods"))
