@@ -476,9 +476,9 @@ def activity():
                   steps=((1, "orange"),), decimals=0, graph=False))
     p.append(timeseries(L, "Registrations",
                         "How many accounts are created per second (successful POST "
-                        "/auth/register)?",
+                        "/api/v1/auth/register)?",
                         targets((f'sum(rate(conclave_http_requests_total{{{SEL}, '
-                                 f'route="/auth/register", status=~"2.."}}[{RI}]))',
+                                 f'route="/api/v1/auth/register", status=~"2.."}}[{RI}]))',
                                  "registrations")),
                         unit="ops"))
     p.append(timeseries(L, "Rate-limit hits by limit",
