@@ -1,0 +1,683 @@
+#!/usr/bin/env python3
+"""Generates the Conclave Grafana dashboards in grafana/dashboards/*.json.
+
+The JSON files are committed; this script is their source. Edit here, run
+`python3 grafana/generate_dashboards.py`, commit both. scripts/check-observability fails when the
+committed JSON differs from what this script writes.
+
+Conventions (checked by scripts/check-observability):
+  - classic dashboard JSON (schemaVersion 39+), validated against @grafana/schema's Dashboard type
+    and, per panel, against the panel plugin's Options / FieldConfig types;
+  - every query uses the `${datasource}` template variable and the `namespace` and `pod`
+    variables;
+  - every panel has a description saying which question it answers;
+  - every metric name is one the server exports (src/ops/metrics.rs) or a standard Kubernetes one
+    (cAdvisor container_*, kube-state-metrics kube_*, `up`, `ALERTS`).
+"""
+
+import json
+import os
+import sys
+
+SCHEMA_VERSION = 39
+DS = {"type": "prometheus", "uid": "${datasource}"}
+# Selector of the Conclave series chosen by the template variables.
+SEL = 'namespace="$namespace", pod=~"$pod"'
+# The Conclave container in the pod (the chart's default name), for the cAdvisor and
+# kube-state-metrics series.
+CONTAINER = 'namespace="$namespace", pod=~"$pod", container="conclave"'
+RI = "$__rate_interval"
+# Probes and scrapes, left out where the alert rules leave them out.
+NOT_OPS = 'route!~"/healthz|/readyz|/metrics"'
+
+
+class Layout:
+    """Places panels left to right on Grafana's 24-column grid."""
+
+    def __init__(self):
+        self.x = 0
+        self.y = 0
+        self.row_h = 0
+        self.next_id = 1
+
+    def pos(self, w, h):
+        if self.x + w > 24:
+            self.newline()
+        p = {"h": h, "w": w, "x": self.x, "y": self.y}
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        return p
+
+    def newline(self):
+        self.y += self.row_h
+        self.x = 0
+        self.row_h = 0
+
+    def id(self):
+        i = self.next_id
+        self.next_id += 1
+        return i
+
+
+def target(expr, legend="__auto", ref="A", instant=False, fmt=None):
+    t = {"datasource": DS, "editorMode": "code", "expr": expr, "legendFormat": legend, "refId": ref}
+    if instant:
+        t["instant"] = True
+        t["range"] = False
+    if fmt:
+        t["format"] = fmt
+    return t
+
+
+def targets(*pairs, **kw):
+    """pairs of (expr, legend); refIds A, B, C..."""
+    return [target(e, l, chr(ord("A") + i), **kw) for i, (e, l) in enumerate(pairs)]
+
+
+def thresholds(*steps):
+    s = [{"color": "green", "value": None}]
+    for value, color in steps:
+        s.append({"color": color, "value": value})
+    return {"mode": "absolute", "steps": s}
+
+
+def timeseries(L, title, description, tgts, unit="short", w=12, h=8, stack=False, min0=True,
+               steps=()):
+    custom = {
+        "drawStyle": "line",
+        "lineWidth": 1,
+        "fillOpacity": 10,
+        "showPoints": "never",
+        "spanNulls": False,
+        "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+    }
+    defaults = {"unit": unit, "custom": custom, "thresholds": thresholds(*steps)}
+    if min0:
+        defaults["min"] = 0
+    return {
+        "id": L.id(),
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "gridPos": L.pos(w, h),
+        "targets": tgts,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": {
+            "legend": {"calcs": ["mean", "max"], "displayMode": "table", "placement": "bottom",
+                       "showLegend": True},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+    }
+
+
+def stat(L, title, description, tgts, unit="short", w=6, h=4, steps=(), decimals=None,
+         graph=True):
+    defaults = {"unit": unit, "thresholds": thresholds(*steps), "color": {"mode": "thresholds"}}
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    return {
+        "id": L.id(),
+        "type": "stat",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "gridPos": L.pos(w, h),
+        "targets": tgts,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": {
+            "colorMode": "value",
+            "graphMode": "area" if graph else "none",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "percentChangeColorMode": "standard",
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "showPercentChange": False,
+            "textMode": "auto",
+            "wideLayout": True,
+        },
+    }
+
+
+def table(L, title, description, tgts, w=24, h=8):
+    return {
+        "id": L.id(),
+        "type": "table",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "gridPos": L.pos(w, h),
+        "targets": tgts,
+        "fieldConfig": {
+            "defaults": {"custom": {"align": "auto", "cellOptions": {"type": "auto"},
+                                    "inspect": False}},
+            "overrides": [],
+        },
+        "options": {"frameIndex": 0, "showHeader": True, "cellHeight": "sm"},
+        "transformations": [
+            {"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True,
+                                                             "__name__": True}}}
+        ],
+    }
+
+
+def state_timeline(L, title, description, tgts, w=24, h=8):
+    return {
+        "id": L.id(),
+        "type": "state-timeline",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "gridPos": L.pos(w, h),
+        "targets": tgts,
+        "fieldConfig": {
+            "defaults": {
+                "custom": {"fillOpacity": 80, "lineWidth": 0},
+                "color": {"mode": "thresholds"},
+                "thresholds": thresholds((1, "red")),
+                "mappings": [
+                    {"type": "value", "options": {"0": {"text": "ok", "color": "green"},
+                                                  "1": {"text": "firing", "color": "red"}}}
+                ],
+            },
+            "overrides": [],
+        },
+        "options": {
+            "legend": {"calcs": [], "displayMode": "list", "placement": "bottom",
+                       "showLegend": False},
+            "tooltip": {"mode": "single", "sort": "none"},
+            "rowHeight": 0.9,
+            "showValue": "never",
+            "mergeValues": True,
+        },
+    }
+
+
+def row(L, title):
+    L.newline()
+    r = {"id": L.id(), "type": "row", "title": title, "collapsed": False, "panels": [],
+         "gridPos": {"h": 1, "w": 24, "x": 0, "y": L.y}}
+    L.y += 1
+    return r
+
+
+def quantiles(metric, by, legend_by, sel=SEL, qs=(0.5, 0.95, 0.99)):
+    """histogram_quantile targets for a _bucket metric, one per quantile."""
+    by_clause = ", ".join(by + ["le"])
+    out = []
+    for q in qs:
+        label = f"p{int(q * 100)}"
+        legend = f"{label} {legend_by}".strip()
+        out.append((f"histogram_quantile({q}, sum by ({by_clause}) "
+                    f"(rate({metric}_bucket{{{sel}}}[{RI}])))", legend))
+    return targets(*out)
+
+
+def templating(pod_source):
+    """datasource, namespace and pod variables. pod_source: the series whose `pod` label lists
+    the Conclave pods."""
+    return {"list": [
+        {
+            "name": "datasource",
+            "label": "Data source",
+            "type": "datasource",
+            "query": "prometheus",
+            "hide": 0,
+            "refresh": 1,
+            "regex": "",
+            "includeAll": False,
+            "multi": False,
+            "skipUrlSync": False,
+            "options": [],
+        },
+        {
+            "name": "namespace",
+            "label": "Namespace",
+            "type": "query",
+            "datasource": DS,
+            "query": {"query": "label_values(conclave_http_requests_total, namespace)",
+                      "refId": "namespace"},
+            "refresh": 2,
+            "sort": 1,
+            "hide": 0,
+            "includeAll": False,
+            "multi": False,
+            "regex": "",
+            "skipUrlSync": False,
+            "options": [],
+        },
+        {
+            "name": "pod",
+            "label": "Pod",
+            "type": "query",
+            "datasource": DS,
+            "query": {"query": f'label_values({pod_source}{{namespace="$namespace"}}, pod)',
+                      "refId": "pod"},
+            "refresh": 2,
+            "sort": 1,
+            "hide": 0,
+            "includeAll": True,
+            "allValue": ".*",
+            "multi": True,
+            "current": {"text": ["All"], "value": ["$__all"]},
+            "regex": "",
+            "skipUrlSync": False,
+            "options": [],
+        },
+    ]}
+
+
+def dashboard(uid, title, description, panels, pod_source="conclave_http_requests_total",
+              refresh="30s", time_from="now-3h"):
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["conclave"],
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "refresh": refresh,
+        "time": {"from": time_from, "to": "now"},
+        "timepicker": {},
+        "timezone": "browser",
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "annotations": {"list": [{
+            "builtIn": 1,
+            "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+            "enable": True,
+            "hide": True,
+            "iconColor": "rgba(0, 211, 255, 1)",
+            "name": "Annotations & Alerts",
+            "type": "dashboard",
+            "target": {"limit": 100, "matchAny": False, "tags": [], "type": "dashboard"},
+        }]},
+        "links": [{
+            "title": "Conclave dashboards",
+            "type": "dashboards",
+            "tags": ["conclave"],
+            "asDropdown": True,
+            "includeVars": True,
+            "keepTime": True,
+            "icon": "external link",
+            "targetBlank": False,
+            "tooltip": "",
+            "url": "",
+        }],
+        "templating": templating(pod_source),
+        "panels": panels,
+    }
+
+
+def realtime():
+    L = Layout()
+    p = []
+    p.append(row(L, "Golden signals"))
+    p.append(stat(L, "Request rate",
+                  "How many HTTP requests per second are the selected pods serving right now?",
+                  targets((f"sum(rate(conclave_http_requests_total{{{SEL}}}[{RI}]))", "req/s")),
+                  unit="reqps"))
+    p.append(stat(L, "5xx error ratio",
+                  "Which share of HTTP requests (probes and /metrics excluded) fails with a "
+                  "server error (5xx)? The ConclaveHighErrorRate alert fires above 5%.",
+                  targets((f'sum(rate(conclave_http_requests_total{{{SEL}, {NOT_OPS}, '
+                           f'status=~"5.."}}[{RI}])) / sum(rate(conclave_http_requests_total'
+                           f"{{{SEL}, {NOT_OPS}}}[{RI}]))", "5xx")),
+                  unit="percentunit", steps=((0.01, "orange"), (0.05, "red")), decimals=2))
+    p.append(stat(L, "Live sockets",
+                  "How many Socket.IO connections are open on the selected pods?",
+                  targets((f"sum(conclave_socket_connections{{{SEL}}})", "sockets"))))
+    p.append(stat(L, "Messages accepted",
+                  "How many messages per second do senders get accepted (durably queued or "
+                  "stored)?",
+                  targets((f"sum(rate(conclave_messages_accepted_total{{{SEL}}}[{RI}]))",
+                           "msg/s")), unit="short"))
+
+    p.append(row(L, "HTTP"))
+    p.append(timeseries(L, "Request rate by route and status",
+                        "Which routes get the traffic, and with which status codes?",
+                        targets((f"sum by (route, status) (rate(conclave_http_requests_total"
+                                 f"{{{SEL}}}[{RI}]))", "{{route}} {{status}}")),
+                        unit="reqps"))
+    p.append(timeseries(L, "Error ratio by route (5xx and 4xx)",
+                        "Which routes fail, and is it the server (5xx) or the clients (4xx: "
+                        "validation, auth, rate limits)?",
+                        targets(
+                            (f'sum by (route) (rate(conclave_http_requests_total{{{SEL}, '
+                             f'status=~"5.."}}[{RI}])) / sum by (route) (rate('
+                             f"conclave_http_requests_total{{{SEL}}}[{RI}]))", "5xx {{route}}"),
+                            (f'sum by (route) (rate(conclave_http_requests_total{{{SEL}, '
+                             f'status=~"4.."}}[{RI}])) / sum by (route) (rate('
+                             f"conclave_http_requests_total{{{SEL}}}[{RI}]))", "4xx {{route}}")),
+                        unit="percentunit", steps=((0.05, "red"),)))
+    p.append(timeseries(L, "Latency p50 / p95 / p99 by route",
+                        "How long do HTTP requests take per route, for the typical (p50) and the "
+                        "slowest (p95, p99) requests? ConclaveHighLatencyP99 fires when p99 over "
+                        "all routes stays above 1 s.",
+                        quantiles("conclave_http_request_duration_seconds", ["route"],
+                                  "{{route}}"),
+                        unit="s", w=24, h=9, steps=((1, "red"),)))
+
+    p.append(row(L, "Realtime (Socket.IO)"))
+    p.append(timeseries(L, "Live sockets by pod",
+                        "How are the open sockets spread over the pods? A pod with none may be "
+                        "unready; one with many more may need rebalancing.",
+                        targets((f"sum by (pod) (conclave_socket_connections{{{SEL}}})",
+                                 "{{pod}}"))))
+    p.append(timeseries(L, "Socket events in / out by event",
+                        "Which Socket.IO events do clients send and which does the server push, "
+                        "per second?",
+                        targets((f"sum by (event) (rate(conclave_socket_events_in_total{{{SEL}}}"
+                                 f"[{RI}]))", "in {{event}}"),
+                                (f"sum by (event) (rate(conclave_socket_events_out_total{{{SEL}}}"
+                                 f"[{RI}]))", "out {{event}}")),
+                        unit="ops"))
+    p.append(timeseries(L, "Dropped socket packets by event",
+                        "Are events to sockets, or from the Redis adapter, being dropped because "
+                        "buffers are full? Clients then resync with group:sync; "
+                        "ConclaveSocketDrops fires when this persists.",
+                        targets((f"sum by (event) (rate(conclave_socket_dropped_total{{{SEL}}}"
+                                 f"[{RI}]))", "{{event}}")),
+                        unit="ops", steps=((0.01, "red"),)))
+    p.append(timeseries(L, "Broker and adapter reconnects",
+                        "Did the RabbitMQ publisher/consumer or the Redis adapter lose its "
+                        "connection and reconnect (cluster mode)?",
+                        targets((f"sum by (role) (increase(conclave_broker_reconnects_total"
+                                 f"{{{SEL}}}[{RI}]))", "broker {{role}}"),
+                                (f"sum(increase(conclave_adapter_reconnects_total{{{SEL}}}"
+                                 f"[{RI}]))", "redis adapter")),
+                        steps=((1, "red"),)))
+
+    p.append(row(L, "Message pipeline"))
+    p.append(timeseries(L, "Message throughput",
+                        "Do messages flow through the pipeline: how many per second are "
+                        "accepted from senders, persisted to the store, delivered to sockets, "
+                        "and recognised as duplicate retries? Accepted above persisted for long "
+                        "means a backlog.",
+                        targets((f"sum(rate(conclave_messages_accepted_total{{{SEL}}}[{RI}]))",
+                                 "accepted"),
+                                (f"sum(rate(conclave_messages_persisted_total{{{SEL}}}[{RI}]))",
+                                 "persisted"),
+                                (f"sum(rate(conclave_messages_delivered_total{{{SEL}}}[{RI}]))",
+                                 "delivered"),
+                                (f"sum(rate(conclave_messages_duplicate_total{{{SEL}}}[{RI}]))",
+                                 "duplicate")),
+                        unit="short", w=24))
+    p.append(timeseries(L, "Persist latency (submit to stored)",
+                        "How long does a message wait between its submission and its write in "
+                        "the store (the pipeline lag)? ConclavePersistLatencyHigh fires when p99 "
+                        "stays above 2 s.",
+                        quantiles("conclave_message_persist_latency_seconds", [], ""),
+                        unit="s", steps=((2, "red"),)))
+    p.append(timeseries(L, "Delivery latency (sent to broadcast)",
+                        "How long after sending is a message broadcast to the group's sockets? "
+                        "ConclaveDeliveryLatencyHigh fires when p99 stays above 2 s.",
+                        quantiles("conclave_message_delivery_latency_seconds", [], ""),
+                        unit="s", steps=((2, "red"),)))
+    p.append(timeseries(L, "Pipeline errors and dead letters",
+                        "Are store batches failing, are messages being dead-lettered, and how "
+                        "many wait in the dead-letter queue? Anything above zero needs a look "
+                        "(ConclavePipelineErrors, ConclaveDeadLetters).",
+                        targets((f"sum(increase(conclave_pipeline_errors_total{{{SEL}}}[{RI}]))",
+                                 "failed store batches"),
+                                (f"sum(increase(conclave_messages_dead_lettered_total{{{SEL}}}"
+                                 f"[{RI}]))", "dead-lettered"),
+                                (f"max(conclave_pipeline_dead_letter_messages{{{SEL}}})",
+                                 "dead-letter queue depth")),
+                        steps=((1, "red"),)))
+    p.append(timeseries(L, "Store batches: size and duration",
+                        "How big are the store's write batches, and how long does a batch take "
+                        "(cluster consumer)? Growing batches with growing duration mean the "
+                        "store is the bottleneck. Transaction retries show write conflicts in "
+                        "MongoDB.",
+                        targets((f"histogram_quantile(0.5, sum by (le) (rate("
+                                 f"conclave_pipeline_batch_size_bucket{{{SEL}}}[{RI}])))",
+                                 "batch size p50"),
+                                (f"histogram_quantile(0.99, sum by (le) (rate("
+                                 f"conclave_pipeline_batch_size_bucket{{{SEL}}}[{RI}])))",
+                                 "batch size p99"),
+                                (f"histogram_quantile(0.99, sum by (le) (rate("
+                                 f"conclave_store_batch_duration_seconds_bucket{{{SEL}}}[{RI}])))"
+                                 " * 1000", "batch duration p99 (ms)"),
+                                (f"sum(rate(conclave_store_tx_retries_total{{{SEL}}}[{RI}]))",
+                                 "transaction retries/s"))))
+    return dashboard(
+        "conclave-realtime", "Conclave / Realtime",
+        "Is Conclave serving well right now? HTTP rate, errors and latency by route, live "
+        "sockets, and the message pipeline (accepted, persisted, delivered, lag, errors, dead "
+        "letters). Metrics come from the server's /metrics (src/ops/metrics.rs).", p,
+        refresh="10s", time_from="now-1h")
+
+
+def activity():
+    L = Layout()
+    p = []
+    p.append(row(L, "Accounts and logins"))
+    p.append(timeseries(L, "Logins by result",
+                        "How many logins succeed and fail per second? A jump in failures is "
+                        "mistyped passwords after an incident, or credential stuffing.",
+                        targets((f"sum by (result) (rate(conclave_auth_logins_total{{{SEL}}}"
+                                 f"[{RI}]))", "{{result}}")),
+                        unit="ops"))
+    p.append(stat(L, "Login failure ratio",
+                  "Which share of login attempts fails over the selected range?",
+                  targets((f'sum(increase(conclave_auth_logins_total{{{SEL}, result="failure"}}'
+                           f"[$__range])) / sum(increase(conclave_auth_logins_total{{{SEL}}}"
+                           f"[$__range]))", "failures")),
+                  unit="percentunit", steps=((0.2, "orange"), (0.5, "red")), decimals=1,
+                  graph=False))
+    p.append(stat(L, "Refresh-token reuse",
+                  "How often was a spent refresh token presented again in the selected range "
+                  "(each one revokes the token family: a stolen token, or a buggy client)?",
+                  targets((f"sum(increase(conclave_auth_refresh_token_reuse_total{{{SEL}}}"
+                           f"[$__range]))", "reuses")),
+                  steps=((1, "orange"),), decimals=0, graph=False))
+    p.append(timeseries(L, "Registrations",
+                        "How many accounts are created per second (successful POST "
+                        "/api/v1/auth/register)?",
+                        targets((f'sum(rate(conclave_http_requests_total{{{SEL}, '
+                                 f'route="/api/v1/auth/register", status=~"2.."}}[{RI}]))',
+                                 "registrations")),
+                        unit="ops"))
+    p.append(timeseries(L, "Rate-limit hits by limit",
+                        "Which rate limits refuse requests (login, message_send, socket_events)? "
+                        "A steady stream from one limit is a noisy client or an attack; a jump "
+                        "everywhere may mean limits too tight.",
+                        targets((f"sum by (limit) (rate(conclave_rate_limited_total{{{SEL}}}"
+                                 f"[{RI}]))", "{{limit}}")),
+                        unit="ops"))
+
+    p.append(row(L, "Groups"))
+    p.append(timeseries(L, "Group commands by command",
+                        "What are members doing with groups: joins, leaves, approvals, removals, "
+                        "bans, transfers, deletions per second (all results)?",
+                        targets((f"sum by (command) (rate(conclave_group_commands_total{{{SEL}}}"
+                                 f"[{RI}]))", "{{command}}")),
+                        unit="ops", stack=True))
+    p.append(timeseries(L, "Refused group commands by command and result",
+                        "Which group commands are refused, and why (forbidden, banned, "
+                        "cooldown, group full...)? A spike of one refusal can point at a client "
+                        "bug.",
+                        targets((f'sum by (command, result) (rate(conclave_group_commands_total'
+                                 f'{{{SEL}, result!="ok"}}[{RI}]))', "{{command}} {{result}}")),
+                        unit="ops"))
+    p.append(timeseries(L, "Joins and bans",
+                        "How many joins (direct or approved requests), removals, bans and unbans "
+                        "succeed per second?",
+                        targets((f'sum by (command) (rate(conclave_group_commands_total{{{SEL}, '
+                                 f'command=~"join|approve|remove|ban|unban", result="ok"}}'
+                                 f"[{RI}]))", "{{command}}")),
+                        unit="ops", w=24))
+
+    p.append(row(L, "Sockets"))
+    p.append(timeseries(L, "Socket connects and disconnects by reason",
+                        "How many sockets connect and disconnect per second, and why do they "
+                        "disconnect (transport close, heartbeat timeout, server closing...)? "
+                        "Mass server_closing is a rollout; heartbeat timeouts are bad networks.",
+                        targets((f"sum(rate(conclave_socket_connects_total{{{SEL}}}[{RI}]))",
+                                 "connects"),
+                                (f"sum by (reason) (rate(conclave_socket_disconnects_total"
+                                 f"{{{SEL}}}[{RI}]))", "disconnect {{reason}}")),
+                        unit="ops"))
+    p.append(timeseries(L, "Socket auth failures and token expiries",
+                        "How many socket handshakes are refused for a missing or invalid token, "
+                        "and how many sockets are closed because their access token expired?",
+                        targets((f"sum(rate(conclave_socket_auth_failures_total{{{SEL}}}[{RI}]))",
+                                 "auth failures"),
+                                (f"sum(rate(conclave_socket_token_expired_total{{{SEL}}}[{RI}]))",
+                                 "token expired")),
+                        unit="ops"))
+    return dashboard(
+        "conclave-activity", "Conclave / Activity",
+        "What are users doing? Logins, registrations, rate-limit hits, group commands (joins, "
+        "bans, refusals) and socket connects/disconnects by reason. Metrics come from the "
+        "server's /metrics (src/ops/metrics.rs).", p)
+
+
+def resources():
+    L = Layout()
+    p = []
+    cpu = f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{CONTAINER}}}[{RI}]))"
+    cpu_lim = (f'sum by (pod) (kube_pod_container_resource_limits{{{CONTAINER}, resource="cpu", '
+               f'unit="core"}})')
+    cpu_req = (f'sum by (pod) (kube_pod_container_resource_requests{{{CONTAINER}, '
+               f'resource="cpu", unit="core"}})')
+    mem = f"sum by (pod) (container_memory_working_set_bytes{{{CONTAINER}}})"
+    mem_lim = (f'sum by (pod) (kube_pod_container_resource_limits{{{CONTAINER}, '
+               f'resource="memory", unit="byte"}})')
+    mem_req = (f'sum by (pod) (kube_pod_container_resource_requests{{{CONTAINER}, '
+               f'resource="memory", unit="byte"}})')
+    p.append(row(L, "CPU"))
+    p.append(timeseries(L, "CPU usage against requests and limits",
+                        "How many cores does each Conclave container use, compared with its "
+                        "request and limit? Usage at the limit means throttling.",
+                        targets((cpu, "used {{pod}}"), (cpu_req, "request {{pod}}"),
+                                (cpu_lim, "limit {{pod}}")),
+                        unit="short"))
+    p.append(timeseries(L, "CPU used, % of limit",
+                        "How close is each container to its CPU limit?",
+                        targets((f"{cpu} / {cpu_lim}", "{{pod}}")),
+                        unit="percentunit", steps=((0.8, "orange"), (0.95, "red"))))
+    p.append(timeseries(L, "CPU throttling",
+                        "Which share of CFS periods was the container throttled in? Throttling "
+                        "adds latency even when average CPU looks fine.",
+                        targets((f"sum by (pod) (rate(container_cpu_cfs_throttled_periods_total"
+                                 f"{{{CONTAINER}}}[{RI}])) / sum by (pod) (rate("
+                                 f"container_cpu_cfs_periods_total{{{CONTAINER}}}[{RI}]))",
+                                 "{{pod}}")),
+                        unit="percentunit", steps=((0.25, "red"),), w=24))
+    p.append(row(L, "Memory"))
+    p.append(timeseries(L, "Memory working set against requests and limits",
+                        "How much memory does each Conclave container hold (working set, what "
+                        "the OOM killer looks at), compared with its request and limit?",
+                        targets((mem, "working set {{pod}}"), (mem_req, "request {{pod}}"),
+                                (mem_lim, "limit {{pod}}")),
+                        unit="bytes"))
+    p.append(timeseries(L, "Memory used, % of limit",
+                        "How close is each container to being OOM-killed? "
+                        "ConclaveMemoryNearLimit fires above 90% for 10 minutes.",
+                        targets((f"{mem} / {mem_lim}", "{{pod}}")),
+                        unit="percentunit", steps=((0.8, "orange"), (0.9, "red"))))
+    p.append(timeseries(L, "Memory per live socket",
+                        "How much memory does a pod hold per open socket? Idle sockets cost "
+                        "about 25-30 KiB each; much more suggests a leak or large buffers.",
+                        targets((f"{mem} / (sum by (pod) (conclave_socket_connections{{{SEL}}}) > 0)",
+                                 "{{pod}}")),
+                        unit="bytes", w=24))
+    p.append(row(L, "Pods"))
+    p.append(timeseries(L, "Container restarts",
+                        "How often did the Conclave containers restart (crash, OOM kill, failed "
+                        "liveness probe)? ConclavePodRestarting fires on more than 2 in 15 "
+                        "minutes.",
+                        targets((f"sum by (pod) (increase(kube_pod_container_status_restarts_total"
+                                 f"{{{CONTAINER}}}[{RI}]))", "{{pod}}")),
+                        steps=((1, "red"),)))
+    p.append(timeseries(L, "Available replicas and scraped pods",
+                        "How many Conclave pods are available to serve, and how many can "
+                        "Prometheus scrape? Zero fires ConclaveNoPodsReady.",
+                        targets(('sum(kube_deployment_status_replicas_available{namespace='
+                                 '"$namespace", deployment="conclave"})', "available replicas"),
+                                ('sum(up{namespace="$namespace", job="conclave"})',
+                                 "scraped pods up"))))
+    return dashboard(
+        "conclave-resources", "Conclave / Resources",
+        "Are the Conclave pods within their CPU and memory? The server exports no process_* "
+        "metrics yet, so CPU and memory come from cAdvisor (container_cpu_usage_seconds_total, "
+        "container_memory_working_set_bytes, container_cpu_cfs_*) and limits, requests, "
+        "restarts and replicas from kube-state-metrics (kube_pod_container_resource_limits, "
+        "kube_pod_container_resource_requests, kube_pod_container_status_restarts_total, "
+        "kube_deployment_status_replicas_available). Both must be scraped by the same "
+        "Prometheus, with namespace and pod labels; the container is assumed to be named "
+        "`conclave`.", p)
+
+
+def alerts():
+    L = Layout()
+    p = []
+    al = 'alertname=~"Conclave.*", namespace=~"$namespace|", pod=~"$pod|"'
+    p.append(row(L, "Now"))
+    p.append(stat(L, "Firing alerts",
+                  "How many Conclave alerts are firing right now?",
+                  targets((f'count(ALERTS{{{al}, alertstate="firing"}}) or vector(0)', "firing"),
+                          instant=True),
+                  steps=((1, "red"),), w=8, graph=False))
+    p.append(stat(L, "Critical alerts firing",
+                  "How many of the firing alerts are critical (page someone)?",
+                  targets((f'count(ALERTS{{{al}, alertstate="firing", severity="critical"}}) '
+                           "or vector(0)", "critical"), instant=True),
+                  steps=((1, "red"),), w=8, graph=False))
+    p.append(stat(L, "Pending alerts",
+                  "How many Conclave alerts have their condition true but have not yet lasted "
+                  "long enough to fire?",
+                  targets((f'count(ALERTS{{{al}, alertstate="pending"}}) or vector(0)',
+                           "pending"), instant=True),
+                  steps=((1, "orange"),), w=8, graph=False))
+    p.append(table(L, "Active alerts",
+                   "Which Conclave alerts are pending or firing now, where, and how severe? "
+                   "Each alert's runbook is in docs/observability.md under its name.",
+                   targets((f"ALERTS{{{al}}}", ""), instant=True, fmt="table")))
+    p.append(row(L, "History"))
+    p.append(state_timeline(L, "Alert timeline",
+                            "When was each Conclave alert firing over the selected range?",
+                            targets((f'max by (alertname) (ALERTS{{{al}, alertstate="firing"}})',
+                                     "{{alertname}}"))))
+    p.append(timeseries(L, "Firing alerts by severity",
+                        "How many Conclave alerts fired at once over time, by severity?",
+                        targets((f'count by (severity) (ALERTS{{{al}, alertstate="firing"}})',
+                                 "{{severity}}")),
+                        w=24, stack=True))
+    return dashboard(
+        "conclave-alerts", "Conclave / Alerts",
+        "Which Conclave alerts (prometheus/conclave-rules.yml) are pending or firing, and when "
+        "did they fire? Built on Prometheus' ALERTS series; runbooks in docs/observability.md. "
+        "The namespace filter keeps alerts without a namespace label (ConclaveNoPodsReady when "
+        "no target is scraped).", p, pod_source="conclave_http_requests_total")
+
+
+DASHBOARDS = {
+    "conclave-realtime.json": realtime,
+    "conclave-activity.json": activity,
+    "conclave-resources.json": resources,
+    "conclave-alerts.json": alerts,
+}
+
+
+def render(fn):
+    return json.dumps(fn(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main():
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboards")
+    if len(sys.argv) > 1:
+        out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    for name, fn in DASHBOARDS.items():
+        with open(os.path.join(out, name), "w", encoding="utf-8") as f:
+            f.write(render(fn))
+    print(f"wrote {len(DASHBOARDS)} dashboards to {out}")
+
+
+if __name__ == "__main__":
+    main()
