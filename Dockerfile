@@ -7,10 +7,7 @@
 # Base images are pinned by tag; pin them by digest too in the release pipeline (no registry is
 # reachable from the machine this file was written on, so digests could not be resolved).
 
-ARG RUST_IMAGE=rust:1.95-slim-bookworm
-ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
-
-FROM ${RUST_IMAGE} AS builder
+FROM rust:1.95-slim-bookworm AS builder
 WORKDIR /build
 # Strip symbols from the release binary without touching Cargo.toml's profile.
 ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
@@ -32,7 +29,7 @@ RUN touch src/main.rs src/lib.rs \
  && cp target/release/conclave /conclave \
  && mkdir -p /data-skel
 
-FROM ${RUNTIME_IMAGE}
+FROM gcr.io/distroless/cc-debian12:nonroot
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
