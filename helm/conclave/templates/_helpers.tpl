@@ -29,7 +29,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "conclave.labels" -}}
 helm.sh/chart: {{ include "conclave.chart" . }}
 {{ include "conclave.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | replace "+" "_" | replace "@" "_" | replace ":" "_" | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/component: server
 app.kubernetes.io/part-of: conclave
 app.kubernetes.io/managed-by: {{ .Release.Service }}
