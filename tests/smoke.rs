@@ -38,3 +38,34 @@ async fn wrong_method_and_unknown_path_are_problems() {
     let got = app.get("/no-such-thing", &alice.token).await;
     assert_problem(&got, 404, "not_found");
 }
+
+/// Behind a trusted ingress the login limit per address keys on the hop the ingress appended;
+/// a client cannot dodge it by forging earlier `X-Forwarded-For` entries.
+#[tokio::test]
+async fn forged_forwarded_for_entries_do_not_dodge_the_address_limit() {
+    let app = TestApp::spawn_with(&[
+        ("CONCLAVE_TRUST_FORWARDED_FOR", "true"),
+        ("CONCLAVE_LOGIN_MAX_PER_ADDRESS", "2"),
+    ])
+    .await;
+    let login = |xff: &'static str, n: u32| {
+        let req = app
+            .client
+            .post(app.url("/auth/login"))
+            .header("x-forwarded-for", xff)
+            .json(&json!({"username": format!("nobody{n}"), "password": "whatever-password"}));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(login("1.1.1.1, 203.0.113.7", 1).await, 401);
+    assert_eq!(login("2.2.2.2, 203.0.113.7", 2).await, 401);
+    assert_eq!(
+        login("3.3.3.3, 203.0.113.7", 3).await,
+        429,
+        "same last hop, same budget"
+    );
+    assert_eq!(
+        login("1.1.1.1, 198.51.100.9", 4).await,
+        401,
+        "another client has its own budget"
+    );
+}

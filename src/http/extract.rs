@@ -171,7 +171,8 @@ where
     }
 }
 
-/// The client's address: the peer, or the first `X-Forwarded-For` hop behind a trusted proxy.
+/// The client's address: the peer, or the last `X-Forwarded-For` hop (the address our trusted
+/// ingress saw) when `CONCLAVE_TRUST_FORWARDED_FOR` is on.
 pub struct ClientAddr(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr
@@ -187,7 +188,8 @@ where
                 .headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
+                // The last hop is the one our ingress appended; earlier ones are the client's word.
+                .and_then(|v| v.rsplit(',').next())
                 .and_then(|v| v.trim().parse().ok())
         {
             return Ok(ClientAddr(Some(ip)));
