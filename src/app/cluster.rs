@@ -13,7 +13,8 @@ use crate::events::EventSink;
 use crate::limits::{RateLimiter, RedisLimiter};
 use crate::ops::health::{PipelineProbe, Probe, RedisProbe, StoreProbe};
 use crate::pipeline::{AmqpPipeline, AmqpSettings, Pipeline};
-use crate::realtime::{self, Realtime, redis_driver::ResilientRedisDriver};
+use crate::realtime::redis_driver::{ResilientRedisDriver, with_resp3};
+use crate::realtime::{self, Realtime};
 use crate::store::Store;
 use crate::store::mongo::MongoStore;
 
@@ -32,7 +33,7 @@ async fn wait_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
                 return v;
             }
             Err(e) => {
-                let wait = Duration::from_millis((250u64 << n.min(6)).min(10_000));
+                let wait = crate::ops::backoff(n);
                 tracing::warn!(dependency = what, error = %e, retry_in_ms = wait.as_millis() as u64, "waiting for dependency");
                 tokio::time::sleep(wait).await;
                 n += 1;
@@ -77,7 +78,6 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<(Router, AppState, Close
             url: s.amqp_url.clone(),
             partitions: s.partitions,
             prefix: s.cluster_prefix.clone(),
-            redis: redis.clone(),
         },
         store.clone(),
         events.clone(),
@@ -104,14 +104,4 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<(Router, AppState, Close
         state,
         close,
     ))
-}
-
-fn with_resp3(url: &str) -> String {
-    if url.contains("protocol=") {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{url}?protocol=resp3")
-    }
 }

@@ -63,3 +63,46 @@ macro_rules! id_type {
 id_type!(UserId);
 id_type!(GroupId);
 id_type!(MessageId);
+
+impl MessageId {
+    /// The id of a message the client named with `client_msg_id`: derived from the group, the
+    /// sender and that key, so every retry, on any process, concurrent or after a crash, carries
+    /// the same id, and the stores' duplicate check on ids stores it once.
+    pub fn for_client_key(group: GroupId, sender: UserId, client_msg_id: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(group.0.as_bytes());
+        h.update(sender.0.as_bytes());
+        h.update(client_msg_id.as_bytes());
+        let digest = h.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self(Uuid::new_v8(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_keyed_ids_are_stable_and_distinct() {
+        let (g, u, v) = (GroupId::new(), UserId::new(), UserId::new());
+        assert_eq!(
+            MessageId::for_client_key(g, u, "a"),
+            MessageId::for_client_key(g, u, "a")
+        );
+        assert_ne!(
+            MessageId::for_client_key(g, u, "a"),
+            MessageId::for_client_key(g, u, "b")
+        );
+        assert_ne!(
+            MessageId::for_client_key(g, u, "a"),
+            MessageId::for_client_key(g, v, "a")
+        );
+        assert_ne!(
+            MessageId::for_client_key(g, u, "a"),
+            MessageId::for_client_key(GroupId::new(), u, "a")
+        );
+    }
+}

@@ -93,7 +93,10 @@ impl MessageService {
                 metrics::counter!(m::RATE_LIMITED, "limit" => "message_send").increment(1);
                 AppError::RateLimited { retry_after }
             })?;
-        let id = MessageId::new();
+        let id = match &client_msg_id {
+            Some(c) => MessageId::for_client_key(group, sender, c.as_str()),
+            None => MessageId::new(),
+        };
         let envelope = self
             .keyring
             .seal(content.as_str().as_bytes(), &aad(&group, &id));

@@ -42,6 +42,7 @@ use super::{Pipeline, partition_of};
 use crate::domain::{GroupId, MessageId, UserId, from_millis, to_millis};
 use crate::error::{AppError, AppResult};
 use crate::events::EventSink;
+use crate::ops::backoff;
 use crate::ops::metrics as m;
 use crate::store::{Appended, NewMessage, Store};
 
@@ -122,7 +123,6 @@ pub struct AmqpPipeline {
     names: Names,
     partitions: u32,
     stop: CancellationToken,
-    redis: redis::aio::ConnectionManager,
 }
 
 pub struct AmqpSettings {
@@ -130,14 +130,7 @@ pub struct AmqpSettings {
     pub partitions: u32,
     /// Prefix of every exchange and queue name.
     pub prefix: String,
-    /// Where in-flight `client_msg_id`s are reserved, so that concurrent retries on any process
-    /// get the same id (the store alone only sees a retry once the first copy is stored).
-    pub redis: redis::aio::ConnectionManager,
 }
-
-/// How long a `client_msg_id` reservation outlives its message's acceptance; by then the message
-/// is stored and the store answers retries.
-const RESERVATION_SECS: u64 = 24 * 3600;
 
 impl AmqpPipeline {
     /// Starts the supervisors; returns at once. Readiness reports when the broker is reachable.
@@ -168,7 +161,6 @@ impl AmqpPipeline {
             names,
             partitions: s.partitions,
             stop,
-            redis: s.redis,
         }
     }
 }
@@ -244,11 +236,6 @@ async fn declare(ch: &Channel, names: &Names, partitions: u32) -> lapin::Result<
         .await?;
     }
     Ok(())
-}
-
-/// Exponential backoff from 250 ms to 10 s.
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((250u64 << attempt.min(6)).min(10_000))
 }
 
 async fn watch_connection(conn: &Connection, stop: &CancellationToken) {
@@ -499,40 +486,7 @@ async fn consume(
     }
 }
 
-enum Reserved {
-    Mine,
-    Taken(MessageId),
-    Unknown,
-}
-
 impl AmqpPipeline {
-    async fn reserve(&self, key: &str, id: MessageId) -> Reserved {
-        let mut conn = self.redis.clone();
-        let set: Result<Option<String>, _> = redis::cmd("SET")
-            .arg(key)
-            .arg(id.to_string())
-            .arg("NX")
-            .arg("EX")
-            .arg(RESERVATION_SECS)
-            .query_async(&mut conn)
-            .await;
-        match set {
-            Ok(Some(_)) => Reserved::Mine,
-            Ok(None) => match redis::cmd("GET")
-                .arg(key)
-                .query_async::<Option<String>>(&mut conn)
-                .await
-            {
-                Ok(Some(v)) => v.parse().map(Reserved::Taken).unwrap_or(Reserved::Unknown),
-                _ => Reserved::Unknown,
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "client_msg_id reservation unavailable");
-                Reserved::Unknown
-            }
-        }
-    }
-
     async fn publish(&self, ch: &Channel, msg: &NewMessage) -> AppResult<MessageId> {
         let p = partition_of(&msg.group_id, self.partitions);
         let props = BasicProperties::default()
@@ -581,31 +535,7 @@ impl Pipeline for AmqpPipeline {
             .read()
             .clone()
             .ok_or_else(|| AppError::Unavailable("rabbitmq".into()))?;
-        let reservation = match &msg.client_msg_id {
-            Some(cmid) => {
-                let key = format!(
-                    "{}cmid:{}:{}:{cmid}",
-                    self.names.prefix, msg.group_id, msg.sender_id
-                );
-                match self.reserve(&key, msg.id).await {
-                    Reserved::Mine => Some(key),
-                    Reserved::Taken(id) => return Ok(id),
-                    // Without Redis the store still stores the message once; only a concurrent
-                    // retry could then be told another id.
-                    Reserved::Unknown => None,
-                }
-            }
-            None => None,
-        };
-        let res = self.publish(&ch, &msg).await;
-        if let (Err(_), Some(key)) = (&res, reservation) {
-            // Not accepted: free the id so a retry is not answered with a message that never was.
-            let _: Result<(), _> = redis::cmd("DEL")
-                .arg(key)
-                .query_async(&mut self.redis.clone())
-                .await;
-        }
-        res
+        self.publish(&ch, &msg).await
     }
 
     async fn ready(&self) -> Result<(), String> {

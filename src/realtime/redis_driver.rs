@@ -36,14 +36,7 @@ impl ResilientRedisDriver {
     /// Connects (RESP3 is required for pub/sub on a multiplexed connection) and starts the
     /// heartbeat, which ends with `stop`.
     pub async fn connect(url: &str, stop: CancellationToken) -> Result<Self, redis::RedisError> {
-        let url = if url.contains("protocol=") {
-            url.to_owned()
-        } else if url.contains('?') {
-            format!("{url}&protocol=resp3")
-        } else {
-            format!("{url}?protocol=resp3")
-        };
-        let client = redis::Client::open(url)?;
+        let client = redis::Client::open(with_resp3(url))?;
         let handlers: Handlers = Arc::default();
         let h = handlers.clone();
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -59,6 +52,17 @@ impl ResilientRedisDriver {
         let driver = Self { handlers, conn };
         tokio::spawn(heartbeat(driver.conn.clone(), stop));
         Ok(driver)
+    }
+}
+
+/// The URL with `protocol=resp3` unless it names a protocol already.
+pub fn with_resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
     }
 }
 
