@@ -18,9 +18,22 @@ pub struct Node {
     port: u16,
 }
 
+/// Where the nodes find their dependencies, and extra settings; `Default` is the machine's
+/// shared services.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Overrides `CONCLAVE_TEST_MONGODB_URI` (e.g. a proxy in front of it).
+    pub mongo_uri: Option<String>,
+    pub amqp_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub env: Vec<(&'static str, String)>,
+}
+
 pub struct Cluster {
     pub nodes: Vec<Node>,
+    /// What the test itself uses to reach MongoDB (never a proxy).
     mongo_uri: String,
+    opts: Options,
     pub db: String,
     pub prefix: String,
     data: tempfile::TempDir,
@@ -41,6 +54,10 @@ pub fn mongo_uri() -> String {
 
 impl Cluster {
     pub async fn start(n: usize) -> Cluster {
+        Self::start_with(n, Options::default()).await
+    }
+
+    pub async fn start_with(n: usize, opts: Options) -> Cluster {
         let tag = format!(
             "ct{}_{}",
             std::process::id(),
@@ -49,6 +66,7 @@ impl Cluster {
         let mut c = Cluster {
             nodes: Vec::new(),
             mongo_uri: mongo_uri(),
+            opts,
             db: format!("conclave_{tag}"),
             prefix: format!("{tag}."),
             data: tempfile::tempdir().unwrap(),
@@ -74,15 +92,21 @@ impl Cluster {
     pub fn spawn(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         let log = std::fs::File::create(self.data.path().join(format!("node{i}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_conclave"))
-            .env_clear()
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_conclave"));
+        cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("CONCLAVE_ENGINE", "cluster")
             .env("CONCLAVE_HTTP_ADDR", format!("127.0.0.1:{}", node.port))
-            .env("CONCLAVE_MONGODB_URI", &self.mongo_uri)
+            .env(
+                "CONCLAVE_MONGODB_URI",
+                self.opts.mongo_uri.as_deref().unwrap_or(&self.mongo_uri),
+            )
             .env("CONCLAVE_MONGODB_DB", &self.db)
             .env("CONCLAVE_CLUSTER_PREFIX", &self.prefix)
-            .env("CONCLAVE_AMQP_URL", AMQP_URL)
+            .env(
+                "CONCLAVE_AMQP_URL",
+                self.opts.amqp_url.as_deref().unwrap_or(AMQP_URL),
+            )
             .env("CONCLAVE_JWT_SECRET", JWT_SECRET)
             .env("CONCLAVE_ENCRYPTION_KEYS", KEYS)
             .env("CONCLAVE_DATA_DIR", self.data.path())
@@ -96,9 +120,14 @@ impl Cluster {
             .env("CONCLAVE_SHUTDOWN_GRACE", "2s")
             .env("RUST_LOG", "warn,conclave=info")
             .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("conclave binary starts");
+            .stderr(Stdio::from(log));
+        if let Some(url) = &self.opts.redis_url {
+            cmd.env("CONCLAVE_REDIS_URL", url);
+        }
+        for (k, v) in &self.opts.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("conclave binary starts");
         node.child = Some(child);
     }
 
