@@ -30,6 +30,14 @@ enum Cmd {
         #[arg(default_value = "k1")]
         id: String,
     },
+    /// Re-encrypt every stored message still sealed with an older key under the active key
+    /// (the first of CONCLAVE_ENCRYPTION_KEYS), then print what it did as JSON. Safe beside
+    /// running servers and safe to run again.
+    Reencrypt {
+        /// Messages read per round trip.
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +57,26 @@ fn main() -> ExitCode {
         Cmd::GenKey { id } => {
             println!("{}", conclave::crypto::Keyring::generate_spec(&id));
             ExitCode::SUCCESS
+        }
+        Cmd::Reencrypt { batch } => {
+            // No log setup: stdout carries only the JSON report, errors go to stderr.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            match rt.block_on(conclave::app::maintenance::reencrypt(&settings, batch)) {
+                Ok(report) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string(&report).expect("report serializes")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("conclave reencrypt: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Cmd::Serve => {
             conclave::ops::telemetry::init(settings.log_format);

@@ -455,6 +455,70 @@ async fn a_rotated_keyring_reads_old_messages_and_seals_new_ones_with_the_new_ke
     assert_eq!(newest["items"][0]["content"], "sealed with the second key");
 }
 
+/// The rotation procedure of SECURITY.md end to end: add a key in front, run the re-encryption
+/// job (beside the running server), and the old key can go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reencrypt_job_moves_old_messages_so_the_old_key_can_be_removed() {
+    let mut app = TestApp::spawn().await;
+    let alice = app.user().await;
+    let g = group_with(&app, &alice, &unique("rekey "), "private").await;
+    let other = group_with(&app, &alice, &unique("rekey other "), "open").await;
+    for i in 0..7 {
+        app.send(&g, &alice, &format!("old key {i}")).await;
+    }
+    app.send(&other, &alice, "old key elsewhere").await;
+    app.stop().await;
+    let old_spec =
+        std::fs::read_to_string(app.data_dir.path().join("secrets").join("encryption_keys"))
+            .unwrap();
+    let new_spec = Keyring::generate_spec("k2");
+    let both = format!("{new_spec},{}", old_spec.trim());
+    app.restart_with(&[("CONCLAVE_ENCRYPTION_KEYS", both.as_str())])
+        .await;
+    app.send(&g, &alice, "new key").await;
+    let before = history(&app, &g, &alice).await;
+
+    // Small batches, so the job pages through both groups.
+    let out = app.run_cli(&["reencrypt", "--batch", "3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(
+        (&report["scanned"], &report["rewritten"], &report["current"]),
+        (&json!(9), &json!(8), &json!(1)),
+        "{report}"
+    );
+    // A second run finds nothing left to do.
+    let again: Value = serde_json::from_slice(&app.run_cli(&["reencrypt"]).stdout).unwrap();
+    assert_eq!(
+        (&again["rewritten"], &again["current"]),
+        (&json!(0), &json!(9))
+    );
+
+    assert_eq!(
+        history(&app, &g, &alice).await,
+        before,
+        "same content, ids and seq"
+    );
+    app.stop().await;
+    for gid in [&g, &other] {
+        for (_, _, env) in envelopes(&app, gid) {
+            assert_eq!(Keyring::envelope_key_id(&env).unwrap(), "k2");
+        }
+    }
+    // Only the new key now: everything is still readable.
+    app.restart_with(&[("CONCLAVE_ENCRYPTION_KEYS", new_spec.as_str())])
+        .await;
+    assert_eq!(history(&app, &g, &alice).await, before);
+    assert_eq!(
+        contents(&history(&app, &other, &alice).await),
+        ["old key elsewhere"]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn messages_accepted_while_the_server_stops_are_all_kept() {
     let mut app = TestApp::spawn().await;

@@ -39,7 +39,7 @@ pub struct MessageService {
 }
 
 /// Binds an envelope to its message, so one cannot be moved onto another.
-fn aad(group: &GroupId, id: &MessageId) -> [u8; 32] {
+pub(super) fn aad(group: &GroupId, id: &MessageId) -> [u8; 32] {
     let mut a = [0u8; 32];
     a[..16].copy_from_slice(group.as_uuid().as_bytes());
     a[16..].copy_from_slice(id.as_uuid().as_bytes());

@@ -130,4 +130,22 @@ pub trait Store: Send + Sync + 'static {
     async fn append_messages(&self, batch: &[NewMessage]) -> AppResult<Vec<Appended>>;
     async fn messages(&self, group: GroupId, query: &HistoryQuery)
     -> AppResult<Vec<StoredMessage>>;
+
+    // --- maintenance (the re-encryption job)
+    /// Up to `limit` messages of every group, ordered by (group id as text, `seq`), strictly
+    /// after `after`.
+    async fn scan_messages(
+        &self,
+        after: Option<(GroupId, u64)>,
+        limit: u32,
+    ) -> AppResult<Vec<StoredMessage>>;
+    /// Replaces a message's envelope only if it is still `old` (compare and set), so a
+    /// concurrent rewrite is never overwritten. Returns whether it was replaced.
+    async fn replace_envelope(
+        &self,
+        group: GroupId,
+        seq: u64,
+        old: &[u8],
+        new: &[u8],
+    ) -> AppResult<bool>;
 }

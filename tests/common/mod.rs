@@ -101,6 +101,18 @@ impl TestApp {
         self.restart().await;
     }
 
+    /// Runs the `conclave` binary with this app's settings (e.g. an operator subcommand on
+    /// its data directory).
+    pub fn run_cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_conclave"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&self.vars)
+            .output()
+            .expect("the conclave binary runs")
+    }
+
     /// The standalone engine's database file.
     pub fn db_path(&self) -> std::path::PathBuf {
         self.data_dir.path().join("conclave.db")

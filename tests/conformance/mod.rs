@@ -105,6 +105,8 @@ macro_rules! conformance_suite {
             transfer_racing_leaves_keeps_exactly_one_owner,
             concurrent_appends_get_contiguous_seq,
             concurrent_appends_of_one_client_msg_id_store_it_once,
+            scan_messages_pages_every_group_once_in_order,
+            replace_envelope_is_compare_and_set,
         );
     };
     (@tests $factory:expr; $($name:ident),+ $(,)?) => {
@@ -2389,4 +2391,71 @@ pub async fn history_positions_beyond_i64_do_not_wrap(s: DynStore) {
         );
         assert_eq!(history(&s, g.id, Some(3), Some(huge), 10).await, vec![4, 5]);
     }
+}
+
+// --- maintenance (the re-encryption job)
+
+pub async fn scan_messages_pages_every_group_once_in_order(s: DynStore) {
+    let owner = user(&s, "scanner").await;
+    let mut expected = Vec::new();
+    for (i, n) in [3u64, 0, 5, 1].into_iter().enumerate() {
+        let g = group(&s, &owner, Visibility::Open, 10).await;
+        let batch: Vec<_> = (0..n)
+            .map(|k| message(g.id, &owner, format!("g{i}m{k}").as_bytes(), None))
+            .collect();
+        s.append_messages(&batch).await.unwrap();
+        expected.extend((1..=n).map(|seq| (g.id.to_string(), seq)));
+    }
+    expected.sort();
+    for page in [1u32, 2, 4, 100] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let got = s.scan_messages(after, page).await.expect("scan");
+            assert!(got.len() <= page as usize, "a page holds at most its limit");
+            let Some(last) = got.last() else { break };
+            after = Some((last.group_id, last.seq));
+            seen.extend(got.iter().map(|m| (m.group_id.to_string(), m.seq)));
+        }
+        assert_eq!(seen, expected, "pages of {page}");
+    }
+}
+
+pub async fn replace_envelope_is_compare_and_set(s: DynStore) {
+    let (owner, g, msgs) = group_with_messages(&s, 2).await;
+    let m = &msgs[1];
+    assert!(
+        s.replace_envelope(g.id, m.seq, &m.envelope, b"second envelope")
+            .await
+            .unwrap()
+    );
+    // The envelope it read is gone now: a second writer holding the old one loses.
+    assert!(
+        !s.replace_envelope(g.id, m.seq, &m.envelope, b"stale writer")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.replace_envelope(g.id, 99, &m.envelope, b"no such message")
+            .await
+            .unwrap()
+    );
+    let all = s
+        .messages(
+            g.id,
+            &HistoryQuery {
+                after_seq: Some(0),
+                before_seq: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        all[0].envelope, msgs[0].envelope,
+        "the other message is untouched"
+    );
+    assert_eq!(all[1].envelope, b"second envelope");
+    assert_eq!((all[1].id, all[1].sender_id), (m.id, owner.id));
 }

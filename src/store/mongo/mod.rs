@@ -1334,4 +1334,58 @@ impl Store for MongoStore {
         }
         Ok(items)
     }
+
+    async fn scan_messages(
+        &self,
+        after: Option<(GroupId, u64)>,
+        limit: u32,
+    ) -> AppResult<Vec<StoredMessage>> {
+        let filter = match after {
+            None => doc! {},
+            Some((g, seq)) => {
+                let (g, seq) = (g.to_string(), i64::try_from(seq).unwrap_or(i64::MAX));
+                doc! { "$or": [
+                    { "group_id": { "$gt": &g } },
+                    { "group_id": &g, "seq": { "$gt": seq } },
+                ] }
+            }
+        };
+        // The (group_id, seq) index serves this order; on a sharded cluster it is a merge of
+        // the shards' ordered streams.
+        let rows: Vec<Document> = self
+            .c
+            .messages
+            .find(filter)
+            .sort(doc! { "group_id": 1, "seq": 1 })
+            .limit(i64::from(limit))
+            .await
+            .map_err(db_error)?
+            .try_collect()
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(docs::message).collect()
+    }
+
+    async fn replace_envelope(
+        &self,
+        group: GroupId,
+        seq: u64,
+        old: &[u8],
+        new: &[u8],
+    ) -> AppResult<bool> {
+        let r = self
+            .c
+            .messages
+            .update_one(
+                doc! {
+                    "group_id": group.to_string(),
+                    "seq": i64::try_from(seq).unwrap_or(i64::MAX),
+                    "envelope": docs::bin(old),
+                },
+                doc! { "$set": { "envelope": docs::bin(new) } },
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(r.modified_count == 1)
+    }
 }
