@@ -64,7 +64,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            match rt.block_on(conclave::app::maintenance::reencrypt(&settings, batch)) {
+            match rt.block_on(conclave::app::admin::reencrypt(&settings, batch)) {
                 Ok(report) => {
                     println!(
                         "{}",

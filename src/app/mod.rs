@@ -2,7 +2,7 @@
 //! server; runs it until a shutdown signal and drains it.
 
 mod cluster;
-pub mod maintenance;
+pub mod admin;
 pub mod secrets;
 
 use std::net::SocketAddr;

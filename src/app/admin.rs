@@ -1,4 +1,4 @@
-//! One-off operator jobs run by the binary's subcommands against the configured engine's store,
+//! Operator commands (the binary's subcommands other than `serve`), run against the configured
 //! beside (or without) running servers.
 
 use std::sync::Arc;
