@@ -1,5 +1,5 @@
 //! Operator commands (the binary's subcommands other than `serve`), run against the configured
-//! beside (or without) running servers.
+//! engine's store beside (or without) running servers.
 
 use std::sync::Arc;
 
