@@ -60,12 +60,13 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             state.settings.request_timeout,
             deadline,
         ));
-    let (router, openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", v1)
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .split_for_parts();
+    utoipa::Modify::modify(&openapi::CommonResponses, &mut openapi);
     (
         router.route_layer(axum::middleware::from_fn(track_http)),
         openapi,

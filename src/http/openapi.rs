@@ -1,6 +1,8 @@
 //! The OpenAPI document's frame; the paths come from the handlers' `#[utoipa::path]`.
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -40,4 +42,62 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// Answers any API operation can give, added where its own annotation does not list them: a
+/// JSON body can be malformed (400) or too large (413), a protected call can lack a valid token
+/// (401), and every call can meet the request deadline or a dependency being down (503).
+pub struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                if op.request_body.is_some() {
+                    add_problem(
+                        op,
+                        "400",
+                        "`malformed_request`: not JSON, or not `application/json`",
+                    );
+                    add_problem(op, "413", "`payload_too_large`");
+                }
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    add_problem(op, "401", "`unauthenticated`");
+                }
+                add_problem(
+                    op,
+                    "503",
+                    "`unavailable`: a dependency is down or the request deadline passed",
+                );
+            }
+        }
+    }
+}
+
+fn add_problem(op: &mut Operation, status: &str, description: &str) {
+    op.responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+                .into()
+        });
 }

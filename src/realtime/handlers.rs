@@ -42,6 +42,28 @@ impl std::fmt::Display for Unauthorized {
     }
 }
 
+/// Why a connect is refused: the `connect_error` message.
+#[derive(Debug)]
+enum Refused {
+    Unauthorized,
+    Unavailable,
+}
+
+impl From<Unauthorized> for Refused {
+    fn from(_: Unauthorized) -> Self {
+        Refused::Unauthorized
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Unauthorized => Unauthorized.fmt(f),
+            Refused::Unavailable => Unavailable.fmt(f),
+        }
+    }
+}
+
 /// A connect refused for want of a dependency (the store); the client may retry.
 #[derive(Debug)]
 struct Unavailable;
@@ -81,10 +103,22 @@ pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, state: AppState) 
                 Ok(c) => c,
                 Err(e) => {
                     metrics::counter!(m::SOCKET_AUTH_FAILURES).increment(1);
-                    return Err(e);
+                    return Err(e.into());
                 }
             };
-            let id = claims.user_id().map_err(|_| Unauthorized)?;
+            let id = claims.user_id().map_err(|_| Refused::Unauthorized)?;
+            // As GET /users/me: a well-signed token naming no account authenticates no one.
+            match st.store.user_by_id(id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    metrics::counter!(m::SOCKET_AUTH_FAILURES).increment(1);
+                    return Err(Refused::Unauthorized);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot load the account of a connecting socket");
+                    return Err(Refused::Unavailable);
+                }
+            }
             let s_cfg = &st.settings;
             let bucket = Bucket::new(
                 s_cfg.socket_events_per_sec as f64,
@@ -95,7 +129,7 @@ pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, state: AppState) 
                 exp: claims.exp,
                 bucket: Arc::new(bucket),
             });
-            Ok(())
+            Ok::<(), Refused>(())
         }
     };
     let st = state;
@@ -384,4 +418,71 @@ pub fn spawn_expiry_sweep<A: Adapter>(io: SocketIo<A>, stop: CancellationToken) 
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Any JSON, biased towards the field names the events use.
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,24}".prop_map(Value::from),
+        ];
+        let key = prop_oneof![
+            Just("group_id".to_owned()),
+            Just("content".to_owned()),
+            Just("client_msg_id".to_owned()),
+            Just("after_seq".to_owned()),
+            Just("limit".to_owned()),
+            ".{0,8}",
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn clean<T>(r: AppResult<T>) -> bool {
+        matches!(
+            r,
+            Ok(_) | Err(AppError::Malformed(_) | AppError::Validation(_))
+        )
+    }
+
+    proptest! {
+        /// Every event payload parses or is refused as a client error (400/422 codes), never
+        /// a panic or an internal error; an object with the right fields always parses.
+        #[test]
+        fn event_payloads_parse_or_are_refused_cleanly(v in prop::option::of(json())) {
+            prop_assert!(clean(payload::<SendPayload>(v.clone())));
+            prop_assert!(clean(payload::<SyncPayload>(v.clone())));
+            prop_assert!(clean(payload::<TypingPayload>(v)));
+        }
+
+        #[test]
+        fn well_formed_payloads_parse(
+            group in ".{0,40}",
+            content in ".{0,40}",
+            after_seq in any::<u64>(),
+            limit in prop::option::of(any::<i64>()),
+        ) {
+            let send = payload::<SendPayload>(Some(json!({"group_id": group, "content": content})));
+            prop_assert!(send.is_ok());
+            let sync = payload::<SyncPayload>(Some(
+                json!({"group_id": group, "after_seq": after_seq, "limit": limit}),
+            ));
+            prop_assert!(sync.is_ok());
+        }
+    }
 }
