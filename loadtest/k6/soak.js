@@ -59,7 +59,8 @@ export default function (data) {
   const dueMs = () => me.at + me.expires_in * 800 - Date.now();
   if (dueMs() < 5000) refresh(me);
   const groupId = data.groups[Math.floor(k / MEMBERS)];
-  const awaiting = {};
+  // Own messages seen back; message:new may arrive before the ack.
+  const echoed = {};
   let timer = null;
 
   const s = new SioClient(BASE_URL, { token: me.access_token }, {
@@ -92,7 +93,7 @@ export default function (data) {
     }
     if (body.run !== data.run) return;
     deliverMs.add(Date.now() - body.t);
-    if (body.from === k && awaiting[body.n]) delete awaiting[body.n];
+    if (body.from === k) echoed[body.n] = true;
   });
 
   function send() {
@@ -103,15 +104,14 @@ export default function (data) {
       const ok = !!(ack && ack.ok);
       sendErrors.add(!ok);
       if (!ok) return;
-      awaiting[id] = true;
       setTimeout(() => {
         // A message acked just before the socket closed comes back only via group:sync after
         // reconnecting: count only messages whose socket stayed open for the whole timeout.
-        if (awaiting[id] && s.connected) {
+        if (!echoed[id] && s.connected) {
           lost.add(1);
           console.warn(`vu ${k}: message ${id} not delivered back within ${ECHO_TIMEOUT_S}s`);
         }
-        delete awaiting[id];
+        delete echoed[id];
       }, ECHO_TIMEOUT_S * 1000);
     });
   }
