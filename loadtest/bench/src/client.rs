@@ -34,7 +34,10 @@ pub struct Shared {
     /// Messages acknowledged `ok` per client index (only senders send).
     pub sent_ok: Vec<AtomicU32>,
     pub send_errors: AtomicU64,
+    /// Connected now.
     pub connected: AtomicUsize,
+    /// Clients done connecting, successfully or not.
+    pub settled: AtomicUsize,
     pub connect_failed: AtomicUsize,
     /// Connections closed by the server (or broken) before the end.
     pub dropped: AtomicU64,
@@ -94,17 +97,20 @@ pub async fn run(
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             shared.connect_failed.fetch_add(1, Ordering::Relaxed);
+            shared.settled.fetch_add(1, Ordering::Relaxed);
             shared.report(format_args!("client {}: {e}", spec.idx));
             return out;
         }
         Err(_) => {
             shared.connect_failed.fetch_add(1, Ordering::Relaxed);
+            shared.settled.fetch_add(1, Ordering::Relaxed);
             shared.report(format_args!("client {}: connect timed out", spec.idx));
             return out;
         }
     };
     out.connect_us = Some(started.elapsed().as_micros() as u32);
     shared.connected.fetch_add(1, Ordering::Relaxed);
+    shared.settled.fetch_add(1, Ordering::Relaxed);
 
     let mut ticker: Option<Interval> = None;
     let mut n: u32 = 0;

@@ -117,7 +117,22 @@ fn parse_args() -> Result<Args, String> {
         );
     }
     a.senders = a.senders.min(a.group_size);
+    if let Some(max) = open_files_limit()
+        && a.sockets as u64 + 64 > max
+    {
+        return Err(format!(
+            "--sockets {}: this process may open only {max} files; run several generators",
+            a.sockets
+        ));
+    }
     Ok(a)
+}
+
+/// The soft limit on open files (`/proc/self/limits`).
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// Auth payload and group id of every client.
@@ -283,6 +298,7 @@ async fn main() {
         sent_ok: (0..a.sockets).map(|_| AtomicU32::new(0)).collect(),
         send_errors: AtomicU64::new(0),
         connected: AtomicUsize::new(0),
+        settled: AtomicUsize::new(0),
         connect_failed: AtomicUsize::new(0),
         dropped: AtomicU64::new(0),
         errors_printed: AtomicU32::new(0),
@@ -311,9 +327,7 @@ async fn main() {
     }
     drop(plan);
     // Every client has connected or failed.
-    while shared.connected.load(Ordering::Relaxed) + shared.connect_failed.load(Ordering::Relaxed)
-        < a.sockets
-    {
+    while shared.settled.load(Ordering::Relaxed) < a.sockets {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let connect_secs = t_connect.elapsed().as_secs_f64();
