@@ -11,6 +11,13 @@ export const RUN = __ENV.RUN_ID || `${Date.now().toString(36)}${Math.floor(Math.
 const PASSWORD = 'load-test-password';
 const MAX_WAIT_S = Number(__ENV.RATE_LIMIT_MAX_WAIT || 330);
 
+/** `300ms`, `30s`, `5m`, `2h` (or a plain number of seconds) in milliseconds. */
+export function parseDuration(s) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(String(s));
+  if (!m) throw new Error(`bad duration ${s}`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60000, h: 3600000 }[m[2] || 's'];
+}
+
 const JSON_HDR = { 'content-type': 'application/json' };
 export function authHeaders(token) {
   return { headers: { ...JSON_HDR, authorization: `Bearer ${token}` } };

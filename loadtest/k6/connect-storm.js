@@ -5,7 +5,7 @@ import { Counter, Rate, Trend } from 'k6/metrics';
 import exec from 'k6/execution';
 import { sleep } from 'k6';
 import { setTimeout } from 'k6/timers';
-import { BASE_URL, makeUsers } from './conclave.js';
+import { BASE_URL, makeUsers, parseDuration } from './conclave.js';
 import { SioClient } from './socketio.js';
 
 const SOCKETS = Number(__ENV.SOCKETS || 100);
@@ -40,12 +40,6 @@ export const options = {
     sio_dropped_while_held: [`count<=${__ENV.MAX_DROPPED || 0}`],
   },
 };
-
-function parseDuration(s) {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s);
-  if (!m) throw new Error(`bad duration ${s}`);
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60000, h: 3600000 }[m[2]];
-}
 
 export function setup() {
   return { users: makeUsers(0, USERS) };

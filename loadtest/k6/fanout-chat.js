@@ -9,16 +9,18 @@
 import exec from 'k6/execution';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import { setInterval, clearInterval, setTimeout } from 'k6/timers';
-import { BASE_URL, RUN, makeGroups } from './conclave.js';
+import { BASE_URL, RUN, makeGroups, parseDuration } from './conclave.js';
 import { SioClient } from './socketio.js';
 
 const GROUPS = Number(__ENV.GROUPS || 5);
 const MEMBERS = Number(__ENV.MEMBERS || 10);
 const SENDERS = Math.min(MEMBERS, Number(__ENV.SENDERS || 1));
 const RATE = Number(__ENV.RATE || 2);
-const DURATION_S = Number(String(__ENV.DURATION || '30s').replace(/s$/, ''));
-const WARMUP_S = Number(__ENV.WARMUP || 3); // every member connects before anyone sends
-const GRACE_S = Number(__ENV.GRACE || 3); // wait for the last deliveries
+const DURATION_S = parseDuration(__ENV.DURATION || '30s') / 1000;
+// Every member connects before anyone sends (raise it for thousands of sockets), and the
+// last deliveries are waited for.
+const WARMUP_S = parseDuration(__ENV.WARMUP || '3s') / 1000;
+const GRACE_S = parseDuration(__ENV.GRACE || '3s') / 1000;
 const SOCKETS = GROUPS * MEMBERS;
 
 const deliverMs = new Trend('sio_deliver_ms', true);

@@ -7,15 +7,15 @@
 import exec from 'k6/execution';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import { setInterval, clearInterval, setTimeout } from 'k6/timers';
-import { BASE_URL, RUN, makeGroups, refresh } from './conclave.js';
+import { BASE_URL, RUN, makeGroups, parseDuration, refresh } from './conclave.js';
 import { SioClient } from './socketio.js';
 
 const MEMBERS = Number(__ENV.MEMBERS || 5);
 const SOCKETS = Math.max(MEMBERS, Number(__ENV.SOCKETS || 20));
 const GROUPS = Math.ceil(SOCKETS / MEMBERS);
 const DURATION = __ENV.DURATION || '10m';
-const INTERVAL_S = Number(__ENV.INTERVAL || 10);
-const ECHO_TIMEOUT_S = Number(__ENV.ECHO_TIMEOUT || 10);
+const INTERVAL_S = parseDuration(__ENV.INTERVAL || '10s') / 1000;
+const ECHO_TIMEOUT_S = parseDuration(__ENV.ECHO_TIMEOUT || '10s') / 1000;
 
 const deliverMs = new Trend('sio_deliver_ms', true);
 const connectErrors = new Rate('sio_connect_errors');
