@@ -39,6 +39,8 @@ pub struct Shared {
     /// Clients done connecting, successfully or not.
     pub settled: AtomicUsize,
     pub connect_failed: AtomicUsize,
+    /// Unique deliveries so far (to see when the last ones have arrived).
+    pub delivered: AtomicU64,
     /// Connections closed by the server (or broken) before the end.
     pub dropped: AtomicU64,
     pub errors_printed: AtomicU32,
@@ -254,6 +256,7 @@ fn on_message(shared: &Shared, out: &mut Outcome, rest: &str) {
     }
     seen.bits[word] |= bit;
     seen.count += 1;
+    shared.delivered.fetch_add(1, Ordering::Relaxed);
     out.latencies_us
         .push(now.saturating_sub(t).min(u32::MAX as u64) as u32);
 }

@@ -29,7 +29,7 @@ use client::{Outcome, Phase, Shared, Spec};
 
 const USAGE: &str = "usage: bench --url http://IP:PORT[,http://IP:PORT..] [--pid PID[,PID..]] \
 [--label NAME] [--conclave] [--sockets N] [--group-size M] [--senders S] [--rate MSG_PER_S] \
-[--duration SECS] [--grace SECS] [--sources K] [--connect-concurrency C] \
+[--duration SECS] [--grace SECS: end once no delivery came for this long] [--sources K] [--connect-concurrency C] \
 [--setup-concurrency C] [--header]";
 
 struct Args {
@@ -300,6 +300,7 @@ async fn main() {
         connected: AtomicUsize::new(0),
         settled: AtomicUsize::new(0),
         connect_failed: AtomicUsize::new(0),
+        delivered: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
         errors_printed: AtomicU32::new(0),
     });
@@ -345,7 +346,19 @@ async fn main() {
     let _ = phase_tx.send(Phase::Send);
     tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
     let _ = phase_tx.send(Phase::Drain);
-    tokio::time::sleep(Duration::from_secs_f64(a.grace)).await;
+    // Late deliveries still count: wait until none has arrived for `grace` seconds (at most a
+    // minute); what has not arrived then is lost.
+    let drain = Instant::now();
+    let (mut last, mut last_change) = (shared.delivered.load(Ordering::Relaxed), Instant::now());
+    while last_change.elapsed().as_secs_f64() < a.grace && drain.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = shared.delivered.load(Ordering::Relaxed);
+        if now != last {
+            (last, last_change) = (now, Instant::now());
+        }
+    }
+    let drain_secs = drain.elapsed().as_secs_f64();
     let cpu = procfs::total_cpu(&a.pids) - cpu0;
     let own = procfs::cpu_secs(std::process::id()) - own0;
     let held_end = shared.connected.load(Ordering::Relaxed);
@@ -366,6 +379,7 @@ async fn main() {
             rss_idle,
             cpu,
             own,
+            drain_secs,
         },
     );
 }
@@ -377,6 +391,7 @@ struct Measured {
     rss_idle: u64,
     cpu: f64,
     own: f64,
+    drain_secs: f64,
 }
 
 fn report(a: &Args, shared: &Shared, outcomes: &[Outcome], m: Measured) {
@@ -454,7 +469,7 @@ fn report(a: &Args, shared: &Shared, outcomes: &[Outcome], m: Measured) {
         errors
     );
     eprintln!(
-        "bench: {}: server CPU {:.2}s, generator CPU {:.2}s over {:.0}s+{:.0}s; {sent} sent, {delivered} delivered",
-        a.label, m.cpu, m.own, a.duration, a.grace
+        "bench: {}: server CPU {:.2}s, generator CPU {:.2}s over {:.0}s + {:.1}s drain; {sent} sent, {delivered} delivered",
+        a.label, m.cpu, m.own, a.duration, m.drain_secs
     );
 }
