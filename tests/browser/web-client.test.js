@@ -79,6 +79,8 @@ describe("two people in a private group", () => {
       .locator("#mine")
       .getByRole("button", { name: new RegExp(group) })
       .waitFor();
+    await a.getByRole("button", { name: "Manage group" }).click();
+    await a.getByText("No pending requests.").waitFor();
   });
 
   test("bob finds it and asks to join", async () => {
@@ -100,7 +102,8 @@ describe("two people in a private group", () => {
   });
 
   test("alice approves; bob is told at once and opens the chat", async () => {
-    await a.getByRole("button", { name: "Manage group" }).click();
+    // Alice has had the panel open all along: Refresh shows the new request.
+    await a.getByRole("button", { name: "Refresh" }).click();
     await a.locator("#requests li", { hasText: bob }).waitFor();
     await shot(a, "02-join-request");
     await a.getByRole("button", { name: `Approve ${bob}` }).click();
@@ -317,5 +320,54 @@ test("short-lived tokens: refreshed before expiry, the socket reconnects, the ch
   } finally {
     await page.context().close();
     await short.stop();
+  }
+});
+
+test("open group: join at once; ownership moves, then the old owner may leave", async () => {
+  const owner = await newPage(browser, server.base);
+  const other = await newPage(browser, server.base);
+  try {
+    const olga = username("olga");
+    const carl = username("carl");
+    const group = `Open house ${process.pid}`;
+    await register(owner, olga);
+    await register(other, carl);
+    await owner.getByLabel("Name", { exact: true }).fill(group);
+    await owner.getByRole("button", { name: "Create group" }).click();
+    await owner.locator("#chat-title", { hasText: group }).waitFor();
+
+    await other.getByLabel("Name contains").fill(group);
+    await other.getByRole("button", { name: "Search" }).click();
+    await other
+      .locator("#results li", { hasText: group })
+      .getByRole("button", { name: "Join" })
+      .click();
+    await other.locator("#chat-title", { hasText: group }).waitFor();
+    await owner.locator("#chat-meta", { hasText: "2 members" }).waitFor();
+
+    // The owner cannot just leave while others remain.
+    await owner.getByRole("button", { name: "Manage group" }).click();
+    await owner.getByRole("button", { name: "Leave this group" }).click();
+    await owner.locator("#alert", { hasText: "transfer ownership to another member" }).waitFor();
+
+    await owner.getByRole("button", { name: `Make ${carl} the owner` }).click();
+    await owner.locator("#info", { hasText: `${carl} now owns the group` }).waitFor();
+    await owner.locator("#chat-meta", { hasText: /^open · 2 members$/ }).waitFor();
+    await owner.getByRole("button", { name: "Members" }).waitFor();
+    // Carl sees it the next time he opens the group.
+    await other
+      .locator("#mine")
+      .getByRole("button", { name: new RegExp(group) })
+      .click();
+    await other.locator("#chat-meta", { hasText: "you own it" }).waitFor();
+
+    await owner.getByRole("button", { name: "Leave this group" }).click();
+    await owner.locator("#info", { hasText: `You left “${group}”` }).waitFor();
+    await owner.locator("#chat-title").waitFor({ state: "detached" });
+    await other.locator("#chat-meta", { hasText: "1 member" }).waitFor();
+    assert.deepEqual([...owner.problems, ...other.problems], []);
+  } finally {
+    await owner.context().close();
+    await other.context().close();
   }
 });

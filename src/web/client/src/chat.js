@@ -178,9 +178,12 @@ function add(messages) {
         tabindex: "-1",
         dataset: { id: m.id, seq: m.seq, sender: m.sender_id },
       },
-      h("span", { class: "who" }, nameOf(m.sender_id)),
-      " ",
-      h("time", { datetime: m.sent_at }, when(m.sent_at)),
+      h(
+        "div",
+        { class: "msg-head" },
+        h("span", { class: "who" }, nameOf(m.sender_id)),
+        h("time", { datetime: m.sent_at }, when(m.sent_at)),
+      ),
       h("p", { class: "text" }, m.content),
     );
     chat.byId.set(m.id, li);
@@ -273,9 +276,12 @@ async function onSend(ev) {
   const li = h(
     "li",
     { class: "msg mine pending" },
-    h("span", { class: "who" }, "You"),
-    " ",
-    h("span", { class: "state" }, "sending…"),
+    h(
+      "div",
+      { class: "msg-head" },
+      h("span", { class: "who" }, "You"),
+      h("span", { class: "state" }, "sending…"),
+    ),
     h("p", { class: "text" }, content),
   );
   chat.pending.set(cmid, li);

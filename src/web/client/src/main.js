@@ -169,9 +169,11 @@ function open(pane, group) {
 
 async function memberChange(e, joined) {
   if (e.user_id === state.me.id) {
+    // News only when approved: a group this tab created or joined is known already.
+    const known = state.groups.has(e.group_id);
     await loadMine().catch(showError);
     const g = state.groups.get(e.group_id);
-    if (joined && g) showInfo(`You are now a member of “${g.name}”.`);
+    if (joined && g && !known) showInfo(`You are now a member of “${g.name}”.`);
     return;
   }
   const g = state.groups.get(e.group_id);

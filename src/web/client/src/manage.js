@@ -63,7 +63,11 @@ export async function renderManage(panel, ctx) {
           : h("p", { class: "empty" }, "No pending requests."),
         h(
           "button",
-          { type: "button", onclick: (ev) => busy(ev.currentTarget, renderManage) },
+          {
+            type: "button",
+            class: "secondary",
+            onclick: (ev) => busy(ev.currentTarget, () => renderManage(panel, ctx)),
+          },
           "Refresh",
         ),
       ),

@@ -3,8 +3,16 @@
 import { $, fill, h } from "./dom.js";
 import { describe } from "./errors.js";
 
+const INFO_SHOWN_MS = 10_000;
+let infoTimer = null;
+
 function show(region, text, kind) {
   const el = $(region);
+  // Information fades after a while; errors stay until dismissed or replaced.
+  if (kind === "info") {
+    clearTimeout(infoTimer);
+    infoTimer = setTimeout(() => fill(el), INFO_SHOWN_MS);
+  }
   fill(
     el,
     h(
