@@ -16,3 +16,4 @@ pub mod ops;
 pub mod pipeline;
 pub mod realtime;
 pub mod store;
+pub mod web;

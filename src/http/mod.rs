@@ -1,5 +1,6 @@
 //! The HTTP surface: routes under `/api/v1`, operations endpoints at the root, the OpenAPI
-//! document and Swagger UI, and the middleware every request passes through.
+//! document and Swagger UI, the web client (`crate::web`) at `/`, and the middleware every
+//! request passes through.
 
 pub mod dto;
 pub mod extract;
@@ -76,6 +77,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api(&state);
     api.merge(SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", openapi))
+        .merge(crate::web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
