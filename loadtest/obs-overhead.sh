@@ -4,12 +4,13 @@
 # a file as a container's stdout would be) and off (CONCLAVE_METRICS_ENABLED=false, RUST_LOG=off),
 # alternating ROUNDS times in the same run so both see the same machine load.
 # Usage: loadtest/obs-overhead.sh [seconds] [connections] [rounds]   (needs: wrk, curl, python3)
+# CONCLAVE_BIN=path measures another build (default: the release binary, built if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 CONNS=${2:-8}
 ROUNDS=${3:-3}
-BIN=${CARGO_TARGET_DIR:-target}/release/conclave
+BIN=${CONCLAVE_BIN:-${CARGO_TARGET_DIR:-target}/release/conclave}
 [ -x "$BIN" ] || cargo build --release --locked
 WORK=$(mktemp -d)
 PID=
