@@ -509,7 +509,16 @@ def activity():
                         targets((f'sum by (command) (rate(conclave_group_commands_total{{{SEL}, '
                                  f'command=~"join|approve|remove|ban|unban", result="ok"}}'
                                  f"[{RI}]))", "{{command}}")),
-                        unit="ops", w=24))
+                        unit="ops"))
+    p.append(timeseries(L, "Audit trail: events written and dropped",
+                        "Are security events (logins, bans, approvals, transfers...) reaching "
+                        "the audit trail? Any drop means a full buffer or a failing store; "
+                        "ConclaveAuditEventsDropped fires on it.",
+                        targets((f"sum(rate(conclave_audit_events_written_total{{{SEL}}}[{RI}]))",
+                                 "written"),
+                                (f"sum by (reason) (rate(conclave_audit_events_dropped_total"
+                                 f"{{{SEL}}}[{RI}]))", "dropped {{reason}}")),
+                        unit="ops"))
 
     p.append(row(L, "Sockets"))
     p.append(timeseries(L, "Socket connects and disconnects by reason",
@@ -586,6 +595,38 @@ def resources():
                         targets((f"{mem} / (sum by (pod) (conclave_socket_connections{{{SEL}}}) > 0)",
                                  "{{pod}}")),
                         unit="bytes", w=24))
+    p.append(row(L, "Process (from the server's /metrics)"))
+    p.append(timeseries(L, "Process CPU against the limit",
+                        "How many cores does the Conclave process itself burn "
+                        "(process_cpu_seconds_total), compared with the container's CPU limit? "
+                        "Unlike cAdvisor this works outside Kubernetes too.",
+                        targets((f"sum by (pod) (rate(process_cpu_seconds_total{{{SEL}}}[{RI}]))",
+                                 "process {{pod}}"), (cpu_lim, "limit {{pod}}")),
+                        unit="short"))
+    p.append(timeseries(L, "Resident memory against the limit",
+                        "How much memory does the process hold resident "
+                        "(process_resident_memory_bytes), compared with the container's memory "
+                        "limit?",
+                        targets((f"sum by (pod) (process_resident_memory_bytes{{{SEL}}})",
+                                 "resident {{pod}}"), (mem_lim, "limit {{pod}}")),
+                        unit="bytes"))
+    p.append(timeseries(L, "Open file descriptors, % of the limit",
+                        "How close is each process to its open-files limit? Every socket is a "
+                        "file descriptor; at 100% new connections fail. "
+                        "ConclaveFileDescriptorsNearLimit fires above 80%.",
+                        targets((f"sum by (pod) (process_open_fds{{{SEL}}}) / sum by (pod) "
+                                 f"(process_max_fds{{{SEL}}})", "{{pod}}")),
+                        unit="percentunit", steps=((0.8, "orange"), (0.9, "red"))))
+    p.append(timeseries(L, "Threads and tokio tasks",
+                        "How many OS threads and live tokio tasks does each process run, and "
+                        "do tasks wait in the runtime's global queue (CPU saturation)?",
+                        targets((f"sum by (pod) (process_threads{{{SEL}}})", "threads {{pod}}"),
+                                (f"sum by (pod) (conclave_tokio_workers{{{SEL}}})",
+                                 "workers {{pod}}"),
+                                (f"sum by (pod) (conclave_tokio_alive_tasks{{{SEL}}})",
+                                 "tasks {{pod}}"),
+                                (f"sum by (pod) (conclave_tokio_global_queue_depth{{{SEL}}})",
+                                 "queued {{pod}}"))))
     p.append(row(L, "Pods"))
     p.append(timeseries(L, "Container restarts",
                         "How often did the Conclave containers restart (crash, OOM kill, failed "
@@ -603,9 +644,11 @@ def resources():
                                  "scraped pods up"))))
     return dashboard(
         "conclave-resources", "Conclave / Resources",
-        "Are the Conclave pods within their CPU and memory? The server exports no process_* "
-        "metrics yet, so CPU and memory come from cAdvisor (container_cpu_usage_seconds_total, "
-        "container_memory_working_set_bytes, container_cpu_cfs_*) and limits, requests, "
+        "Are the Conclave pods within their CPU, memory and file descriptors? Container CPU "
+        "and memory come from cAdvisor (container_cpu_usage_seconds_total, "
+        "container_memory_working_set_bytes, container_cpu_cfs_*); the process's own CPU, "
+        "resident memory, file descriptors and threads from the server's /metrics "
+        "(process_*, exported by metrics-process, and conclave_tokio_*); limits, requests, "
         "restarts and replicas from kube-state-metrics (kube_pod_container_resource_limits, "
         "kube_pod_container_resource_requests, kube_pod_container_status_restarts_total, "
         "kube_deployment_status_replicas_available). Both must be scraped by the same "

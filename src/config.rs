@@ -92,6 +92,25 @@ pub struct Settings {
     /// Prefix of RabbitMQ exchange/queue names and Redis keys/channels, so several deployments
     /// (or test runs) can share one broker and one Redis.
     pub cluster_prefix: String,
+    pub audit: AuditSettings,
+    /// Also write the logs to this file, and errors alone to `<stem>.error.log` beside it.
+    pub log_file: Option<PathBuf>,
+    /// Install the Prometheus recorder and serve `/metrics` (off only to measure its cost).
+    pub metrics_enabled: bool,
+}
+
+/// The audit trail's buffer and writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// Events held in memory before new ones are dropped (and counted).
+    pub buffer: usize,
+    /// Events written per store batch.
+    pub batch: usize,
+    /// Longest time an event waits in memory before its batch is written.
+    pub flush_interval: Duration,
+    /// How long the cluster engine keeps events (a TTL index); the standalone table is pruned
+    /// to the same age as it is written.
+    pub retention: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -239,7 +258,41 @@ impl Settings {
             )?,
             socket_buffer: r.num("CONCLAVE_SOCKET_BUFFER", 256, 8, 65_536)?,
             cluster_prefix: r.str("CONCLAVE_CLUSTER_PREFIX", ""),
+            audit: AuditSettings {
+                buffer: r.num("CONCLAVE_AUDIT_BUFFER", 4096, 16, 1_000_000)?,
+                batch: r.num("CONCLAVE_AUDIT_BATCH", 100, 1, 10_000)?,
+                flush_interval: r.duration("CONCLAVE_AUDIT_FLUSH_INTERVAL", "500ms")?,
+                retention: r.duration_in(
+                    "CONCLAVE_AUDIT_RETENTION",
+                    "90d",
+                    3_600,
+                    10 * 365 * 86_400,
+                )?,
+            },
+            log_file: r
+                .opt("CONCLAVE_LOG_FILE")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
+            metrics_enabled: r.bool("CONCLAVE_METRICS_ENABLED", true)?,
         };
+        let fi = s.audit.flush_interval;
+        if fi < Duration::from_millis(10) || fi > Duration::from_secs(60) {
+            return Err(err(
+                "CONCLAVE_AUDIT_FLUSH_INTERVAL",
+                "must be between 10ms and 60s",
+            ));
+        }
+        if s.audit.batch > s.audit.buffer {
+            return Err(err(
+                "CONCLAVE_AUDIT_BATCH",
+                "must not be larger than CONCLAVE_AUDIT_BUFFER",
+            ));
+        }
+        if let Some(f) = &s.log_file
+            && f.file_name().is_none()
+        {
+            return Err(err("CONCLAVE_LOG_FILE", "must name a file"));
+        }
         if !s
             .cluster_prefix
             .chars()

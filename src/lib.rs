@@ -2,6 +2,7 @@
 //! is one concern.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod crypto;

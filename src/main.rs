@@ -79,7 +79,16 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Serve => {
-            conclave::ops::telemetry::init(settings.log_format);
+            let _logs = match conclave::ops::telemetry::init(
+                settings.log_format,
+                settings.log_file.as_deref(),
+            ) {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("conclave: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -45,7 +45,9 @@ async fn wait_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
 pub(super) async fn build(c: &Common) -> anyhow::Result<(Router, AppState, CloseSockets)> {
     let s = &c.settings;
     let mongo = wait_for("mongodb", || async {
-        let m = MongoStore::connect(&s.mongodb_uri, &s.mongodb_db).await?;
+        let m = MongoStore::connect(&s.mongodb_uri, &s.mongodb_db)
+            .await?
+            .with_audit_retention(s.audit.retention);
         m.ping().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok::<_, anyhow::Error>(m)
     })

@@ -1,8 +1,8 @@
 //! Wiring: builds the engine the configuration asks for, the services above it, and the HTTP
 //! server; runs it until a shutdown signal and drains it.
 
-mod cluster;
 pub mod admin;
+mod cluster;
 pub mod secrets;
 
 use std::net::SocketAddr;
@@ -11,11 +11,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use futures::future::BoxFuture;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::Audit;
 use crate::auth::{AuthService, PasswordHasher, TokenIssuer};
 use crate::config::{Engine, Settings};
 use crate::crypto::Keyring;
@@ -38,9 +38,10 @@ pub struct AppState {
     pub groups: GroupService,
     pub messages: MessageService,
     pub readiness: Readiness,
-    pub metrics: PrometheusHandle,
+    pub metrics: crate::ops::metrics::Metrics,
     pub pipeline: Arc<dyn Pipeline>,
     pub limiter: Arc<dyn RateLimiter>,
+    pub audit: Audit,
 }
 
 /// What the engines share: secrets, token issuer, keyring, metrics.
@@ -48,7 +49,7 @@ pub(crate) struct Common {
     pub settings: Arc<Settings>,
     pub keyring: Keyring,
     pub tokens: TokenIssuer,
-    pub metrics: PrometheusHandle,
+    pub metrics: crate::ops::metrics::Metrics,
     pub shutdown: CancellationToken,
 }
 
@@ -74,15 +75,17 @@ impl Common {
 
     fn state(&self, e: EngineParts) -> anyhow::Result<AppState> {
         let s = &self.settings;
+        let audit = Audit::start(e.store.clone(), s.audit);
         let auth = AuthService::new(
             e.store.clone(),
             PasswordHasher::new(s.argon2)?,
             self.tokens.clone(),
             e.limiter.clone(),
+            audit.clone(),
             s.clone(),
         );
         Ok(AppState {
-            groups: GroupService::new(e.store.clone(), e.events.clone(), s.clone()),
+            groups: GroupService::new(e.store.clone(), e.events.clone(), audit.clone(), s.clone()),
             messages: MessageService::new(
                 e.store.clone(),
                 e.pipeline.clone(),
@@ -97,13 +100,17 @@ impl Common {
             metrics: self.metrics.clone(),
             pipeline: e.pipeline,
             limiter: e.limiter,
+            audit,
         })
     }
 }
 
 async fn standalone(c: &Common) -> anyhow::Result<(Router, AppState, CloseSockets)> {
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&c.settings.data_dir).context("opening the standalone store")?);
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&c.settings.data_dir)
+            .context("opening the standalone store")?
+            .with_audit_retention(c.settings.audit.retention),
+    );
     let (layer, io) = realtime::local_layer(c.socket_settings());
     let events: Arc<dyn EventSink> = Arc::new(Realtime::new(io.clone(), c.keyring.clone()));
     let pipeline: Arc<dyn Pipeline> = Arc::new(LocalPipeline::start(
@@ -157,7 +164,7 @@ impl Server {
             settings: settings.clone(),
             keyring,
             tokens,
-            metrics: crate::ops::metrics::handle(),
+            metrics: crate::ops::metrics::Metrics::new(settings.metrics_enabled),
             shutdown: CancellationToken::new(),
         };
         let (app, state, close_sockets) = match settings.engine {
@@ -177,6 +184,7 @@ impl Server {
         let stop = shutdown.clone();
         let readiness = state.readiness.clone();
         let pipeline = state.pipeline.clone();
+        let audit = state.audit.clone();
         let grace = settings.shutdown_grace;
         let task = tokio::spawn(async move {
             let drained = stop.clone();
@@ -201,6 +209,8 @@ impl Server {
                 }
             };
             pipeline.shutdown().await;
+            // Last, so the events of requests that finished during the drain are written too.
+            audit.close().await;
             res
         });
         tracing::info!(%addr, engine = ?settings.engine, "Conclave listening");

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::{PasswordHasher, TokenIssuer};
+use crate::audit::{Audit, AuditEvent, AuditKind};
 use crate::config::Settings;
 use crate::domain::{self, Password, UserId, Username};
 use crate::error::{AppError, AppResult};
@@ -30,6 +31,7 @@ pub struct AuthService {
     hasher: PasswordHasher,
     tokens: TokenIssuer,
     limiter: Arc<dyn RateLimiter>,
+    audit: Audit,
     settings: Arc<Settings>,
 }
 
@@ -39,6 +41,7 @@ impl AuthService {
         hasher: PasswordHasher,
         tokens: TokenIssuer,
         limiter: Arc<dyn RateLimiter>,
+        audit: Audit,
         settings: Arc<Settings>,
     ) -> Self {
         Self {
@@ -46,6 +49,7 @@ impl AuthService {
             hasher,
             tokens,
             limiter,
+            audit,
             settings,
         }
     }
@@ -54,7 +58,12 @@ impl AuthService {
         &self.tokens
     }
 
-    pub async fn register(&self, username: Username, password: Password) -> AppResult<UserRecord> {
+    pub async fn register(
+        &self,
+        username: Username,
+        password: Password,
+        client: Option<IpAddr>,
+    ) -> AppResult<UserRecord> {
         // Cheap check first so a taken name costs no hashing; the unique index still decides races.
         if self.store.user_by_username(&username).await?.is_some() {
             return Err(AppError::conflict(
@@ -70,6 +79,11 @@ impl AuthService {
         };
         self.store.create_user(&user).await?;
         tracing::info!(target: "audit", event = "user_registered", user_id = %user.id);
+        self.audit.record(
+            AuditEvent::new(AuditKind::UserRegistered)
+                .actor(user.id)
+                .client(client),
+        );
         Ok(user)
     }
 
@@ -98,13 +112,25 @@ impl AuthService {
             .hasher
             .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
             .await?;
+        let claimed = user.as_ref().map(|u| u.id);
         let Some(user) = user.filter(|_| ok) else {
             metrics::counter!(m::AUTH_LOGINS, "result" => "failure").increment(1);
             tracing::info!(target: "audit", event = "login_failed", client = ?client);
+            // The claimed user, if the name exists, is the target: whose account was tried.
+            self.audit.record(
+                AuditEvent::new(AuditKind::LoginFailed)
+                    .target(claimed)
+                    .client(client),
+            );
             return Err(AppError::InvalidCredentials);
         };
         metrics::counter!(m::AUTH_LOGINS, "result" => "success").increment(1);
         tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id, client = ?client);
+        self.audit.record(
+            AuditEvent::new(AuditKind::LoginSucceeded)
+                .actor(user.id)
+                .client(client),
+        );
         let now = domain::now();
         let (refresh, record) =
             self.new_refresh(user.id, URL_SAFE_NO_PAD.encode(rand_bytes()), now);
@@ -112,7 +138,7 @@ impl AuthService {
         self.pair(user.id, refresh, now)
     }
 
-    pub async fn refresh(&self, presented: &str) -> AppResult<TokenPair> {
+    pub async fn refresh(&self, presented: &str, client: Option<IpAddr>) -> AppResult<TokenPair> {
         let now = domain::now();
         let Some(hash) = hash_token(presented) else {
             return Err(AppError::Unauthenticated);
@@ -129,6 +155,12 @@ impl AuthService {
             Rotation::ReuseDetected { user_id } => {
                 metrics::counter!(m::AUTH_TOKEN_REUSE).increment(1);
                 tracing::warn!(target: "audit", event = "refresh_token_reuse", user_id = %user_id, "spent refresh token presented; family revoked");
+                // Whoever presented it is unproven: the account is the target.
+                self.audit.record(
+                    AuditEvent::new(AuditKind::RefreshTokenReuse)
+                        .target(Some(user_id))
+                        .client(client),
+                );
                 Err(AppError::Unauthenticated)
             }
             Rotation::Invalid => Err(AppError::Unauthenticated),

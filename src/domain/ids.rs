@@ -63,6 +63,7 @@ macro_rules! id_type {
 id_type!(UserId);
 id_type!(GroupId);
 id_type!(MessageId);
+id_type!(AuditId);
 
 impl MessageId {
     /// The id of a message the client named with `client_msg_id`: derived from the group, the

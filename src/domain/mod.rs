@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 pub use access::{can_read_members, can_read_messages, can_send};
 pub use group::{Description, GroupName, MaxMembers, Visibility};
-pub use ids::{GroupId, MessageId, UserId};
+pub use ids::{AuditId, GroupId, MessageId, UserId};
 pub use membership::{Command, Decision, Effect, GroupFacts, Outcome, Refusal, Relation, Role};
 pub use message::{ClientMsgId, Content};
 pub use page::{Cursor, Limit};

@@ -1,5 +1,8 @@
 use std::sync::Arc;
 
+use std::net::IpAddr;
+
+use crate::audit::{Audit, AuditEvent, AuditKind};
 use crate::config::Settings;
 use crate::domain::{
     self, Command, Cursor, Description, Effect, GroupId, GroupName, Limit, MaxMembers, Relation,
@@ -24,14 +27,21 @@ pub struct NewGroup {
 pub struct GroupService {
     store: Arc<dyn Store>,
     events: Arc<dyn EventSink>,
+    audit: Audit,
     settings: Arc<Settings>,
 }
 
 impl GroupService {
-    pub fn new(store: Arc<dyn Store>, events: Arc<dyn EventSink>, settings: Arc<Settings>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        events: Arc<dyn EventSink>,
+        audit: Audit,
+        settings: Arc<Settings>,
+    ) -> Self {
         Self {
             store,
             events,
+            audit,
             settings,
         }
     }
@@ -94,7 +104,14 @@ impl GroupService {
             .ok_or(AppError::NotFound)
     }
 
-    pub async fn run(&self, group: GroupId, actor: UserId, cmd: Command) -> AppResult<Executed> {
+    /// Runs a membership command; `client` is the caller's address, for the audit trail.
+    pub async fn run(
+        &self,
+        group: GroupId,
+        actor: UserId,
+        cmd: Command,
+        client: Option<IpAddr>,
+    ) -> AppResult<Executed> {
         let policy = Policy {
             rejoin_cooldown: self.settings.rejoin_cooldown,
         };
@@ -109,18 +126,20 @@ impl GroupService {
         metrics::counter!(m::GROUP_COMMANDS, "command" => cmd.name(), "result" => result)
             .increment(1);
         let done = res?;
-        if matches!(
-            cmd,
-            Command::Approve { .. }
-                | Command::Reject { .. }
-                | Command::Remove { .. }
-                | Command::Ban { .. }
-                | Command::Unban { .. }
-                | Command::TransferOwnership { .. }
-                | Command::Delete
-        ) || done.effects.contains(&Effect::DeleteGroup)
-        {
-            tracing::info!(target: "audit", event = cmd.name(), group_id = %group, actor_id = %actor, target_id = ?cmd.target().map(|t| t.to_string()));
+        let kind = if done.effects.contains(&Effect::DeleteGroup) {
+            Some(AuditKind::GroupDeleted)
+        } else {
+            AuditKind::of_command(&cmd)
+        };
+        if let Some(kind) = kind {
+            tracing::info!(target: "audit", event = kind.as_str(), group_id = %group, actor_id = %actor, target_id = ?cmd.target().map(|t| t.to_string()));
+            self.audit.record(
+                AuditEvent::new(kind)
+                    .actor(actor)
+                    .group(group)
+                    .target(cmd.target())
+                    .client(client),
+            );
         }
         self.events
             .group_events(events_of(group, &cmd, &done))
@@ -149,6 +168,20 @@ impl GroupService {
     ) -> AppResult<Page<JoinRequestRecord>> {
         self.owner_only(group, viewer).await?;
         self.store.join_requests(group, limit, after).await
+    }
+
+    /// The group's audit trail (owner only). Events recorded on this process are written
+    /// first, so the owner sees their own latest actions.
+    pub async fn audit(
+        &self,
+        group: GroupId,
+        viewer: UserId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<AuditEvent>> {
+        self.owner_only(group, viewer).await?;
+        self.audit.flush(std::time::Duration::from_secs(2)).await;
+        self.store.audit_of_group(group, limit, after).await
     }
 
     pub async fn bans(

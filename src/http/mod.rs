@@ -55,6 +55,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::ban, groups::bans))
         .routes(routes!(groups::unban))
         .routes(routes!(groups::transfer))
+        .routes(routes!(groups::audit))
         .routes(routes!(messages::send, messages::history))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(

@@ -2,8 +2,13 @@
 //! whole process: the recorder is global, installed once (tests start many servers per process).
 //! Names: `conclave_` prefix, base units, `_total` for counters; labels stay low-cardinality
 //! (route templates, never raw paths or ids).
+//!
+//! Process metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+//! `process_open_fds`, `process_max_fds`, `process_threads`, ...) come from `metrics-process`
+//! into the same registry, and a few stable tokio runtime gauges (`conclave_tokio_*`); both are
+//! refreshed when `/metrics` is scraped, so they cost nothing between scrapes.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -38,15 +43,52 @@ pub const MESSAGES_DEAD_LETTERED: &str = "conclave_messages_dead_lettered_total"
 pub const STORE_BATCH_LATENCY: &str = "conclave_store_batch_duration_seconds";
 pub const DEAD_LETTER_DEPTH: &str = "conclave_pipeline_dead_letter_messages";
 pub const ADAPTER_RECONNECTS: &str = "conclave_adapter_reconnects_total";
+pub const TOKIO_WORKERS: &str = "conclave_tokio_workers";
+pub const TOKIO_ALIVE_TASKS: &str = "conclave_tokio_alive_tasks";
+pub const TOKIO_GLOBAL_QUEUE: &str = "conclave_tokio_global_queue_depth";
+pub const AUDIT_WRITTEN: &str = "conclave_audit_events_written_total";
+pub const AUDIT_DROPPED: &str = "conclave_audit_events_dropped_total";
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+static HANDLE: OnceLock<(PrometheusHandle, Arc<metrics_process::Collector>)> = OnceLock::new();
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Installs the global recorder on first use and returns the handle that renders it.
-pub fn handle() -> PrometheusHandle {
+/// What `/metrics` renders; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    /// `None` when metrics are disabled (`CONCLAVE_METRICS_ENABLED=false`).
+    inner: Option<(PrometheusHandle, Arc<metrics_process::Collector>)>,
+}
+
+impl Metrics {
+    /// The process-wide registry (installed on first use), or nothing when disabled: then no
+    /// recorder is installed and every `metrics::` call is a no-op.
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            inner: enabled.then(global),
+        }
+    }
+
+    /// Refreshes the scrape-time gauges and renders the Prometheus text.
+    pub fn render(&self) -> String {
+        let Some((handle, process)) = &self.inner else {
+            return "# metrics are disabled (CONCLAVE_METRICS_ENABLED=false)\n".into();
+        };
+        process.collect();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let m = rt.metrics();
+            metrics::gauge!(TOKIO_WORKERS).set(m.num_workers() as f64);
+            metrics::gauge!(TOKIO_ALIVE_TASKS).set(m.num_alive_tasks() as f64);
+            metrics::gauge!(TOKIO_GLOBAL_QUEUE).set(m.global_queue_depth() as f64);
+        }
+        handle.render()
+    }
+}
+
+/// Installs the global recorder on first use.
+fn global() -> (PrometheusHandle, Arc<metrics_process::Collector>) {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
@@ -63,13 +105,15 @@ pub fn handle() -> PrometheusHandle {
             // Another recorder may exist in tests that embed us; then ours just renders nothing new.
             let _ = metrics::set_global_recorder(recorder);
             describe();
-            handle
+            let process = metrics_process::Collector::default();
+            process.describe();
+            (handle, Arc::new(process))
         })
         .clone()
 }
 
 fn describe() {
-    use metrics::{Unit, describe_counter, describe_histogram};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests by route template, method and status"
@@ -90,6 +134,20 @@ fn describe() {
     describe_histogram!(PERSIST_LATENCY, Unit::Seconds, "Time from submit to stored");
     describe_histogram!(PIPELINE_BATCH, "Messages per store batch");
     describe_counter!(PIPELINE_ERRORS, "Store batches that failed");
+    describe_gauge!(TOKIO_WORKERS, "Tokio runtime worker threads");
+    describe_gauge!(
+        TOKIO_ALIVE_TASKS,
+        "Tokio tasks alive (spawned, not finished)"
+    );
+    describe_gauge!(
+        TOKIO_GLOBAL_QUEUE,
+        "Tasks waiting in the tokio runtime's global queue"
+    );
+    describe_counter!(AUDIT_WRITTEN, "Audit events written to the store");
+    describe_counter!(
+        AUDIT_DROPPED,
+        "Audit events lost, by reason (full buffer, recorded after close, store errors)"
+    );
     describe_counter!(
         GROUP_COMMANDS,
         "Group membership commands by command and result"

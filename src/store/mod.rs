@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::audit::AuditEvent;
 use crate::domain::{
     Command, Cursor, Effect, GroupId, Limit, MessageId, Outcome, Relation, UserId, Username,
 };
@@ -130,6 +131,20 @@ pub trait Store: Send + Sync + 'static {
     async fn append_messages(&self, batch: &[NewMessage]) -> AppResult<Vec<Appended>>;
     async fn messages(&self, group: GroupId, query: &HistoryQuery)
     -> AppResult<Vec<StoredMessage>>;
+
+    // --- audit trail
+    /// Store a batch of audit events. An event whose id is already stored is skipped, so a
+    /// batch retried after an unclear failure is harmless. Engines may drop events older than
+    /// their retention.
+    async fn append_audit(&self, batch: &[AuditEvent]) -> AppResult<()>;
+    /// A page of one group's events, oldest first by `(at, id)`. Events with no group (account
+    /// events) are never listed here.
+    async fn audit_of_group(
+        &self,
+        group: GroupId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<AuditEvent>>;
 
     // --- maintenance (the re-encryption job)
     /// Up to `limit` messages of every group, ordered by (group id as text, `seq`), strictly

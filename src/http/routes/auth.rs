@@ -78,6 +78,7 @@ impl From<crate::auth::TokenPair> for TokenReply {
     ))]
 pub async fn register(
     State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     ApiJson(body): ApiJson<Credentials>,
 ) -> AppResult<(StatusCode, Json<UserReply>)> {
     let mut v = Validator::default();
@@ -87,7 +88,7 @@ pub async fn register(
     let (Some(username), Some(password)) = (username, password) else {
         unreachable!("validated above")
     };
-    let user = s.auth.register(username, password).await?;
+    let user = s.auth.register(username, password, addr).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -132,9 +133,12 @@ pub async fn login(
     ))]
 pub async fn refresh(
     State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> AppResult<Json<TokenReply>> {
-    Ok(Json(s.auth.refresh(&body.refresh_token).await?.into()))
+    Ok(Json(
+        s.auth.refresh(&body.refresh_token, addr).await?.into(),
+    ))
 }
 
 /// Revoke a refresh token and every token rotated from the same login.

@@ -6,13 +6,14 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::audit::{AuditEvent, AuditKind};
 use crate::domain::{
     Command, Description, GroupId, GroupName, MaxMembers, Outcome, Role, UserId, Visibility,
 };
 use crate::error::{AppError, AppResult};
 use crate::groups::NewGroup;
 use crate::http::dto::{List, PageParams, StatusReply};
-use crate::http::extract::{ApiJson, ApiQuery, AuthUser, path_id};
+use crate::http::extract::{ApiJson, ApiQuery, AuthUser, ClientAddr, path_id};
 use crate::http::problem::Problem;
 use crate::http::validate::Validator;
 use crate::store::{BanRecord, GroupFilter, GroupRecord, JoinRequestRecord, MemberRecord};
@@ -270,9 +271,12 @@ pub async fn get(
 pub async fn delete(
     State(s): State<AppState>,
     AuthUser(me): AuthUser,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    s.groups.run(path_id(&id)?, me, Command::Delete).await?;
+    s.groups
+        .run(path_id(&id)?, me, Command::Delete, addr)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -289,9 +293,10 @@ pub async fn delete(
 pub async fn join(
     State(s): State<AppState>,
     AuthUser(me): AuthUser,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<String>,
 ) -> AppResult<(StatusCode, Json<StatusReply>)> {
-    let done = s.groups.run(path_id(&id)?, me, Command::Join).await?;
+    let done = s.groups.run(path_id(&id)?, me, Command::Join, addr).await?;
     Ok(match done.outcome {
         Outcome::Pending => (
             StatusCode::ACCEPTED,
@@ -318,10 +323,11 @@ pub async fn join(
 pub async fn withdraw(
     State(s): State<AppState>,
     AuthUser(me): AuthUser,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
     s.groups
-        .run(path_id(&id)?, me, Command::WithdrawRequest)
+        .run(path_id(&id)?, me, Command::WithdrawRequest, addr)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -363,6 +369,7 @@ pub async fn join_requests(
 pub async fn approve(
     State(s): State<AppState>,
     AuthUser(me): AuthUser,
+    ClientAddr(addr): ClientAddr,
     Path((id, user)): Path<(String, String)>,
 ) -> AppResult<Json<StatusReply>> {
     s.groups
@@ -372,6 +379,7 @@ pub async fn approve(
             Command::Approve {
                 target: path_id(&user)?,
             },
+            addr,
         )
         .await?;
     Ok(Json(StatusReply {
@@ -391,6 +399,7 @@ pub async fn approve(
 pub async fn reject(
     State(s): State<AppState>,
     AuthUser(me): AuthUser,
+    ClientAddr(addr): ClientAddr,
     Path((id, user)): Path<(String, String)>,
 ) -> AppResult<StatusCode> {
     s.groups
@@ -400,6 +409,7 @@ pub async fn reject(
             Command::Reject {
                 target: path_id(&user)?,
             },
+            addr,
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -441,6 +451,7 @@ pub async fn members(
 pub async fn remove_member(
     State(s): State<AppState>,
     AuthUser(me): AuthUser,
+    ClientAddr(addr): ClientAddr,
     Path((id, user)): Path<(String, String)>,
 ) -> AppResult<StatusCode> {
     s.groups
@@ -450,6 +461,7 @@ pub async fn remove_member(
             Command::Remove {
                 target: path_id(&user)?,
             },
+            addr,
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -467,9 +479,12 @@ pub async fn remove_member(
 pub async fn leave(
     State(s): State<AppState>,
     AuthUser(me): AuthUser,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    s.groups.run(path_id(&id)?, me, Command::Leave).await?;
+    s.groups
+        .run(path_id(&id)?, me, Command::Leave, addr)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -487,12 +502,13 @@ pub async fn leave(
 pub async fn ban(
     State(s): State<AppState>,
     AuthUser(me): AuthUser,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<BanRequest>,
 ) -> AppResult<StatusCode> {
     let gid: GroupId = path_id(&id)?;
     let target = user_field("user_id", &b.user_id)?;
-    s.groups.run(gid, me, Command::Ban { target }).await?;
+    s.groups.run(gid, me, Command::Ban { target }, addr).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -532,6 +548,7 @@ pub async fn bans(
 pub async fn unban(
     State(s): State<AppState>,
     AuthUser(me): AuthUser,
+    ClientAddr(addr): ClientAddr,
     Path((id, user)): Path<(String, String)>,
 ) -> AppResult<StatusCode> {
     s.groups
@@ -541,6 +558,7 @@ pub async fn unban(
             Command::Unban {
                 target: path_id(&user)?,
             },
+            addr,
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -559,6 +577,7 @@ pub async fn unban(
 pub async fn transfer(
     State(s): State<AppState>,
     AuthUser(me): AuthUser,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<TransferRequest>,
 ) -> AppResult<Json<GroupReply>> {
@@ -566,7 +585,61 @@ pub async fn transfer(
     let target = user_field("new_owner_id", &b.new_owner_id)?;
     let done = s
         .groups
-        .run(gid, me, Command::TransferOwnership { target })
+        .run(gid, me, Command::TransferOwnership { target }, addr)
         .await?;
     done.group.map(|g| Json(g.into())).ok_or(AppError::NotFound)
+}
+
+/// One entry of a group's audit trail. The client address is kept for operators and is not
+/// shown to group owners.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntryReply {
+    pub id: String,
+    pub kind: AuditKind,
+    /// Who acted.
+    pub actor_id: Option<String>,
+    /// Whom it was done to: the approved, rejected, banned, unbanned or removed user, or the
+    /// new owner.
+    pub target_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+}
+
+impl From<AuditEvent> for AuditEntryReply {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            id: e.id.to_string(),
+            kind: e.kind,
+            actor_id: e.actor.map(|u| u.to_string()),
+            target_id: e.target.map(|u| u.to_string()),
+            at: e.at,
+        }
+    }
+}
+
+/// The group's audit trail (owner only): approvals, rejections, bans, unbans, removals and
+/// ownership transfers, oldest first. Account events (logins, registrations) are not listed.
+/// Events are retained for `CONCLAVE_AUDIT_RETENTION` (90 days by default).
+#[utoipa::path(get, path = "/groups/{id}/audit", tag = "moderation", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Group id"), PageParams),
+    responses(
+        (status = 200, description = "A page of audit events, oldest first", body = List<AuditEntryReply>),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: not the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Validation failed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn audit(
+    State(s): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<PageParams>,
+) -> AppResult<Json<List<AuditEntryReply>>> {
+    let (limit, cursor) = p.parse()?;
+    let page = s
+        .groups
+        .audit(path_id(&id)?, me, limit, cursor.as_ref())
+        .await?;
+    Ok(Json(List::from_page(page, AuditEntryReply::from)))
 }

@@ -9,6 +9,7 @@ use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use time::OffsetDateTime;
 
 use super::super::{GroupRecord, StoredMessage, UserRecord};
+use crate::audit::{AuditEvent, AuditKind};
 use crate::domain::{Relation, Role, Username, Visibility, from_millis, to_millis};
 use crate::error::AppError;
 
@@ -178,6 +179,43 @@ pub(super) fn escape_regex(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+pub(super) fn audit_doc(e: &AuditEvent) -> Document {
+    let mut d = doc! {
+        "_id": e.id.to_string(),
+        "kind": e.kind.as_str(),
+        "at": date(e.at),
+    };
+    // Absent rather than null, so the partial `group_id` index skips account events.
+    let opt = [
+        ("actor_id", e.actor.map(|u| u.to_string())),
+        ("group_id", e.group.map(|g| g.to_string())),
+        ("target_id", e.target.map(|u| u.to_string())),
+        ("client_addr", e.client.map(|c| c.to_string())),
+    ];
+    for (k, v) in opt {
+        if let Some(v) = v {
+            d.insert(k, v);
+        }
+    }
+    d
+}
+
+fn opt_id<T: FromStr>(d: &Document, k: &str) -> Result<Option<T>, AppError> {
+    d.get_str(k).ok().map(|_| id(d, k)).transpose()
+}
+
+pub(super) fn audit_event(d: &Document) -> Result<AuditEvent, AppError> {
+    Ok(AuditEvent {
+        id: id(d, "_id")?,
+        kind: AuditKind::parse(text(d, "kind")?).ok_or_else(|| corrupt("kind", d))?,
+        actor: opt_id(d, "actor_id")?,
+        group: opt_id(d, "group_id")?,
+        target: opt_id(d, "target_id")?,
+        client: d.get_str("client_addr").ok().and_then(|c| c.parse().ok()),
+        at: time(d, "at")?,
+    })
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@
 //! | `memberships` | generated | unique `(group_id, user_id)`; `(user_id, group_id)` for "my groups"; `(group_id, joined_at, user_id)` for paging |
 //! | `join_requests`, `bans` | generated | unique `(group_id, user_id)`; `(group_id, <time>, user_id)` for paging |
 //! | `cooldowns` | generated | unique `(group_id, user_id)` |
+//! | `audit_events` | event id | `(group_id, at, _id)` where `group_id` exists; TTL on `at` (`CONCLAVE_AUDIT_RETENTION`) |
 //! | `messages` | message id (so unique) | unique `(group_id, seq)`; unique `(group_id, sender_id, client_msg_id)` where `client_msg_id` exists |
 //!
 //! # Shard keys ([`SHARD_KEYS`], applied by [`MongoStore::apply_shard_keys`] on a `mongos`)
@@ -62,6 +63,11 @@
 //!   change and every member list, which are the hotter paths.
 //! - `groups`, `refresh_tokens`: `{_id: "hashed"}`, spreading the hot `last_seq`/`rev` updates
 //!   and token rotations evenly.
+//! - `audit_events`: `{_id: "hashed"}`. Writes are batched inserts of UUIDv7 ids, which a
+//!   ranged key would pile onto the top chunk; a hash spreads them. Account events have no
+//!   group, so a `group_id` key would make them one unsplittable chunk. The price is that the
+//!   owner's audit listing (by group) is a scatter-gather over the `(group_id, at, _id)` index,
+//!   which is fine for a rarely read, owner-only page.
 //! - `users` stays unsharded: its unique `username_canon` index could not be enforced across
 //!   shards, and the collection is small (a few hundred bytes a user).
 //!
@@ -97,6 +103,7 @@ use super::{
     MemberRecord, NewMessage, Page, Policy, RefreshTokenRecord, Rotation, Store, StoredMessage,
     TokenHash, UserRecord,
 };
+use crate::audit::AuditEvent;
 use crate::domain::membership::{Snapshot, decide};
 use crate::domain::{
     Command, Cursor, Effect, GroupFacts, GroupId, Limit, MessageId, Relation, UserId, Username,
@@ -157,6 +164,11 @@ pub const SHARD_KEYS: &[ShardKey] = &[
         fields: &[("_id", Hashed)],
         unique: false,
     },
+    ShardKey {
+        collection: "audit_events",
+        fields: &[("_id", Hashed)],
+        unique: false,
+    },
 ];
 
 impl ShardKey {
@@ -184,6 +196,7 @@ struct Colls {
     bans: Collection<Document>,
     cooldowns: Collection<Document>,
     messages: Collection<Document>,
+    audit: Collection<Document>,
 }
 
 pub struct MongoStore {
@@ -191,6 +204,7 @@ pub struct MongoStore {
     db: Database,
     c: Colls,
     tx_options: TransactionOptions,
+    audit_retention: Duration,
 }
 
 fn majority() -> WriteConcern {
@@ -228,6 +242,7 @@ impl MongoStore {
             bans: db.collection("bans"),
             cooldowns: db.collection("cooldowns"),
             messages: db.collection("messages"),
+            audit: db.collection("audit_events"),
         };
         let tx_options = TransactionOptions::builder()
             .read_concern(ReadConcern::snapshot())
@@ -238,7 +253,14 @@ impl MongoStore {
             db,
             c,
             tx_options,
+            audit_retention: Duration::from_secs(90 * 86_400),
         })
+    }
+
+    /// How long audit events are kept (the TTL index on `audit_events.at`; default 90 days).
+    pub fn with_audit_retention(mut self, d: Duration) -> Self {
+        self.audit_retention = d;
+        self
     }
 
     /// Whether this is a sharded cluster's router (`hello` answers `msg: "isdbgrid"`).
@@ -373,7 +395,49 @@ impl MongoStore {
                 .await
                 .with_context(|| format!("indexes of {}", coll.name()))?;
         }
-        Ok(())
+        self.ensure_audit_indexes().await
+    }
+
+    /// The audit listing index, and the TTL index that bounds the collection. A changed
+    /// retention updates the existing TTL index in place (`collMod`) instead of failing.
+    async fn ensure_audit_indexes(&self) -> anyhow::Result<()> {
+        let coll = &self.c.audit;
+        coll.create_index(
+            IndexModel::builder()
+                .keys(doc! { "group_id": 1, "at": 1, "_id": 1 })
+                .options(
+                    IndexOptions::builder()
+                        .partial_filter_expression(doc! { "group_id": { "$exists": true } })
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .context("indexes of audit_events")?;
+        let ttl = IndexModel::builder()
+            .keys(doc! { "at": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("audit_ttl".to_owned())
+                    .expire_after(self.audit_retention)
+                    .build(),
+            )
+            .build();
+        match coll.create_index(ttl).await {
+            Ok(_) => Ok(()),
+            // IndexOptionsConflict / IndexKeySpecsConflict: the retention was changed.
+            Err(e) if matches!(tx::code(&e), Some(85 | 86)) => {
+                self.db
+                    .run_command(doc! {
+                        "collMod": coll.name(),
+                        "index": { "name": "audit_ttl", "expireAfterSeconds": self.audit_retention.as_secs() as i64 },
+                    })
+                    .await
+                    .context("updating the audit TTL index")?;
+                Ok(())
+            }
+            Err(e) => Err(e).context("TTL index of audit_events"),
+        }
     }
 
     /// Drops the whole database (tests only).
@@ -429,6 +493,19 @@ impl MongoStore {
                 Some(r)
             },
         ))
+    }
+}
+
+/// An unordered bulk insert whose only failures are duplicate ids.
+fn only_duplicates(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::InsertMany(m) => {
+            m.write_concern_error.is_none()
+                && m.write_errors
+                    .as_ref()
+                    .is_some_and(|w| w.iter().all(|w| w.code == 11000))
+        }
+        _ => is_duplicate_key(e),
     }
 }
 
@@ -1280,6 +1357,56 @@ impl Store for MongoStore {
             .await
             .map_err(db_error)?;
         d.as_ref().map(|d| docs::id(d, "_id")).transpose()
+    }
+
+    async fn append_audit(&self, batch: &[AuditEvent]) -> AppResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let docs = batch.iter().map(docs::audit_doc);
+        match self.c.audit.insert_many(docs).ordered(false).await {
+            Ok(_) => Ok(()),
+            // Already stored by an earlier attempt of this batch: the rest went in.
+            Err(e) if only_duplicates(&e) => Ok(()),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn audit_of_group(
+        &self,
+        group: GroupId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<AuditEvent>> {
+        let mut f = doc! { "group_id": group.to_string() };
+        if let Some(c) = after {
+            let (t, id) = AuditEvent::split_cursor_key(c.key())
+                .ok_or_else(|| AppError::field("cursor", "is not a cursor this server issued"))?;
+            let t = mongodb::bson::DateTime::from_millis(t);
+            f.insert(
+                "$or",
+                vec![
+                    Bson::Document(doc! { "at": { "$gt": t } }),
+                    Bson::Document(doc! { "at": t, "_id": { "$gt": id.to_string() } }),
+                ],
+            );
+        }
+        let rows: Vec<Document> = self
+            .c
+            .audit
+            .find(f)
+            .sort(doc! { "at": 1, "_id": 1 })
+            .limit(limit_plus_one(limit))
+            .await
+            .map_err(db_error)?
+            .try_collect()
+            .await
+            .map_err(db_error)?;
+        let rows = rows
+            .iter()
+            .map(docs::audit_event)
+            .collect::<AppResult<Vec<_>>>()?;
+        Ok(page(rows, limit, AuditEvent::cursor_key, Some))
     }
 
     async fn append_messages(&self, batch: &[NewMessage]) -> AppResult<Vec<Appended>> {

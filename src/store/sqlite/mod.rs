@@ -21,10 +21,11 @@ use super::{
     MemberRecord, NewMessage, Page, Policy, RefreshTokenRecord, Rotation, Store, StoredMessage,
     TokenHash, UserRecord,
 };
+use crate::audit::{AuditEvent, AuditKind};
 use crate::domain::membership::{Snapshot, decide};
 use crate::domain::{
     Command, Cursor, Effect, GroupFacts, GroupId, Limit, MessageId, Relation, Role, UserId,
-    Username, Visibility, from_millis, to_millis,
+    Username, Visibility, from_millis, now as domain_now, to_millis,
 };
 use crate::error::{AppError, AppResult};
 
@@ -34,6 +35,7 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: AtomicUsize,
+    audit_retention: std::time::Duration,
 }
 
 impl SqliteStore {
@@ -61,7 +63,14 @@ impl SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(readers),
             next_reader: AtomicUsize::new(0),
+            audit_retention: std::time::Duration::from_secs(90 * 86_400),
         })
+    }
+
+    /// Audit events older than this are deleted as new ones are written (default 90 days).
+    pub fn with_audit_retention(mut self, d: std::time::Duration) -> Self {
+        self.audit_retention = d;
+        self
     }
 
     async fn write<T, F>(&self, f: F) -> AppResult<T>
@@ -836,6 +845,84 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn append_audit(&self, batch: &[AuditEvent]) -> AppResult<()> {
+        let batch = batch.to_vec();
+        let cutoff = ms(domain_now() - self.audit_retention);
+        self.write(move |tx| {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO audit_events (id, kind, actor_id, group_id, target_id, client_addr, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(db)?;
+            for e in &batch {
+                st.execute(params![
+                    e.id.to_string(),
+                    e.kind.as_str(),
+                    e.actor.map(|u| u.to_string()),
+                    e.group.map(|g| g.to_string()),
+                    e.target.map(|u| u.to_string()),
+                    e.client.map(|c| c.to_string()),
+                    ms(e.at),
+                ])
+                .map_err(db)?;
+            }
+            // Retention: the index on `at` makes this a short range scan of expired rows.
+            tx.execute("DELETE FROM audit_events WHERE at < ?1", [cutoff])
+                .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_of_group(
+        &self,
+        gid: GroupId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<AuditEvent>> {
+        let (t, after_id) = match after {
+            Some(c) => {
+                let (t, i) = AuditEvent::split_cursor_key(c.key()).ok_or_else(|| {
+                    AppError::field("cursor", "is not a cursor this server issued")
+                })?;
+                (t, i.to_string())
+            }
+            None => (i64::MIN, String::new()),
+        };
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT id, kind, actor_id, group_id, target_id, client_addr, at FROM audit_events
+                     WHERE group_id = ?1 AND (at, id) > (?2, ?3) ORDER BY at, id LIMIT ?4",
+                )
+                .map_err(db)?;
+            let items = st
+                .query_map(params![gid.to_string(), t, after_id, limit.get() + 1], audit_row)
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(db)?;
+            Ok(page(items, limit, AuditEvent::cursor_key))
+        })
+        .await
+    }
+}
+
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
+    let opt_id = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };
+    let kind: String = r.get(1)?;
+    let client: Option<String> = r.get(5)?;
+    Ok(AuditEvent {
+        id: id(r.get(0)?)?,
+        kind: AuditKind::parse(&kind).ok_or_else(|| {
+            rusqlite::Error::InvalidColumnType(1, "kind".into(), rusqlite::types::Type::Text)
+        })?,
+        actor: opt_id(2)?.map(id).transpose()?,
+        group: opt_id(3)?.map(id).transpose()?,
+        target: opt_id(4)?.map(id).transpose()?,
+        client: client.and_then(|c| c.parse().ok()),
+        at: from_millis(r.get(6)?),
+    })
 }
 
 fn escape_like(s: &str) -> String {

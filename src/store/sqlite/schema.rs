@@ -1,7 +1,8 @@
 //! Versioned schema: migration N brings `PRAGMA user_version` from N-1 to N. Append new
 //! migrations; never edit a released one.
 
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE users (
     id TEXT PRIMARY KEY,
     username TEXT NOT NULL,
@@ -70,4 +71,18 @@ CREATE TABLE messages (
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX messages_client_id ON messages (group_id, sender_id, client_msg_id)
     WHERE client_msg_id IS NOT NULL;
-"#];
+"#,
+    r#"
+CREATE TABLE audit_events (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    actor_id TEXT,
+    group_id TEXT,
+    target_id TEXT,
+    client_addr TEXT,
+    at INTEGER NOT NULL
+);
+CREATE INDEX audit_events_by_group ON audit_events (group_id, at, id) WHERE group_id IS NOT NULL;
+CREATE INDEX audit_events_by_time ON audit_events (at);
+"#,
+];
