@@ -38,6 +38,9 @@ pub const MESSAGES_DEAD_LETTERED: &str = "conclave_messages_dead_lettered_total"
 pub const STORE_BATCH_LATENCY: &str = "conclave_store_batch_duration_seconds";
 pub const DEAD_LETTER_DEPTH: &str = "conclave_pipeline_dead_letter_messages";
 pub const ADAPTER_RECONNECTS: &str = "conclave_adapter_reconnects_total";
+/// 1 while this process runs the one-per-cluster jobs (holds the leader Lease), else 0.
+pub const LEADER: &str = "conclave_leader";
+pub const RECORDS_PURGED: &str = "conclave_records_purged_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -93,6 +96,14 @@ fn describe() {
     describe_counter!(
         GROUP_COMMANDS,
         "Group membership commands by command and result"
+    );
+    metrics::describe_gauge!(
+        LEADER,
+        "1 while this process leads (runs indexes, shard keys and retention), else 0"
+    );
+    describe_counter!(
+        RECORDS_PURGED,
+        "Expired records deleted by the leader's retention job, by kind"
     );
 }
 
