@@ -102,7 +102,7 @@ async fn sigterm_fails_readiness_first_then_closes_transports_then_exits_zero() 
     let mut p = spawn_standalone(dir.path()).await;
     let app = TestApp::attach(&p.base);
     let alice = app.user().await;
-    let group = app.group(&alice, "public").await;
+    let group = app.group(&alice, "open").await;
     let mut socket = SioClient::connect(&p.base, &alice.token).await.unwrap();
 
     sigterm(&p.child);
