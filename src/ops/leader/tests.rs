@@ -20,6 +20,9 @@ const NS: &str = "conclave";
 const NAME: &str = "conclave-leader";
 const PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/conclave/leases";
 
+/// A change another contender makes to the stored Lease.
+type RivalWrite = Box<dyn FnOnce(&mut Lease) + Send>;
+
 #[derive(Default)]
 struct FakeApiServer {
     lease: Mutex<Option<Lease>>,
@@ -29,7 +32,7 @@ struct FakeApiServer {
     /// Answer the next request with 503, as an unreachable or overloaded API server would.
     fail_next: AtomicBool,
     /// Applied to the stored Lease just before the next PUT is checked: a rival's write.
-    before_put: Mutex<Option<Box<dyn FnOnce(&mut Lease) + Send>>>,
+    before_put: Mutex<Option<RivalWrite>>,
 }
 
 fn status(code: StatusCode, reason: &str) -> Response<Body> {
