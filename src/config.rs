@@ -14,6 +14,17 @@ pub enum Engine {
     Cluster,
 }
 
+/// Who runs the one-per-cluster jobs (`ops::leader`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaderElection {
+    /// A Kubernetes Lease when running in a pod (`KUBERNETES_SERVICE_HOST` is set), else alone.
+    Auto,
+    /// Always the Lease (with a kubeconfig outside a cluster); fail at start without one.
+    Kubernetes,
+    /// This process leads by itself (one process, or the jobs run elsewhere).
+    Off,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
@@ -97,6 +108,19 @@ pub struct Settings {
     pub log_file: Option<PathBuf>,
     /// Install the Prometheus recorder and serve `/metrics` (off only to measure its cost).
     pub metrics_enabled: bool,
+    pub leader_election: LeaderElection,
+    /// Name of the `coordination.k8s.io` Lease.
+    pub leader_lease: String,
+    /// Namespace of the Lease; `None`: the pod's own (the service account's).
+    pub leader_namespace: Option<String>,
+    /// This contender's name in the Lease (the pod name in Kubernetes).
+    pub leader_identity: String,
+    pub leader_lease_duration: Duration,
+    /// How often the leader purges expired refresh tokens and ended cooldowns.
+    pub retention_interval: Duration,
+    /// On shutdown, how long `/readyz` answers 503 while sockets and requests still work, so
+    /// load balancers stop routing here before sockets are closed.
+    pub drain_delay: Duration,
 }
 
 /// The audit trail's buffer and writer.
@@ -274,6 +298,35 @@ impl Settings {
                 .filter(|p| !p.is_empty())
                 .map(PathBuf::from),
             metrics_enabled: r.bool("CONCLAVE_METRICS_ENABLED", true)?,
+            leader_election: match r.str("CONCLAVE_LEADER_ELECTION", "auto").as_str() {
+                "auto" => LeaderElection::Auto,
+                "kubernetes" => LeaderElection::Kubernetes,
+                "off" => LeaderElection::Off,
+                other => {
+                    return Err(err(
+                        "CONCLAVE_LEADER_ELECTION",
+                        format!("must be \"auto\", \"kubernetes\" or \"off\", got {other:?}"),
+                    ));
+                }
+            },
+            leader_lease: r.str("CONCLAVE_LEADER_LEASE", "conclave-leader"),
+            leader_namespace: r.opt("CONCLAVE_LEADER_NAMESPACE"),
+            leader_identity: r
+                .opt("CONCLAVE_LEADER_IDENTITY")
+                .unwrap_or_else(|| format!("conclave-{}", uuid::Uuid::now_v7().simple())),
+            leader_lease_duration: r.duration_in(
+                "CONCLAVE_LEADER_LEASE_DURATION",
+                "15s",
+                3,
+                300,
+            )?,
+            retention_interval: r.duration_in(
+                "CONCLAVE_RETENTION_INTERVAL",
+                "1h",
+                1,
+                7 * 86_400,
+            )?,
+            drain_delay: r.duration_in("CONCLAVE_DRAIN_DELAY", "2s", 0, 300)?,
         };
         let fi = s.audit.flush_interval;
         if fi < Duration::from_millis(10) || fi > Duration::from_secs(60) {
@@ -293,6 +346,19 @@ impl Settings {
         {
             return Err(err("CONCLAVE_LOG_FILE", "must name a file"));
         }
+        for (key, value) in [
+            ("CONCLAVE_LEADER_LEASE", Some(&s.leader_lease)),
+            ("CONCLAVE_LEADER_NAMESPACE", s.leader_namespace.as_ref()),
+        ] {
+            if let Some(v) = value
+                && !is_dns_label(v)
+            {
+                return Err(err(
+                    key,
+                    "must be a Kubernetes name: up to 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+                ));
+            }
+        }
         if !s
             .cluster_prefix
             .chars()
@@ -305,6 +371,16 @@ impl Settings {
         }
         Ok(s)
     }
+}
+
+/// RFC 1123 label, the strictest Kubernetes name rule (valid for a Lease and a namespace).
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 fn read_env_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
@@ -425,6 +501,11 @@ mod tests {
             ("CONCLAVE_JWT_SECRET", "short"),
             ("CONCLAVE_ENCRYPTION_KEYS", "k1:zz"),
             ("CONCLAVE_PARTITIONS", "0"),
+            ("CONCLAVE_LEADER_ELECTION", "yes"),
+            ("CONCLAVE_LEADER_LEASE", "Conclave_Leader"),
+            ("CONCLAVE_LEADER_NAMESPACE", "-ns"),
+            ("CONCLAVE_LEADER_LEASE_DURATION", "1s"),
+            ("CONCLAVE_DRAIN_DELAY", "1h"),
         ] {
             let e = Settings::from_map(&map(&[(k, v)])).unwrap_err();
             assert_eq!(e.setting, k);

@@ -6,9 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-
-use super::{AppState, CloseSockets, Common, EngineParts};
+use super::{Built, CloseSockets, Common, EngineParts};
 use crate::events::EventSink;
 use crate::limits::{RateLimiter, RedisLimiter};
 use crate::ops::health::{PipelineProbe, Probe, RedisProbe, StoreProbe};
@@ -42,7 +40,7 @@ async fn wait_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
     }
 }
 
-pub(super) async fn build(c: &Common) -> anyhow::Result<(Router, AppState, CloseSockets)> {
+pub(super) async fn build(c: &Common) -> anyhow::Result<Built> {
     let s = &c.settings;
     let mongo = wait_for("mongodb", || async {
         let m = MongoStore::connect(&s.mongodb_uri, &s.mongodb_db)
@@ -52,9 +50,24 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<(Router, AppState, Close
         Ok::<_, anyhow::Error>(m)
     })
     .await;
-    // Idempotent; with leader election (the Kubernetes Lease) only the leader needs to.
-    wait_for("mongodb indexes", || mongo.ensure_indexes()).await;
     let store: Arc<dyn Store> = Arc::new(mongo);
+    // The leader (a Kubernetes Lease, or this process alone) creates indexes and shard keys and
+    // runs retention; every process waits for the indexes before serving, since a missing
+    // unique index would let duplicates in.
+    let (_, leader) = crate::ops::leader::start(
+        s,
+        crate::ops::maintenance::job(store.clone(), s.retention_interval),
+        c.draining.clone(),
+    )
+    .await?;
+    wait_for("mongodb indexes (made by the leader)", || async {
+        match store.schema_ready().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("not created yet".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
 
     let redis_url = with_resp3(&s.redis_url);
     let redis = wait_for("redis", || async {
@@ -100,10 +113,11 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<(Router, AppState, Close
         .await
         .map_err(|e| anyhow::anyhow!("Socket.IO Redis adapter: {e}"))?;
     realtime::handlers::spawn_expiry_sweep(io.clone(), c.shutdown.clone());
-    let close: CloseSockets = Box::new(move || Box::pin(async move { io.close().await }));
-    Ok((
-        crate::http::router(state.clone()).layer(layer),
+    let close_sockets: CloseSockets = Box::new(move || Box::pin(async move { io.close().await }));
+    Ok(Built {
+        app: crate::http::router(state.clone()).layer(layer),
         state,
-        close,
-    ))
+        close_sockets,
+        leader,
+    })
 }

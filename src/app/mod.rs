@@ -50,6 +50,9 @@ pub(crate) struct Common {
     pub keyring: Keyring,
     pub tokens: TokenIssuer,
     pub metrics: crate::ops::metrics::Metrics,
+    /// Cancelled when a shutdown begins: readiness fails, leadership is handed on.
+    pub draining: CancellationToken,
+    /// Cancelled once sockets are closed: background tasks stop.
     pub shutdown: CancellationToken,
 }
 
@@ -64,6 +67,17 @@ pub(crate) struct EngineParts {
 
 /// Closes every Socket.IO connection (on drain), whatever the adapter.
 type CloseSockets = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
+
+/// What an engine's wiring hands to the server.
+pub(crate) struct Built {
+    pub app: Router,
+    pub state: AppState,
+    /// Closes the engine.io transport of every socket: clients see a transport close and
+    /// reconnect (a Socket.IO `disconnect` packet would tell them not to).
+    pub close_sockets: CloseSockets,
+    /// Leadership (`ops::leader`); ends after `draining`, once the Lease is released.
+    pub leader: JoinHandle<()>,
+}
 
 impl Common {
     fn socket_settings(&self) -> SocketSettings {
@@ -105,12 +119,18 @@ impl Common {
     }
 }
 
-async fn standalone(c: &Common) -> anyhow::Result<(Router, AppState, CloseSockets)> {
+async fn standalone(c: &Common) -> anyhow::Result<Built> {
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&c.settings.data_dir)
             .context("opening the standalone store")?
             .with_audit_retention(c.settings.audit.retention),
     );
+    // One process owns the embedded database: it leads by itself, with no Lease.
+    let (_, leader) = crate::ops::leader::lead_alone(
+        crate::ops::maintenance::job(store.clone(), c.settings.retention_interval),
+        c.draining.clone(),
+    );
+    let leader = tokio::spawn(leader);
     let (layer, io) = realtime::local_layer(c.socket_settings());
     let events: Arc<dyn EventSink> = Arc::new(Realtime::new(io.clone(), c.keyring.clone()));
     let pipeline: Arc<dyn Pipeline> = Arc::new(LocalPipeline::start(
@@ -132,12 +152,13 @@ async fn standalone(c: &Common) -> anyhow::Result<(Router, AppState, CloseSocket
     })?;
     realtime::register(&io, state.clone());
     realtime::handlers::spawn_expiry_sweep(io.clone(), c.shutdown.clone());
-    let close: CloseSockets = Box::new(move || Box::pin(async move { io.close().await }));
-    Ok((
-        crate::http::router(state.clone()).layer(layer),
+    let close_sockets: CloseSockets = Box::new(move || Box::pin(async move { io.close().await }));
+    Ok(Built {
+        app: crate::http::router(state.clone()).layer(layer),
         state,
-        close,
-    ))
+        close_sockets,
+        leader,
+    })
 }
 
 /// A running server.
@@ -165,58 +186,83 @@ impl Server {
             keyring,
             tokens,
             metrics: crate::ops::metrics::Metrics::new(settings.metrics_enabled),
+            draining: CancellationToken::new(),
             shutdown: CancellationToken::new(),
         };
-        let (app, state, close_sockets) = match settings.engine {
+        let Built {
+            app,
+            state,
+            close_sockets,
+            leader,
+        } = match settings.engine {
             Engine::Standalone => standalone(&common).await?,
             Engine::Cluster => cluster::build(&common).await?,
         };
-        let listener = TcpListener::bind(settings.http_addr)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} (CONCLAVE_HTTP_ADDR)",
-                    settings.http_addr
-                )
-            })?;
+        let listener = match TcpListener::bind(settings.http_addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                // Stop what the engine started (leadership, background tasks) before giving up.
+                common.draining.cancel();
+                common.shutdown.cancel();
+                return Err(e).with_context(|| {
+                    format!(
+                        "cannot listen on {} (CONCLAVE_HTTP_ADDR)",
+                        settings.http_addr
+                    )
+                });
+            }
+        };
         let addr = listener.local_addr()?;
-        let shutdown = common.shutdown.clone();
-        let stop = shutdown.clone();
+        let draining = common.draining.clone();
+        let background = common.shutdown.clone();
         let readiness = state.readiness.clone();
         let pipeline = state.pipeline.clone();
         let audit = state.audit.clone();
-        let grace = settings.shutdown_grace;
+        let (pause, grace) = (settings.drain_delay, settings.shutdown_grace);
+        let stop = draining.clone();
         let task = tokio::spawn(async move {
-            let drained = stop.clone();
             let serve = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
             .with_graceful_shutdown(async move {
-                drained.cancelled().await;
+                stop.cancelled().await;
+                // Readiness fails first, while sockets and requests keep working, so the
+                // load balancer stops sending new clients here before anyone is cut off.
                 readiness.start_draining();
-                // Sockets are closed so their clients reconnect, to another pod if there is one.
+                tracing::info!(
+                    pause_ms = pause.as_millis() as u64,
+                    "draining: /readyz answers 503"
+                );
+                tokio::time::sleep(pause).await;
+                // Closing the transport makes clients reconnect, to another pod if there is one.
+                tracing::info!("closing sockets so their clients reconnect elsewhere");
                 close_sockets().await;
             });
             let serve = async move { serve.await.context("HTTP server") };
             tokio::pin!(serve);
-            // In-flight requests get `grace` to finish once shutdown begins; then we stop anyway.
+            // In-flight requests get `grace` after the pause; then we stop anyway.
+            let stopping = draining.clone();
             let res = tokio::select! {
                 r = &mut serve => r,
-                _ = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+                _ = async { stopping.cancelled().await; tokio::time::sleep(pause + grace).await } => {
                     tracing::warn!("shutdown grace period over; closing remaining connections");
                     Ok(())
                 }
             };
+            // The partition consumers finish their batch and hand their queues back.
             pipeline.shutdown().await;
             // Last, so the events of requests that finished during the drain are written too.
             audit.close().await;
+            background.cancel();
+            let _ = leader.await;
+            tracing::info!("drained");
             res
         });
         tracing::info!(%addr, engine = ?settings.engine, "Conclave listening");
         Ok(Server {
             addr,
-            shutdown,
+            shutdown: common.draining,
             task,
         })
     }

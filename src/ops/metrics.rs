@@ -48,6 +48,9 @@ pub const TOKIO_ALIVE_TASKS: &str = "conclave_tokio_alive_tasks";
 pub const TOKIO_GLOBAL_QUEUE: &str = "conclave_tokio_global_queue_depth";
 pub const AUDIT_WRITTEN: &str = "conclave_audit_events_written_total";
 pub const AUDIT_DROPPED: &str = "conclave_audit_events_dropped_total";
+/// 1 while this process runs the one-per-cluster jobs (holds the leader Lease), else 0.
+pub const LEADER: &str = "conclave_leader";
+pub const RECORDS_PURGED: &str = "conclave_records_purged_total";
 
 static HANDLE: OnceLock<(PrometheusHandle, Arc<metrics_process::Collector>)> = OnceLock::new();
 
@@ -151,6 +154,14 @@ fn describe() {
     describe_counter!(
         GROUP_COMMANDS,
         "Group membership commands by command and result"
+    );
+    metrics::describe_gauge!(
+        LEADER,
+        "1 while this process leads (runs indexes, shard keys and retention), else 0"
+    );
+    describe_counter!(
+        RECORDS_PURGED,
+        "Expired records deleted by the leader's retention job, by kind"
     );
 }
 

@@ -1,6 +1,9 @@
-//! Operating the service: telemetry (logs), metrics, health and readiness, graceful shutdown.
+//! Operating the service: telemetry (logs), metrics, health and readiness, graceful shutdown,
+//! leader election and the leader's maintenance jobs.
 
 pub mod health;
+pub mod leader;
+pub mod maintenance;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;

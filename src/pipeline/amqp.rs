@@ -123,6 +123,8 @@ pub struct AmqpPipeline {
     names: Names,
     partitions: u32,
     stop: CancellationToken,
+    /// The consumers' supervisor: it ends after closing the consumer connection.
+    consumers: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 pub struct AmqpSettings {
@@ -146,7 +148,7 @@ impl AmqpPipeline {
             publisher.clone(),
             stop.clone(),
         ));
-        tokio::spawn(supervise_consumers(
+        let consumers = tokio::spawn(supervise_consumers(
             s.url,
             names.clone(),
             s.partitions,
@@ -161,6 +163,7 @@ impl AmqpPipeline {
             names,
             partitions: s.partitions,
             stop,
+            consumers: parking_lot::Mutex::new(Some(consumers)),
         }
     }
 }
@@ -551,8 +554,18 @@ impl Pipeline for AmqpPipeline {
 
     async fn shutdown(&self) {
         self.stop.cancel();
-        // Give the consumers a moment to finish the batch in hand.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Each consumer finishes the batch in hand; closing the connection then cancels every
+        // subscription and returns unacknowledged deliveries, so each partition's single active
+        // consumer moves to another process at once. Bounded: a hung broker cannot hold the
+        // process past its grace period.
+        let supervisor = self.consumers.lock().take();
+        if let Some(task) = supervisor
+            && tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+        {
+            tracing::warn!("RabbitMQ consumers did not stop within 10 s; exiting anyway");
+        }
     }
 }
 

@@ -29,6 +29,13 @@ pub struct Policy {
     pub rejoin_cooldown: Duration,
 }
 
+/// What [`Store::purge_expired`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub refresh_tokens: u64,
+    pub cooldowns: u64,
+}
+
 /// What [`Store::execute`] did.
 #[derive(Clone, Debug)]
 pub struct Executed {
@@ -44,6 +51,16 @@ pub struct Executed {
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip for readiness.
     async fn ping(&self) -> AppResult<()>;
+
+    // --- one-per-cluster maintenance (run by the leader, see `ops::maintenance`)
+    /// Creates what the engine needs beyond its data (indexes, shard keys). Idempotent.
+    async fn prepare_schema(&self) -> AppResult<()>;
+    /// Whether [`Store::prepare_schema`] has completed, so a process that does not lead can
+    /// wait for it before serving (a missing unique index would let duplicates in).
+    async fn schema_ready(&self) -> AppResult<bool>;
+    /// Deletes records that no longer matter at `now`: expired refresh tokens and ended
+    /// rejoin cooldowns. Nothing a user can observe changes (both already count as absent).
+    async fn purge_expired(&self, now: OffsetDateTime) -> AppResult<Purged>;
 
     // --- users
     /// Fails with 409 `username_taken` if the name is taken, ignoring case.

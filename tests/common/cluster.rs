@@ -163,6 +163,30 @@ impl Cluster {
         std::fs::read_to_string(self.data.path().join(format!("node{i}.log"))).unwrap_or_default()
     }
 
+    /// SIGTERM, then waits (at most `within`) for the process to drain and exit.
+    pub async fn terminate(
+        &mut self,
+        i: usize,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let mut child = self.nodes[i].child.take()?;
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "SIGTERM to node {i}");
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// SIGKILL: no drain, no goodbye.
     pub fn kill9(&mut self, i: usize) {
         if let Some(mut c) = self.nodes[i].child.take() {

@@ -51,6 +51,8 @@ fn base_vars(dir: &TempDir) -> HashMap<String, String> {
         ("CONCLAVE_LOGIN_MAX_PER_ACCOUNT", "100000".to_owned()),
         ("CONCLAVE_MESSAGES_PER_USER", "100000".to_owned()),
         ("CONCLAVE_SHUTDOWN_GRACE", "2s".to_owned()),
+        // No drain pause: tests stop servers often; tests/drain.rs sets one.
+        ("CONCLAVE_DRAIN_DELAY", "0s".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -77,6 +79,18 @@ impl TestApp {
             data_dir: dir,
             vars,
             server: Some(server),
+        }
+    }
+
+    /// A client of a server this harness did not start (e.g. the real binary in a child
+    /// process), at `base` (`http://host:port`).
+    pub fn attach(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            client: client(),
+            data_dir: tempfile::tempdir().expect("temp dir"),
+            vars: HashMap::new(),
+            server: None,
         }
     }
 

@@ -54,6 +54,16 @@ impl std::fmt::Display for SioError {
 
 impl std::error::Error for SioError {}
 
+/// How the server ended the connection; the official clients reconnect by themselves after
+/// a transport close, but not after a Socket.IO DISCONNECT ("io server disconnect").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseKind {
+    /// The websocket (or the Engine.IO session) was closed.
+    Transport,
+    /// A Socket.IO DISCONNECT packet (`41`): "io server disconnect", no automatic reconnect.
+    ServerDisconnect,
+}
+
 /// Answers to the namespace CONNECT.
 enum Control {
     Connected(Value),
@@ -74,6 +84,7 @@ pub struct SioClient {
     kept: VecDeque<(String, Value)>,
     control: mpsc::UnboundedReceiver<Control>,
     closed: watch::Receiver<bool>,
+    close_kind: Arc<Mutex<Option<CloseKind>>>,
     tasks: [JoinHandle<()>; 2],
 }
 
@@ -139,10 +150,13 @@ impl SioClient {
         let (ev_tx, events) = mpsc::unbounded_channel();
         let (ctl_tx, control) = mpsc::unbounded_channel();
         let (closed_tx, closed) = watch::channel(false);
+        let close_kind: Arc<Mutex<Option<CloseKind>>> = Arc::default();
         let reader = {
             let out = out.clone();
             let pending = pending.clone();
+            let close_kind = close_kind.clone();
             tokio::spawn(async move {
+                let mut kind = CloseKind::Transport;
                 while let Some(frame) = stream.next().await {
                     let text = match frame {
                         Ok(Message::Text(t)) => t,
@@ -154,13 +168,20 @@ impl SioClient {
                     let open = match text.as_bytes().first() {
                         Some(b'2') => out.send(Message::text(format!("3{}", &text[1..]))).is_ok(),
                         Some(b'1') => false,
-                        Some(b'4') => on_packet(&text[1..], &pending, &ev_tx, &ctl_tx),
+                        Some(b'4') => {
+                            let open = on_packet(&text[1..], &pending, &ev_tx, &ctl_tx);
+                            if !open {
+                                kind = CloseKind::ServerDisconnect;
+                            }
+                            open
+                        }
                         _ => true,
                     };
                     if !open {
                         break;
                     }
                 }
+                *close_kind.lock().unwrap() = Some(kind);
                 // Whoever still waits for an ack learns the connection is gone.
                 pending.lock().unwrap().clear();
                 let _ = closed_tx.send(true);
@@ -177,6 +198,7 @@ impl SioClient {
             kept: VecDeque::new(),
             control,
             closed,
+            close_kind,
             tasks: [reader, writer],
         })
     }
@@ -305,6 +327,11 @@ impl SioClient {
 
     pub fn is_closed(&self) -> bool {
         *self.closed.borrow()
+    }
+
+    /// How the connection ended (`None` while open).
+    pub fn close_kind(&self) -> Option<CloseKind> {
+        *self.close_kind.lock().unwrap()
     }
 
     /// Waits until the server closes the connection; false if it is still open after `wait`.

@@ -28,7 +28,7 @@ use conclave::domain::{
 };
 use conclave::error::{AppError, AppResult};
 use conclave::store::{
-    Appended, Executed, GroupFilter, GroupRecord, HistoryQuery, NewMessage, Page, Policy,
+    Appended, Executed, GroupFilter, GroupRecord, HistoryQuery, NewMessage, Page, Policy, Purged,
     RefreshTokenRecord, Rotation, Store, StoredMessage, TokenHash, UserRecord,
 };
 use time::OffsetDateTime;
@@ -51,6 +51,8 @@ macro_rules! conformance_suite {
             replaying_a_spent_refresh_token_revokes_the_whole_family,
             expired_or_unknown_refresh_token_is_invalid,
             revoke_refresh_family_revokes_only_that_family,
+            purge_expired_removes_only_what_has_aged_out,
+            prepared_schema_is_ready_and_preparing_again_is_harmless,
             create_group_makes_the_owner_its_first_member,
             unknown_group_is_absent_everywhere,
             list_groups_filters_by_query_ignoring_case_and_by_visibility,
@@ -1207,6 +1209,69 @@ pub async fn remove_refusals_have_the_right_codes(s: DynStore) {
         BTreeSet::from([owner.id, a.id, b.id])
     );
     assert_consistent(&s, g.id).await;
+}
+
+pub async fn purge_expired_removes_only_what_has_aged_out(s: DynStore) {
+    let owner = user(&s, "powner").await;
+    let u = user(&s, "ptoken").await;
+    let quitter = user(&s, "pquitter").await;
+    // A refresh token good for an hour, one for three, and a cooldown ending in COOLDOWN.
+    let short = token(&u, "fam-short", 3600);
+    let long = token(&u, "fam-long", 3 * 3600);
+    s.insert_refresh_token(&short).await.unwrap();
+    s.insert_refresh_token(&long).await.unwrap();
+    let g = group(&s, &owner, Visibility::Private, 10).await;
+    ok(exec(&s, g.id, &quitter, Command::Join).await);
+    ok(exec(&s, g.id, &owner, Command::Approve { target: quitter.id }).await);
+    let t = domain::now();
+    ok(exec_at(&s, g.id, &quitter, Command::Leave, t).await);
+
+    // Now nothing has aged out.
+    assert_eq!(
+        s.purge_expired(domain::now()).await.unwrap(),
+        Purged::default()
+    );
+    // Two hours on: the short token only (the cooldown lasts longer).
+    let later = domain::now() + secs(2 * 3600);
+    assert!(COOLDOWN > Duration::from_secs(2 * 3600));
+    assert_eq!(
+        s.purge_expired(later).await.unwrap(),
+        Purged {
+            refresh_tokens: 1,
+            cooldowns: 0
+        }
+    );
+    // The purged token is gone for good, the other one still rotates.
+    let next = token(&u, "fam-short", 3600);
+    assert_eq!(
+        s.rotate_refresh_token(&short.hash, &next, domain::now())
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    let next = token(&u, "fam-long", 3600);
+    assert_eq!(
+        s.rotate_refresh_token(&long.hash, &next, domain::now())
+            .await
+            .unwrap(),
+        Rotation::Rotated { user_id: u.id }
+    );
+    // After the cooldown: it is purged, and the rules still let the user ask again.
+    let after = t + COOLDOWN + secs(1);
+    assert_eq!(s.purge_expired(after).await.unwrap().cooldowns, 1);
+    assert_eq!(s.purge_expired(after).await.unwrap().cooldowns, 0);
+    let done = ok(exec_at(&s, g.id, &quitter, Command::Join, after).await);
+    assert_eq!(done.outcome, Outcome::Pending);
+    assert_consistent(&s, g.id).await;
+}
+
+pub async fn prepared_schema_is_ready_and_preparing_again_is_harmless(s: DynStore) {
+    s.prepare_schema().await.unwrap();
+    assert!(s.schema_ready().await.unwrap());
+    s.prepare_schema().await.unwrap();
+    assert!(s.schema_ready().await.unwrap());
+    let a = user(&s, "Schema.User").await;
+    assert_eq!(s.user_by_id(a.id).await.unwrap(), Some(a));
 }
 
 pub async fn leave_private_group_sets_a_cooldown_that_ends(s: DynStore) {

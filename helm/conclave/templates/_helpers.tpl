@@ -63,3 +63,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" .Values.image.repository $tag }}
 {{- end }}
 {{- end }}
+
+{{/* The leader-election Lease's name. */}}
+{{- define "conclave.leaseName" -}}
+{{- .Values.leaderElection.leaseName | default (printf "%s-leader" (include "conclave.fullname" .) | trunc 63 | trimSuffix "-") -}}
+{{- end -}}

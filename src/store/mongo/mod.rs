@@ -100,8 +100,8 @@ use self::docs::{date, escape_regex, split_time_key, time_key};
 use self::tx::{TxResult, db_error, is_duplicate_key, transaction};
 use super::{
     Appended, BanRecord, Executed, GroupFilter, GroupRecord, HistoryQuery, JoinRequestRecord,
-    MemberRecord, NewMessage, Page, Policy, RefreshTokenRecord, Rotation, Store, StoredMessage,
-    TokenHash, UserRecord,
+    MemberRecord, NewMessage, Page, Policy, Purged, RefreshTokenRecord, Rotation, Store,
+    StoredMessage, TokenHash, UserRecord,
 };
 use crate::audit::AuditEvent;
 use crate::domain::membership::{Snapshot, decide};
@@ -109,6 +109,19 @@ use crate::domain::{
     Command, Cursor, Effect, GroupFacts, GroupId, Limit, MessageId, Relation, UserId, Username,
 };
 use crate::error::{AppError, AppResult};
+
+/// The name the server gives an index when none is set: `field_direction` pairs joined by `_`.
+fn default_index_name(keys: &Document) -> String {
+    keys.iter()
+        .map(|(k, v)| match v {
+            Bson::Int32(n) => format!("{k}_{n}"),
+            Bson::Int64(n) => format!("{k}_{n}"),
+            Bson::String(t) => format!("{k}_{t}"),
+            other => format!("{k}_{other}"),
+        })
+        .collect::<Vec<_>>()
+        .join("_")
+}
 
 /// How a field takes part in a shard key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,9 +330,42 @@ impl MongoStore {
     }
 
     /// Creates every index (and on a `mongos` first the shard keys). Idempotent; the leader
-    /// runs it at start.
+    /// runs it (`ops::maintenance`), the other processes wait for [`Self::indexes_present`].
     pub async fn ensure_indexes(&self) -> anyhow::Result<()> {
         let sharded = self.apply_shard_keys().await?;
+        for (coll, models) in self.index_plan(sharded) {
+            coll.create_indexes(models)
+                .await
+                .with_context(|| format!("indexes of {}", coll.name()))?;
+        }
+        self.ensure_audit_indexes().await
+    }
+
+    /// Whether every index of the plan exists (by the name the server gives it). Shard keys are
+    /// applied before the indexes, so this also means they are in place.
+    pub async fn indexes_present(&self) -> anyhow::Result<bool> {
+        for (coll, models) in self.index_plan(false) {
+            let names = match coll.list_index_names().await {
+                Ok(n) => n,
+                // A collection that does not exist yet has no indexes.
+                Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::Command(ref c) if c.code == 26) =>
+                {
+                    return Ok(false);
+                }
+                Err(e) => return Err(e).with_context(|| format!("indexes of {}", coll.name())),
+            };
+            if models
+                .iter()
+                .any(|m| !names.contains(&default_index_name(&m.keys)))
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Every collection's indexes; `sharded` relaxes what a sharded cluster cannot enforce.
+    fn index_plan(&self, sharded: bool) -> Vec<(&Collection<Document>, Vec<IndexModel>)> {
         let idx = |keys: Document, unique: bool| {
             IndexModel::builder()
                 .keys(keys)
@@ -327,7 +373,7 @@ impl MongoStore {
                 .build()
         };
         let c = &self.c;
-        let plan: Vec<(&Collection<Document>, Vec<IndexModel>)> = vec![
+        vec![
             (&c.users, vec![idx(doc! { "username_canon": 1 }, true)]),
             (
                 &c.refresh_tokens,
@@ -389,13 +435,7 @@ impl MongoStore {
                         .build(),
                 ],
             ),
-        ];
-        for (coll, models) in plan {
-            coll.create_indexes(models)
-                .await
-                .with_context(|| format!("indexes of {}", coll.name()))?;
-        }
-        self.ensure_audit_indexes().await
+        ]
     }
 
     /// The audit listing index, and the TTL index that bounds the collection. A changed
@@ -1003,6 +1043,38 @@ fn app(e: tx::TxError) -> AppError {
 
 #[async_trait]
 impl Store for MongoStore {
+    async fn prepare_schema(&self) -> AppResult<()> {
+        self.ensure_indexes().await.map_err(AppError::Internal)
+    }
+
+    async fn schema_ready(&self) -> AppResult<bool> {
+        self.indexes_present().await.map_err(AppError::Internal)
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> AppResult<Purged> {
+        // The TTL index removes expired refresh tokens too, within a minute or so; this makes
+        // the sweep explicit and covers the cooldowns, which have no TTL index (a rejoin reads
+        // them through the membership transaction).
+        let refresh_tokens = self
+            .c
+            .refresh_tokens
+            .delete_many(doc! { "expires_at": { "$lte": date(now) } })
+            .await
+            .map_err(db_error)?
+            .deleted_count;
+        let cooldowns = self
+            .c
+            .cooldowns
+            .delete_many(doc! { "until": { "$lte": date(now) } })
+            .await
+            .map_err(db_error)?
+            .deleted_count;
+        Ok(Purged {
+            refresh_tokens,
+            cooldowns,
+        })
+    }
+
     async fn ping(&self) -> AppResult<()> {
         self.db
             .run_command(doc! { "ping": 1 })

@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 
 use super::{
     Appended, BanRecord, Executed, GroupFilter, GroupRecord, HistoryQuery, JoinRequestRecord,
-    MemberRecord, NewMessage, Page, Policy, RefreshTokenRecord, Rotation, Store, StoredMessage,
-    TokenHash, UserRecord,
+    MemberRecord, NewMessage, Page, Policy, Purged, RefreshTokenRecord, Rotation, Store,
+    StoredMessage, TokenHash, UserRecord,
 };
 use crate::audit::{AuditEvent, AuditKind};
 use crate::domain::membership::{Snapshot, decide};
@@ -354,6 +354,32 @@ impl Store for SqliteStore {
     async fn ping(&self) -> AppResult<()> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db))
             .await
+    }
+
+    async fn prepare_schema(&self) -> AppResult<()> {
+        // The migrations ran when the file was opened.
+        Ok(())
+    }
+
+    async fn schema_ready(&self) -> AppResult<bool> {
+        Ok(true)
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> AppResult<Purged> {
+        let now = ms(now);
+        self.write(move |tx| {
+            let refresh_tokens = tx
+                .execute("DELETE FROM refresh_tokens WHERE expires_at <= ?1", [now])
+                .map_err(db)? as u64;
+            let cooldowns = tx
+                .execute("DELETE FROM cooldowns WHERE until <= ?1", [now])
+                .map_err(db)? as u64;
+            Ok(Purged {
+                refresh_tokens,
+                cooldowns,
+            })
+        })
+        .await
     }
 
     async fn create_user(&self, user: &UserRecord) -> AppResult<()> {
