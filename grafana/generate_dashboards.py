@@ -411,6 +411,15 @@ def realtime():
                         "stays above 2 s.",
                         quantiles("conclave_message_persist_latency_seconds", [], ""),
                         unit="s", steps=((2, "red"),)))
+    p.append(timeseries(L, "Partition queues: waiting and unacknowledged",
+                        "How many messages wait in each partition's queue for its writer, and "
+                        "how many has a writer taken but not yet stored and acknowledged? A "
+                        "queue that keeps growing means its writer is behind (see Persist "
+                        "latency).",
+                        targets((f"max by (partition) (conclave_pipeline_queue_depth{{{SEL}}})",
+                                 "waiting p{{partition}}"),
+                                (f"sum by (partition) (conclave_pipeline_unacked_messages{{{SEL}}})",
+                                 "unacked p{{partition}}"))))
     p.append(timeseries(L, "Delivery latency (sent to broadcast)",
                         "How long after sending is a message broadcast to the group's sockets? "
                         "ConclaveDeliveryLatencyHigh fires when p99 stays above 2 s.",

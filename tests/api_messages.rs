@@ -594,3 +594,28 @@ async fn sending_is_rate_limited_per_user() {
         [1, 2, 3, 4]
     );
 }
+
+/// SREs watch how far each partition's writer is behind and what it holds unacknowledged
+/// (the pipeline panels and alerts read these gauges).
+#[tokio::test]
+async fn metrics_show_each_partitions_queue_depth_and_unacked_messages() {
+    let app = TestApp::spawn().await;
+    let alice = app.user().await;
+    let g = app.group(&alice, "open").await;
+    app.send(&g, &alice, "counted").await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for gauge in [
+        "conclave_pipeline_queue_depth{partition=\"",
+        "conclave_pipeline_unacked_messages{partition=\"",
+    ] {
+        assert!(text.contains(gauge), "{gauge} missing from /metrics");
+    }
+}

@@ -333,8 +333,9 @@ async fn supervise_consumers(
                 consuming.store(true, Ordering::SeqCst);
                 let local_stop = stop.child_token();
                 let mut tasks = Vec::new();
-                for (ch, consumer) in consumers {
+                for (p, (ch, consumer)) in (0..).zip(consumers) {
                     tasks.push(tokio::spawn(consume(
+                        p,
                         ch,
                         consumer,
                         store.clone(),
@@ -342,9 +343,10 @@ async fn supervise_consumers(
                         local_stop.clone(),
                     )));
                 }
-                tasks.push(tokio::spawn(watch_dead_letters(
+                tasks.push(tokio::spawn(watch_queues(
                     ch,
-                    names.dead_queue(),
+                    names.clone(),
+                    partitions,
                     local_stop.clone(),
                 )));
                 watch_connection(&conn, &stop).await;
@@ -373,19 +375,31 @@ async fn supervise_consumers(
     }
 }
 
-/// Messages the broker dead-lettered (undecodable, or redelivered past the delivery limit) wait
-/// in the dead-letter queue for an operator; their count is exported as a gauge.
-async fn watch_dead_letters(ch: Channel, queue: String, stop: CancellationToken) {
+/// The broker's ready counts, polled: each partition queue's depth (how far its writer is
+/// behind) and the dead-letter queue, where messages the broker dead-lettered (undecodable, or
+/// redelivered past the delivery limit) wait for an operator.
+async fn watch_queues(ch: Channel, names: Names, partitions: u32, stop: CancellationToken) {
     let passive = QueueDeclareOptions {
         passive: true,
         ..Default::default()
     };
+    let ready = |queue: String| {
+        let ch = ch.clone();
+        async move {
+            ch.queue_declare(queue.into(), passive, FieldTable::default())
+                .await
+                .ok()
+                .map(|q| q.message_count() as f64)
+        }
+    };
     loop {
-        if let Ok(q) = ch
-            .queue_declare(queue.as_str().into(), passive, FieldTable::default())
-            .await
-        {
-            metrics::gauge!(m::DEAD_LETTER_DEPTH).set(q.message_count() as f64);
+        if let Some(n) = ready(names.dead_queue()).await {
+            metrics::gauge!(m::DEAD_LETTER_DEPTH).set(n);
+        }
+        for p in 0..partitions {
+            if let Some(n) = ready(names.queue(p)).await {
+                metrics::gauge!(m::PIPELINE_QUEUE_DEPTH, "partition" => p.to_string()).set(n);
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -395,12 +409,14 @@ async fn watch_dead_letters(ch: Channel, queue: String, stop: CancellationToken)
 }
 
 async fn consume(
+    partition: u32,
     ch: Channel,
     mut consumer: lapin::Consumer,
     store: Arc<dyn Store>,
     sink: Arc<dyn EventSink>,
     stop: CancellationToken,
 ) {
+    let unacked = metrics::gauge!(m::PIPELINE_UNACKED, "partition" => partition.to_string());
     let mut failures = 0u32;
     loop {
         let first = tokio::select! {
@@ -434,8 +450,10 @@ async fn consume(
             continue;
         }
         metrics::histogram!(m::PIPELINE_BATCH).record(batch.len() as f64);
+        unacked.set(kept.len() as f64);
         let started = Instant::now();
-        match store.append_messages(&batch).await {
+        let stored = store.append_messages(&batch).await;
+        match stored {
             Ok(results) => {
                 failures = 0;
                 metrics::histogram!(m::STORE_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
@@ -464,6 +482,7 @@ async fn consume(
                         .basic_ack(last.delivery_tag, BasicAckOptions { multiple: true })
                         .await;
                 }
+                unacked.set(0.0);
             }
             Err(e) => {
                 failures += 1;
@@ -480,6 +499,7 @@ async fn consume(
                         )
                         .await;
                 }
+                unacked.set(0.0);
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(backoff(failures)) => {}

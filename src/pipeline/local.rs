@@ -37,10 +37,15 @@ impl LocalPipeline {
     pub fn start(store: Arc<dyn Store>, sink: Arc<dyn EventSink>, partitions: u32) -> Self {
         let mut senders = Vec::new();
         let mut tasks = Vec::new();
-        for _ in 0..partitions {
+        for p in 0..partitions {
             let (tx, rx) = mpsc::channel(QUEUE);
             senders.push(tx);
-            tasks.push(tokio::spawn(run_partition(rx, store.clone(), sink.clone())));
+            tasks.push(tokio::spawn(run_partition(
+                p,
+                rx,
+                store.clone(),
+                sink.clone(),
+            )));
         }
         Self {
             senders: Mutex::new(Some(senders)),
@@ -51,15 +56,22 @@ impl LocalPipeline {
 }
 
 async fn run_partition(
+    partition: u32,
     mut rx: mpsc::Receiver<Job>,
     store: Arc<dyn Store>,
     sink: Arc<dyn EventSink>,
 ) {
+    let depth = metrics::gauge!(m::PIPELINE_QUEUE_DEPTH, "partition" => partition.to_string());
+    let unacked = metrics::gauge!(m::PIPELINE_UNACKED, "partition" => partition.to_string());
     let mut jobs = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut jobs, BATCH).await > 0 {
+        depth.set(rx.len() as f64);
+        unacked.set(jobs.len() as f64);
         let batch: Vec<NewMessage> = jobs.iter().map(|j| j.msg.clone()).collect();
         metrics::histogram!(m::PIPELINE_BATCH).record(batch.len() as f64);
-        match store.append_messages(&batch).await {
+        let stored = store.append_messages(&batch).await;
+        unacked.set(0.0);
+        match stored {
             Ok(results) => {
                 let mut fresh = Vec::with_capacity(results.len());
                 for (job, res) in jobs.drain(..).zip(results) {
