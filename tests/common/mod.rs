@@ -395,17 +395,3 @@ pub fn assert_problem(got: &(StatusCode, Value), status: u16, code: &str) {
     assert_eq!(got.1["code"], code, "expected code {code}, got {}", got.1);
     assert_eq!(got.1["status"], status);
 }
-
-impl TestApp {
-    /// The helpers of [`TestApp`] for a server this test started some other way (a separate
-    /// process); `restart`/`stop` do nothing for it.
-    pub fn attach(base: &str) -> Self {
-        Self {
-            base: base.trim_end_matches('/').to_owned(),
-            client: client(),
-            data_dir: tempfile::tempdir().expect("temp dir"),
-            vars: HashMap::new(),
-            server: None,
-        }
-    }
-}
