@@ -519,6 +519,18 @@ def activity():
                                  f'command=~"join|approve|remove|ban|unban", result="ok"}}'
                                  f"[{RI}]))", "{{command}}")),
                         unit="ops"))
+    p.append(timeseries(L, "Messages by group size",
+                        "Where does the conversation happen: how many messages per second are "
+                        "sent in small (1-10 members), medium, large and very large groups?",
+                        targets((f"sum by (group_size) (rate("
+                                 f"conclave_messages_sent_by_group_size_total{{{SEL}}}[{RI}]))",
+                                 "{{group_size}} members")),
+                        unit="short"))
+    p.append(timeseries(L, "Online now (connected sockets)",
+                        "How many clients are connected right now (active users online; a user "
+                        "with two tabs counts twice)?",
+                        targets((f"sum(conclave_socket_connections{{{SEL}}})", "connected")),
+                        unit="short"))
     p.append(timeseries(L, "Audit trail: events written and dropped",
                         "Are security events (logins, bans, approvals, transfers...) reaching "
                         "the audit trail? Any drop means a full buffer or a failing store; "

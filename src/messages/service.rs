@@ -38,6 +38,17 @@ pub struct MessageService {
     settings: Arc<Settings>,
 }
 
+/// A bounded label for group sizes, so activity can be read per kind of group without a label
+/// per group.
+fn group_size_bucket(members: u32) -> &'static str {
+    match members {
+        0..=10 => "1-10",
+        11..=100 => "11-100",
+        101..=1000 => "101-1000",
+        _ => "1001+",
+    }
+}
+
 /// Binds an envelope to its message, so one cannot be moved onto another.
 pub(super) fn aad(group: &GroupId, id: &MessageId) -> [u8; 32] {
     let mut a = [0u8; 32];
@@ -108,7 +119,10 @@ impl MessageService {
             sent_at: domain::now(),
             client_msg_id: client_msg_id.map(|c| c.as_str().to_owned()),
         };
-        self.pipeline.submit(msg).await
+        let id = self.pipeline.submit(msg).await?;
+        metrics::counter!(m::MESSAGES_BY_GROUP_SIZE, "group_size" => group_size_bucket(g.member_count))
+            .increment(1);
+        Ok(id)
     }
 
     pub async fn history(
@@ -150,4 +164,23 @@ pub fn decrypt(keyring: &Keyring, m: &StoredMessage) -> AppResult<MessageView> {
         sent_at: m.sent_at,
         client_msg_id: m.client_msg_id.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_size_bucket;
+
+    #[test]
+    fn group_sizes_fall_in_four_buckets_at_the_edges() {
+        let got: Vec<_> = [1, 10, 11, 100, 101, 1000, 1001, u32::MAX]
+            .into_iter()
+            .map(group_size_bucket)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "1-10", "1-10", "11-100", "11-100", "101-1000", "101-1000", "1001+", "1001+"
+            ]
+        );
+    }
 }

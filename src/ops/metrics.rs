@@ -24,6 +24,7 @@ pub const RATE_LIMITED: &str = "conclave_rate_limited_total";
 pub const MESSAGES_ACCEPTED: &str = "conclave_messages_accepted_total";
 pub const MESSAGES_PERSISTED: &str = "conclave_messages_persisted_total";
 pub const MESSAGES_DUPLICATE: &str = "conclave_messages_duplicate_total";
+pub const MESSAGES_BY_GROUP_SIZE: &str = "conclave_messages_sent_by_group_size_total";
 pub const PERSIST_LATENCY: &str = "conclave_message_persist_latency_seconds";
 pub const PIPELINE_BATCH: &str = "conclave_pipeline_batch_size";
 pub const PIPELINE_ERRORS: &str = "conclave_pipeline_errors_total";
@@ -132,6 +133,10 @@ fn describe() {
     describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit");
     describe_counter!(MESSAGES_ACCEPTED, "Messages durably accepted");
     describe_counter!(MESSAGES_PERSISTED, "Messages written to the store");
+    describe_counter!(
+        MESSAGES_BY_GROUP_SIZE,
+        "Messages accepted, by the size bucket of their group (1-10, 11-100, 101-1000, 1001+ members)"
+    );
     describe_counter!(
         MESSAGES_DUPLICATE,
         "Messages not stored again because they already were"
