@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::cluster::{Cluster, NodeApi};
+use common::cluster::{self, Cluster, NodeApi};
 use common::sio::SioClient;
 use reqwest::Method;
 use serde_json::json;
@@ -161,32 +161,15 @@ async fn nothing_accepted_is_lost_through_kill_broker_restart_and_redis_restart(
     // Everything accepted is stored exactly once, with contiguous seq; give the pipeline time to
     // drain (a delivery held by a consumer whose broker connection died comes back only once
     // the dead connection is noticed, so allow for a slow recovery on a loaded machine).
-    let mut history = Vec::new();
-    for _ in 0..300 {
-        history = apis[0].history(&gid, &owner.token).await;
-        if history.len() >= accepted.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut ids: HashMap<String, u64> = HashMap::new();
-    for (i, m) in history.iter().enumerate() {
-        assert_eq!(m["seq"], (i + 1) as u64, "seq is contiguous");
-        let prev = ids.insert(
-            m["id"].as_str().unwrap().to_owned(),
-            m["seq"].as_u64().unwrap(),
-        );
-        assert!(prev.is_none(), "message {} stored twice", m["id"]);
-    }
-    for (cmid, id) in &accepted {
-        assert!(
-            ids.contains_key(id),
-            "accepted message {cmid} ({id}) is missing from history; node logs:\n{}",
-            (0..cluster.nodes.len())
-                .map(|i| format!("--- node {i}\n{}", cluster.log(i)))
-                .collect::<String>()
-        );
-    }
+    let history = cluster::assert_stored_exactly_once(
+        &apis[0],
+        &gid,
+        &owner.token,
+        &accepted,
+        Duration::from_secs(60),
+        || format!("node logs:\n{}", cluster.logs()),
+    )
+    .await;
 
     // A member that was away reconnects and catches up with group:sync.
     let sock = SioClient::connect(&cluster.nodes[1].base, &owner.token)

@@ -267,29 +267,15 @@ async fn outage_under_load(dep: Dep) {
     }
 
     // Everything accepted is stored exactly once, with contiguous seq (give the pipeline time).
-    let mut history = Vec::new();
-    for _ in 0..150 {
-        history = apis[1].history(&gid, &owner.token).await;
-        if history.len() >= tally.accepted.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut stored: HashMap<String, u64> = HashMap::new();
-    for (i, m) in history.iter().enumerate() {
-        assert_eq!(m["seq"], (i + 1) as u64, "seq is contiguous");
-        let prev = stored.insert(
-            m["id"].as_str().unwrap().to_owned(),
-            m["seq"].as_u64().unwrap(),
-        );
-        assert!(prev.is_none(), "message {} stored twice", m["id"]);
-    }
-    for (cmid, id) in &tally.accepted {
-        assert!(
-            stored.contains_key(id),
-            "{dep:?}: accepted message {cmid} ({id}) is missing from history"
-        );
-    }
+    let history = cluster::assert_stored_exactly_once(
+        &apis[1],
+        &gid,
+        &owner.token,
+        &tally.accepted,
+        Duration::from_secs(30),
+        || format!("{dep:?} outage"),
+    )
+    .await;
     eprintln!(
         "{dep:?} outage: {} accepted ({} after restore), {} answered 503, {} stored",
         tally.accepted.len(),

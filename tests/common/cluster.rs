@@ -346,3 +346,48 @@ impl NodeApi {
         }
     }
 }
+
+impl Cluster {
+    /// Every node's log, for a failure message.
+    pub fn logs(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| format!("--- node {i}\n{}", self.log(i)))
+            .collect()
+    }
+}
+
+/// The fault tests' verdict: waits (up to `patience`) for the pipeline to drain, then asserts
+/// that `group`'s history holds every accepted message (client_msg_id → id) exactly once, with
+/// contiguous `seq`. `context` is added to the message when one is missing. Returns the history.
+pub async fn assert_stored_exactly_once(
+    api: &NodeApi,
+    group: &str,
+    token: &str,
+    accepted: &std::collections::HashMap<String, String>,
+    patience: Duration,
+    context: impl Fn() -> String,
+) -> Vec<serde_json::Value> {
+    let until = Instant::now() + patience;
+    let mut history = api.history(group, token).await;
+    while history.len() < accepted.len() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        history = api.history(group, token).await;
+    }
+    let mut stored = std::collections::HashSet::new();
+    for (i, m) in history.iter().enumerate() {
+        assert_eq!(m["seq"], (i + 1) as u64, "seq is contiguous");
+        assert!(
+            stored.insert(m["id"].as_str().unwrap().to_owned()),
+            "message {} stored twice",
+            m["id"]
+        );
+    }
+    for (cmid, id) in accepted {
+        assert!(
+            stored.contains(id),
+            "accepted message {cmid} ({id}) is missing from history; {}",
+            context()
+        );
+    }
+    history
+}
