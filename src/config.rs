@@ -88,6 +88,10 @@ pub struct Settings {
     pub login_per_account: RateLimit,
     pub login_per_address: RateLimit,
     pub messages_per_user: RateLimit,
+    /// Groups created plus join requests per user: bounds join-request spam.
+    pub group_actions_per_user: RateLimit,
+    /// Groups one user may belong to (also bounds the rooms a socket joins on connect).
+    pub max_groups_per_user: u32,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted ingress).
@@ -268,6 +272,11 @@ impl Settings {
                 max: r.num("CONCLAVE_MESSAGES_PER_USER", 50, 1, 1_000_000)?,
                 window: r.duration_in("CONCLAVE_MESSAGES_WINDOW", "10s", 1, 3_600)?,
             },
+            group_actions_per_user: RateLimit {
+                max: r.num("CONCLAVE_GROUP_ACTIONS_PER_USER", 20, 1, 1_000_000)?,
+                window: r.duration_in("CONCLAVE_GROUP_ACTIONS_WINDOW", "1m", 1, 86_400)?,
+            },
+            max_groups_per_user: r.num("CONCLAVE_MAX_GROUPS_PER_USER", 500, 1, 100_000)?,
             max_body_bytes: r.num("CONCLAVE_MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024)?,
             request_timeout: r.duration_in("CONCLAVE_REQUEST_TIMEOUT", "30s", 1, 600)?,
             trust_forwarded_for: r.bool("CONCLAVE_TRUST_FORWARDED_FOR", false)?,

@@ -99,7 +99,13 @@ impl Common {
             s.clone(),
         );
         Ok(AppState {
-            groups: GroupService::new(e.store.clone(), e.events.clone(), audit.clone(), s.clone()),
+            groups: GroupService::new(
+                e.store.clone(),
+                e.events.clone(),
+                audit.clone(),
+                e.limiter.clone(),
+                s.clone(),
+            ),
             messages: MessageService::new(
                 e.store.clone(),
                 e.pipeline.clone(),

@@ -10,6 +10,7 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult};
 use crate::events::{EventSink, GroupEvent, RemovalReason};
+use crate::limits::RateLimiter;
 use crate::ops::metrics as m;
 use crate::store::{
     BanRecord, Executed, GroupFilter, GroupRecord, JoinRequestRecord, MemberRecord, Page, Policy,
@@ -28,6 +29,7 @@ pub struct GroupService {
     store: Arc<dyn Store>,
     events: Arc<dyn EventSink>,
     audit: Audit,
+    limiter: Arc<dyn RateLimiter>,
     settings: Arc<Settings>,
 }
 
@@ -36,17 +38,21 @@ impl GroupService {
         store: Arc<dyn Store>,
         events: Arc<dyn EventSink>,
         audit: Audit,
+        limiter: Arc<dyn RateLimiter>,
         settings: Arc<Settings>,
     ) -> Self {
         Self {
             store,
             events,
             audit,
+            limiter,
             settings,
         }
     }
 
     pub async fn create(&self, owner: UserId, g: NewGroup) -> AppResult<GroupRecord> {
+        self.spend_group_action(owner).await?;
+        self.ensure_room_for(owner, None).await?;
         let record = GroupRecord {
             id: GroupId::new(),
             name: g.name.as_str().to_owned(),
@@ -112,6 +118,14 @@ impl GroupService {
         cmd: Command,
         client: Option<IpAddr>,
     ) -> AppResult<Executed> {
+        match cmd {
+            Command::Join => {
+                self.spend_group_action(actor).await?;
+                self.ensure_room_for(actor, Some(group)).await?;
+            }
+            Command::Approve { target } => self.ensure_room_for(target, Some(group)).await?,
+            _ => {}
+        }
         let policy = Policy {
             rejoin_cooldown: self.settings.rejoin_cooldown,
         };
@@ -193,6 +207,38 @@ impl GroupService {
     ) -> AppResult<Page<BanRecord>> {
         self.owner_only(group, viewer).await?;
         self.store.bans(group, limit, after).await
+    }
+
+    /// Creating a group and asking to join one share a per-user budget, so one account cannot
+    /// flood owners with join requests or the store with groups.
+    async fn spend_group_action(&self, user: UserId) -> AppResult<()> {
+        self.limiter
+            .hit(
+                &format!("group:{user}"),
+                self.settings.group_actions_per_user,
+            )
+            .await
+            .map_err(|retry_after| {
+                metrics::counter!(m::RATE_LIMITED, "limit" => "group_actions").increment(1);
+                AppError::RateLimited { retry_after }
+            })
+    }
+
+    /// Refuses a new membership of `user` once they belong to `max_groups_per_user` groups.
+    /// Checked before the store transaction, so two concurrent joins by one user may overshoot
+    /// by one; the group-action rate limit keeps that race narrow.
+    async fn ensure_room_for(&self, user: UserId, joining: Option<GroupId>) -> AppResult<()> {
+        let max = self.settings.max_groups_per_user as usize;
+        let groups = self.store.group_ids_of_user(user).await?;
+        // Already a member of this group: the membership rules answer (`already_member`).
+        if groups.len() < max || joining.is_some_and(|g| groups.contains(&g)) {
+            return Ok(());
+        }
+        metrics::counter!(m::RATE_LIMITED, "limit" => "groups_per_user").increment(1);
+        Err(AppError::conflict(
+            "too_many_groups",
+            format!("a user may belong to at most {max} groups"),
+        ))
     }
 
     async fn owner_only(&self, group: GroupId, viewer: UserId) -> AppResult<()> {

@@ -50,6 +50,7 @@ fn title(code: &str) -> &'static str {
         "request_pending" => "Join request pending",
         "owner_must_transfer" => "Owner must transfer ownership first",
         "group_full" => "Group is full",
+        "too_many_groups" => "Too many groups",
         "payload_too_large" => "Payload too large",
         "rate_limited" => "Too many requests",
         "unavailable" => "Service unavailable",

@@ -130,7 +130,10 @@ fn describe() {
         AUTH_TOKEN_REUSE,
         "Spent refresh tokens presented again (family revoked)"
     );
-    describe_counter!(RATE_LIMITED, "Requests refused by a rate limit, by limit");
+    describe_counter!(
+        RATE_LIMITED,
+        "Requests refused by an abuse limit (rate or count), by limit"
+    );
     describe_counter!(MESSAGES_ACCEPTED, "Messages durably accepted");
     describe_counter!(MESSAGES_PERSISTED, "Messages written to the store");
     describe_counter!(

@@ -116,6 +116,7 @@ impl Cluster {
             .env("CONCLAVE_LOGIN_MAX_PER_ADDRESS", "100000")
             .env("CONCLAVE_LOGIN_MAX_PER_ACCOUNT", "100000")
             .env("CONCLAVE_MESSAGES_PER_USER", "100000")
+            .env("CONCLAVE_GROUP_ACTIONS_PER_USER", "100000")
             .env("CONCLAVE_SOCKET_EVENTS_PER_SEC", "10000")
             .env("CONCLAVE_SHUTDOWN_GRACE", "2s")
             .env("RUST_LOG", "warn,conclave=info")

@@ -57,12 +57,16 @@ pub struct MyGroupReply {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateGroup {
-    /// 1..100 characters.
+    /// 1..100 characters, not blank, no control characters (trimmed).
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
+    #[schema(value_type = Visibility)]
     pub visibility: String,
     /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     /// 2..the server's limit; the server's default when absent.
+    #[schema(minimum = 2)]
     pub max_members: Option<i64>,
 }
 
@@ -70,9 +74,13 @@ pub struct CreateGroup {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Case-insensitive substring of the group name (up to 100 characters).
+    #[param(max_length = 100)]
     pub query: Option<String>,
     /// `open` or `private`.
+    #[param(value_type = Option<Visibility>)]
     pub visibility: Option<String>,
+    /// 1..100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -159,7 +167,9 @@ fn user_field(field: &'static str, raw: &str) -> AppResult<UserId> {
         (status = 201, description = "Created", body = GroupReply),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`too_many_groups`: the caller already belongs to `CONCLAVE_MAX_GROUPS_PER_USER` groups", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Validation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many groups created or joins requested (`CONCLAVE_GROUP_ACTIONS_PER_USER`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     State(s): State<AppState>,
@@ -288,7 +298,8 @@ pub async fn delete(
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`banned`, or `cooldown_active` with `retry_after`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`already_member`, `request_pending` or `group_full`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_member`, `request_pending`, `group_full`, or `too_many_groups` (the caller already belongs to `CONCLAVE_MAX_GROUPS_PER_USER` groups)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many groups created or joins requested (`CONCLAVE_GROUP_ACTIONS_PER_USER`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn join(
     State(s): State<AppState>,
@@ -364,7 +375,7 @@ pub async fn join_requests(
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: not the owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such group or request", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`group_full`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`group_full`, or `too_many_groups`: the requester already belongs to `CONCLAVE_MAX_GROUPS_PER_USER` groups", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn approve(
     State(s): State<AppState>,

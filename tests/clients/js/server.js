@@ -45,6 +45,7 @@ export async function startServer(extraEnv = {}) {
       CONCLAVE_ARGON2_ITERATIONS: "1",
       CONCLAVE_LOGIN_MAX_PER_ADDRESS: "100000",
       CONCLAVE_MESSAGES_PER_USER: "100000",
+      CONCLAVE_GROUP_ACTIONS_PER_USER: "100000",
       CONCLAVE_SHUTDOWN_GRACE: "1s",
       RUST_LOG: process.env.RUST_LOG || "warn",
       ...extraEnv,

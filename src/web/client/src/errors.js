@@ -51,6 +51,8 @@ const MESSAGES = {
   owner_must_transfer: () =>
     "You own this group: transfer ownership to another member before leaving, or delete the group.",
   group_full: () => "This group is full.",
+  too_many_groups: () =>
+    "You are in as many groups as an account may join: leave one before joining or creating another.",
   payload_too_large: () => "That is too large to send.",
   rate_limited: (e) => `Too many requests.${wait(e) || " Wait a moment and try again."}`,
   unavailable: (e) => `The service is temporarily unavailable.${wait(e) || " Try again shortly."}`,

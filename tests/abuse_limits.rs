@@ -1,0 +1,166 @@
+//! Abuse limits on groups: one account cannot flood owners with join requests or the store with
+//! groups (`CONCLAVE_GROUP_ACTIONS_PER_USER`), nor belong to unboundedly many groups
+//! (`CONCLAVE_MAX_GROUPS_PER_USER`). A refusal changes nothing and shows in the metrics.
+//! (Logins, sends, socket events, bodies and frames have their tests beside their features.)
+
+mod common;
+
+use common::{Reply, TestApp, TestUser};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+async fn post(app: &TestApp, user: &TestUser, path: &str, body: Value) -> Reply {
+    app.call_full(Method::POST, path, Some(&user.token), Some(body))
+        .await
+}
+
+async fn get(app: &TestApp, user: &TestUser, path: &str) -> Reply {
+    app.call_full(Method::GET, path, Some(&user.token), None)
+        .await
+}
+
+async fn create(app: &TestApp, user: &TestUser, visibility: &str) -> Reply {
+    post(
+        app,
+        user,
+        "/groups",
+        json!({"name": common::unique("lim"), "visibility": visibility}),
+    )
+    .await
+}
+
+async fn join(app: &TestApp, user: &TestUser, g: &str) -> Reply {
+    post(app, user, &format!("/groups/{g}/join"), json!({})).await
+}
+
+async fn pending_ids(app: &TestApp, owner: &TestUser, g: &str) -> Vec<String> {
+    let r = get(app, owner, &format!("/groups/{g}/join-requests")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["user_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn my_group_count(app: &TestApp, user: &TestUser) -> usize {
+    let r = get(app, user, "/groups/mine").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["items"].as_array().unwrap().len()
+}
+
+/// The value of `conclave_rate_limited_total{limit="<limit>"}`, 0 when absent.
+async fn refused(app: &TestApp, limit: &str) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("conclave_rate_limited_total{{limit=\"{limit}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn join_requests_and_group_creation_share_a_per_user_budget() {
+    let app = TestApp::spawn_with(&[
+        ("CONCLAVE_GROUP_ACTIONS_PER_USER", "3"),
+        ("CONCLAVE_GROUP_ACTIONS_WINDOW", "1h"),
+    ])
+    .await;
+    let (spammer, bob, carol) = (app.user().await, app.user().await, app.user().await);
+    let bobs = create(&app, &bob, "private").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let carols = create(&app, &carol, "private").await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    assert_eq!(create(&app, &spammer, "open").await.status, 201);
+    assert_eq!(create(&app, &spammer, "open").await.status, 201);
+    assert_eq!(join(&app, &spammer, &bobs).await.status, 202);
+
+    // The budget is spent: more requests and more groups are refused, with a time to retry.
+    let r = join(&app, &spammer, &carols).await;
+    r.assert_problem(429, "rate_limited");
+    let wait: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!(wait >= 1, "{wait}");
+    create(&app, &spammer, "open")
+        .await
+        .assert_problem(429, "rate_limited");
+
+    // A refused request reached no owner and created nothing.
+    assert!(pending_ids(&app, &carol, &carols).await.is_empty());
+    assert_eq!(
+        pending_ids(&app, &bob, &bobs).await,
+        std::slice::from_ref(&spammer.id)
+    );
+    assert_eq!(my_group_count(&app, &spammer).await, 2);
+    assert!(refused(&app, "group_actions").await >= 2.0);
+
+    // Other users keep their own budget, and the owner can still act on the request.
+    assert_eq!(join(&app, &carol, &bobs).await.status, 202);
+    let approve = format!("/groups/{bobs}/join-requests/{}/approve", spammer.id);
+    assert_eq!(post(&app, &bob, &approve, json!({})).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_user_belongs_to_at_most_the_configured_number_of_groups() {
+    let app = TestApp::spawn_with(&[("CONCLAVE_MAX_GROUPS_PER_USER", "2")]).await;
+    let (alice, bob, olga, dave) = (
+        app.user().await,
+        app.user().await,
+        app.user().await,
+        app.user().await,
+    );
+    let id = |r: Reply| r.body["id"].as_str().unwrap().to_owned();
+    let open = id(create(&app, &olga, "open").await);
+    let private = id(create(&app, &dave, "private").await);
+
+    // alice: her own group plus one she joins makes two.
+    assert_eq!(create(&app, &alice, "open").await.status, 201);
+    assert_eq!(join(&app, &alice, &open).await.status, 200);
+
+    let full = |r: Reply| r.assert_problem(409, "too_many_groups");
+    full(create(&app, &alice, "open").await);
+    full(join(&app, &alice, &private).await);
+    assert!(
+        pending_ids(&app, &dave, &private).await.is_empty(),
+        "a refused join left a request behind"
+    );
+    // Being a member already is still reported as such, not as the limit.
+    join(&app, &alice, &open)
+        .await
+        .assert_problem(409, "already_member");
+    assert_eq!(my_group_count(&app, &alice).await, 2);
+
+    // bob asks while he has room; by approval time he has none, and the request keeps waiting.
+    assert_eq!(join(&app, &bob, &private).await.status, 202);
+    assert_eq!(create(&app, &bob, "open").await.status, 201);
+    assert_eq!(join(&app, &bob, &open).await.status, 200);
+    let approve = format!("/groups/{private}/join-requests/{}/approve", bob.id);
+    full(post(&app, &dave, &approve, json!({})).await);
+    assert_eq!(
+        pending_ids(&app, &dave, &private).await,
+        std::slice::from_ref(&bob.id)
+    );
+    // Leaving a group makes room again.
+    let leave = format!("/groups/{open}/leave");
+    assert_eq!(post(&app, &bob, &leave, json!({})).await.status, 204);
+    assert_eq!(post(&app, &dave, &approve, json!({})).await.status, 200);
+    assert_eq!(my_group_count(&app, &bob).await, 2);
+    assert!(refused(&app, "groups_per_user").await >= 3.0);
+}
