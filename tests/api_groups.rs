@@ -1236,3 +1236,30 @@ async fn deleting_a_group() {
         .await
         .assert_problem(404, "not_found");
 }
+
+/// Clients and the fuzzer's stateful phase follow the links from a created group to what can be
+/// done with it; every link must point at an operation the document really has.
+#[tokio::test]
+async fn the_openapi_document_links_a_created_group_to_its_operations() {
+    let app = TestApp::spawn().await;
+    let doc = app
+        .call_full(Method::GET, "/api-docs/openapi.json", None, None)
+        .await
+        .body;
+    let links = doc["paths"]["/api/v1/groups"]["post"]["responses"]["201"]["links"]
+        .as_object()
+        .expect("links on the 201 of POST /groups");
+    assert!(links.len() >= 8, "{links:?}");
+    for (name, link) in links {
+        assert_eq!(link["parameters"]["id"], "$response.body#/id", "{name}");
+        let pointer = link["operationRef"]
+            .as_str()
+            .and_then(|r| r.strip_prefix('#'))
+            .unwrap_or_else(|| panic!("{name}: no local operationRef"));
+        let op = doc.pointer(pointer);
+        assert!(
+            op.is_some_and(|op| op["parameters"][0]["name"] == "id"),
+            "{name}: {pointer} is not an operation taking the group id"
+        );
+    }
+}

@@ -28,6 +28,7 @@ impl<T> List<T> {
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1..100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -69,6 +69,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ops::metrics))
         .split_for_parts();
     utoipa::Modify::modify(&openapi::CommonResponses, &mut openapi);
+    utoipa::Modify::modify(&openapi::StatefulLinks, &mut openapi);
     (
         router.route_layer(axum::middleware::from_fn(track_http)),
         openapi,

@@ -1,8 +1,9 @@
 //! The OpenAPI document's frame; the paths come from the handlers' `#[utoipa::path]`.
 
+use utoipa::openapi::link::Link;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -100,4 +101,65 @@ fn add_problem(op: &mut Operation, status: &str, description: &str) {
                 .build()
                 .into()
         });
+}
+
+const GROUP: &str = "/api/v1/groups/{id}";
+
+/// What a client does with a group it has just created, as OpenAPI links: the fuzzer's stateful
+/// phase follows them, so `{id}` operations meet real groups instead of mostly 404s.
+const AFTER_CREATE: &[(&str, &str, &str)] = &[
+    ("GetGroup", "", "get"),
+    ("Members", "/members", "get"),
+    ("JoinRequests", "/join-requests", "get"),
+    ("Bans", "/bans", "get"),
+    ("Audit", "/audit", "get"),
+    ("SendMessage", "/messages", "post"),
+    ("History", "/messages", "get"),
+    ("Join", "/join", "post"),
+    ("Leave", "/leave", "post"),
+    ("DeleteGroup", "", "delete"),
+];
+
+pub struct StatefulLinks;
+
+impl Modify for StatefulLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let paths = &mut openapi.paths.paths;
+        let known: Vec<(String, String)> = AFTER_CREATE
+            .iter()
+            .filter(|(_, suffix, method)| {
+                paths
+                    .get(&format!("{GROUP}{suffix}"))
+                    .is_some_and(|item| operation(item, method).is_some())
+            })
+            .map(|(name, suffix, method)| {
+                // A JSON pointer to the operation: "/" in the path is escaped as "~1".
+                let pointer = format!("{GROUP}{suffix}").replace('/', "~1");
+                ((*name).to_owned(), format!("#/paths/{pointer}/{method}"))
+            })
+            .collect();
+        let created = paths
+            .get_mut("/api/v1/groups")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.responses.responses.get_mut("201"));
+        if let Some(RefOr::T(response)) = created {
+            for (name, op_ref) in known {
+                let link = Link::builder()
+                    .operation_ref(op_ref)
+                    .parameter("id", "$response.body#/id")
+                    .description("The group just created")
+                    .build();
+                response.links.insert(name, RefOr::T(link));
+            }
+        }
+    }
+}
+
+fn operation<'a>(item: &'a utoipa::openapi::PathItem, method: &str) -> Option<&'a Operation> {
+    match method {
+        "get" => item.get.as_ref(),
+        "post" => item.post.as_ref(),
+        "delete" => item.delete.as_ref(),
+        _ => None,
+    }
 }

@@ -16,8 +16,10 @@ use crate::store::UserRecord;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Credentials {
     /// 3..32 letters, digits, `_`, `.`, `-`; unique ignoring case.
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]+$")]
     pub username: String,
     /// 8..128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 

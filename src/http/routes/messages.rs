@@ -16,10 +16,12 @@ use crate::store::HistoryQuery;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SendMessage {
-    /// 1..4096 characters.
+    /// 1..4096 characters, not blank.
+    #[schema(min_length = 1, max_length = 4096, pattern = "\\S")]
     pub content: String,
     /// Idempotency key (1..64 printable ASCII): the same key from the same sender is stored once
     /// and answers with the same id.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub client_msg_id: Option<String>,
 }
 
@@ -38,6 +40,7 @@ pub struct HistoryParams {
     /// Messages with `seq` less than this (the newest of them), to page backwards.
     pub before_seq: Option<u64>,
     /// 1..100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page (continues in the same direction).
     pub cursor: Option<String>,
