@@ -31,8 +31,10 @@ pub enum Phase {
 /// What all clients share.
 pub struct Shared {
     pub t0: Instant,
-    /// Messages acknowledged `ok` per client index (only senders send).
+    /// Messages acknowledged `ok` per client index minus `first` (only senders send).
     pub sent_ok: Vec<AtomicU32>,
+    /// The first client index of this process.
+    pub first: usize,
     pub send_errors: AtomicU64,
     /// Connected now.
     pub connected: AtomicUsize,
@@ -134,7 +136,7 @@ pub async fn run(
                     on_message(&shared, &mut out, rest);
                 } else if let Some(rest) = text.strip_prefix("43") {
                     if rest.contains("\"ok\":true") {
-                        shared.sent_ok[spec.idx as usize].fetch_add(1, Ordering::Relaxed);
+                        shared.sent_ok[spec.idx as usize - shared.first].fetch_add(1, Ordering::Relaxed);
                     } else {
                         shared.send_errors.fetch_add(1, Ordering::Relaxed);
                         shared.report(format_args!("client {}: refused: {rest:.200}", spec.idx));
