@@ -65,6 +65,8 @@ pub struct Spec {
     pub group: Arc<str>,
     /// `Some(period)` for a sender.
     pub send_every: Option<Duration>,
+    /// Name each message with a `client_msg_id` (as real clients do, for retries).
+    pub client_msg_id: bool,
 }
 
 /// Unique deliveries from one sender, by its message number.
@@ -162,9 +164,14 @@ pub async fn run(
             }
             _ = tick(&mut ticker) => {
                 let t = shared.t0.elapsed().as_micros();
+                let cmid = if spec.client_msg_id {
+                    format!(r#","client_msg_id":"b{}-{n}""#, spec.idx)
+                } else {
+                    String::new()
+                };
                 let frame = format!(
-                    r#"42{ack}["message:send",{{"group_id":"{}","content":"lt {t} {} {n}","client_msg_id":"b{}-{n}"}}]"#,
-                    spec.group, spec.idx, spec.idx
+                    r#"42{ack}["message:send",{{"group_id":"{}","content":"lt {t} {} {n}"{cmid}}}]"#,
+                    spec.group, spec.idx
                 );
                 ack += 1;
                 n += 1;

@@ -38,7 +38,7 @@ use worker::Tally;
 const USAGE: &str = "usage: bench --url http://IP:PORT[,http://IP:PORT..] [--pid PID[,PID..]] \
 [--label NAME] [--conclave] [--sockets N] [--group-size M] [--senders S] [--rate MSG_PER_S] \
 [--duration SECS] [--grace SECS: end once no delivery came for this long] \
-[--workers K: generator processes, whole groups each] [--sources K: source addresses, split \
+[--no-client-msg-id] [--workers K: generator processes, whole groups each] [--sources K: source addresses, split \
 over the workers] [--connect-concurrency C] [--setup-concurrency C] [--header]";
 
 /// Clients a worker should hold at most (20,000 open files per process here).
@@ -61,6 +61,8 @@ pub struct Args {
     connect_concurrency: usize,
     setup_concurrency: usize,
     header: bool,
+    /// Senders name their messages with a `client_msg_id` (off: `--no-client-msg-id`).
+    client_msg_id: bool,
     workers: usize,
     /// Internal: this process is a worker for the clients `range` of run `run`.
     worker: bool,
@@ -100,6 +102,7 @@ fn parse_args() -> Result<Args, String> {
         connect_concurrency: 64,
         setup_concurrency: 16,
         header: false,
+        client_msg_id: true,
         workers: 0,
         worker: false,
         range: 0..0,
@@ -135,6 +138,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--conclave" => a.conclave = true,
             "--header" => a.header = true,
+            "--no-client-msg-id" => a.client_msg_id = false,
             "--sockets" => a.sockets = num(val()?)? as usize,
             "--group-size" => a.group_size = num(val()?)? as usize,
             "--senders" => a.senders = num(val()?)? as usize,
@@ -291,6 +295,9 @@ fn spawn_worker(a: &Args, range: Range<usize>, w: usize, k: usize) -> Result<Wor
     .args(["--setup-concurrency", &a.setup_concurrency.to_string()]);
     if a.conclave {
         cmd.arg("--conclave");
+    }
+    if !a.client_msg_id {
+        cmd.arg("--no-client-msg-id");
     }
     let mut child = cmd
         .stdin(Stdio::piped())
@@ -453,6 +460,7 @@ mod tests {
             connect_concurrency: 1,
             setup_concurrency: 1,
             header: false,
+            client_msg_id: true,
             workers: 1,
             worker: false,
             range: 0..0,

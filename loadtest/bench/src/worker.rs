@@ -297,6 +297,7 @@ pub async fn run(a: Args) -> Result<(), String> {
             auth: plan.auth[k - r.start].clone(),
             group: plan.group(&a, k),
             send_every: (k % a.group_size < a.senders).then_some(every),
+            client_msg_id: a.client_msg_id,
         };
         tasks.push(tokio::spawn(client::run(
             spec,
