@@ -140,7 +140,13 @@ async fn plan_conclave(a: &Args) -> Result<Plan, String> {
         .into_iter()
         .map(|r| r.map(|v| Arc::from(v["id"].as_str().unwrap_or_default())))
         .collect::<Result<_, _>>()?;
-    let joins: Vec<_> = futures_util::stream::iter(r.clone().filter(|k| k % a.group_size != 0))
+    // Members in turn across the groups (every group's 2nd member, then every 3rd..), so that
+    // concurrent joins go to different groups: joins to one group contend for its document (on
+    // MongoDB, write conflicts and retries).
+    let m = a.group_size;
+    let mut order: Vec<usize> = r.clone().filter(|k| k % m != 0).collect();
+    order.sort_by_key(|k| (k % m, *k));
+    let joins: Vec<_> = futures_util::stream::iter(order)
         .map(|k| {
             let path = format!("/api/v1/groups/{}/join", groups[a.group_of(k) - gs.start]);
             call(k, "POST", path, Some(token(k)), None, 200)
