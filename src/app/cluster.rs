@@ -115,7 +115,11 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<Built> {
     realtime::handlers::spawn_expiry_sweep(io.clone(), c.shutdown.clone());
     let close_sockets: CloseSockets = Box::new(move || Box::pin(async move { io.close().await }));
     Ok(Built {
-        app: crate::http::router(state.clone()).layer(layer),
+        // Outside the Socket.IO layer, so engineioxide keeps owned request parts (see
+        // `realtime::owned_parts`).
+        app: crate::http::router(state.clone())
+            .layer(layer)
+            .layer(realtime::owned_parts::OwnedPartsLayer),
         state,
         close_sockets,
         leader,

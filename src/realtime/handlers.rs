@@ -132,7 +132,9 @@ pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, state: AppState) 
             Ok::<(), Refused>(())
         }
     };
-    let st = state;
+    // One shared copy: every socket's handlers hold a pointer to it, not a clone of the state
+    // (about 0.7 KiB per handler per socket).
+    let st = Arc::new(state);
     let set_up = move |s: SocketRef<A>| set_up(st.clone(), s);
     // Middlewares run before the CONNECT ack is sent, the connect handler only after it (in a
     // task of its own). So the rooms and event handlers are set up in a middleware: a client may
@@ -144,7 +146,7 @@ pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, state: AppState) 
 }
 
 /// The socket's rooms and event handlers, once authenticated.
-async fn set_up<A: Adapter>(st: AppState, s: SocketRef<A>) -> Result<(), Unavailable> {
+async fn set_up<A: Adapter>(st: Arc<AppState>, s: SocketRef<A>) -> Result<(), Unavailable> {
     let Some(user) = s.extensions.get::<SocketUser>() else {
         return Err(Unavailable);
     };

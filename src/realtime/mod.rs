@@ -10,6 +10,7 @@
 //! reconnects with a fresh token. So no one keeps sending, or receiving, on an expired token.
 
 pub mod handlers;
+pub mod owned_parts;
 mod rate;
 pub mod redis_driver;
 
@@ -49,12 +50,18 @@ pub struct SocketSettings {
     pub max_buffer: usize,
 }
 
+/// Bytes of each socket's WebSocket read buffer (grown while a larger frame is read).
+const WS_READ_BUFFER: usize = 512;
+
 fn builder(s: SocketSettings) -> SocketIoBuilder {
     SocketIo::builder()
         .max_payload(s.max_payload)
         .ws_max_message_size(s.max_payload as usize)
         .ws_max_frame_size(s.max_payload as usize)
         .max_buffer_size(s.max_buffer)
+        // The WebSocket read buffer every socket keeps (engineioxide's default is 4 KiB): most
+        // sockets are idle, and a client frame (a `message:send`) fits in one read of this.
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .ack_timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(10))
 }

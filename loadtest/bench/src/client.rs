@@ -31,8 +31,10 @@ pub enum Phase {
 /// What all clients share.
 pub struct Shared {
     pub t0: Instant,
-    /// Messages acknowledged `ok` per client index (only senders send).
+    /// Messages acknowledged `ok` per client index minus `first` (only senders send).
     pub sent_ok: Vec<AtomicU32>,
+    /// The first client index of this process.
+    pub first: usize,
     pub send_errors: AtomicU64,
     /// Connected now.
     pub connected: AtomicUsize,
@@ -63,6 +65,8 @@ pub struct Spec {
     pub group: Arc<str>,
     /// `Some(period)` for a sender.
     pub send_every: Option<Duration>,
+    /// Name each message with a `client_msg_id` (as real clients do, for retries).
+    pub client_msg_id: bool,
 }
 
 /// Unique deliveries from one sender, by its message number.
@@ -134,7 +138,7 @@ pub async fn run(
                     on_message(&shared, &mut out, rest);
                 } else if let Some(rest) = text.strip_prefix("43") {
                     if rest.contains("\"ok\":true") {
-                        shared.sent_ok[spec.idx as usize].fetch_add(1, Ordering::Relaxed);
+                        shared.sent_ok[spec.idx as usize - shared.first].fetch_add(1, Ordering::Relaxed);
                     } else {
                         shared.send_errors.fetch_add(1, Ordering::Relaxed);
                         shared.report(format_args!("client {}: refused: {rest:.200}", spec.idx));
@@ -160,9 +164,14 @@ pub async fn run(
             }
             _ = tick(&mut ticker) => {
                 let t = shared.t0.elapsed().as_micros();
+                let cmid = if spec.client_msg_id {
+                    format!(r#","client_msg_id":"b{}-{n}""#, spec.idx)
+                } else {
+                    String::new()
+                };
                 let frame = format!(
-                    r#"42{ack}["message:send",{{"group_id":"{}","content":"lt {t} {} {n}","client_msg_id":"b{}-{n}"}}]"#,
-                    spec.group, spec.idx, spec.idx
+                    r#"42{ack}["message:send",{{"group_id":"{}","content":"lt {t} {} {n}"{cmid}}}]"#,
+                    spec.group, spec.idx
                 );
                 ack += 1;
                 n += 1;

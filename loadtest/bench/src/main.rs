@@ -7,33 +7,46 @@
 //! /proc/<pid> of `--pid` (summed over several). Prints one markdown table row (`--header`
 //! prints the header first).
 //!
+//! One process may open only ~20,000 files here, so the clients run in `--workers K` processes
+//! (this program again, with `--worker`), each owning whole groups and its own source
+//! addresses. This process, the coordinator, holds no socket: it reads the servers' RSS once
+//! every worker has set up (base) and connected (idle), releases the senders, reads the
+//! servers' CPU over the send window and the drain, and merges the workers' counts and latency
+//! histograms into the one row (worker.rs has the line protocol).
+//!
 //! With `--conclave` the users, logins, groups and joins are made through the REST API first
 //! (the server should run with lifted login/message/socket-event limits); otherwise the socket
 //! joins `auth.groups` directly (the peers' protocol).
 
 mod client;
+mod hist;
 mod net;
 mod procfs;
+mod worker;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::process::Stdio;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use serde_json::json;
-use tokio::sync::{Semaphore, watch};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::Instant;
 
-use client::{Outcome, Phase, Shared, Spec};
+use worker::Tally;
 
 const USAGE: &str = "usage: bench --url http://IP:PORT[,http://IP:PORT..] [--pid PID[,PID..]] \
 [--label NAME] [--conclave] [--sockets N] [--group-size M] [--senders S] [--rate MSG_PER_S] \
-[--duration SECS] [--grace SECS: end once no delivery came for this long] [--sources K] [--connect-concurrency C] \
-[--setup-concurrency C] [--header]";
+[--duration SECS] [--grace SECS: end once no delivery came for this long] \
+[--no-client-msg-id] [--workers K: generator processes, whole groups each] [--sources K: source addresses, split \
+over the workers] [--connect-concurrency C] [--setup-concurrency C] [--header]";
 
-struct Args {
+/// Clients a worker should hold at most (20,000 open files per process here).
+const PER_WORKER_MAX: usize = 19_000;
+
+pub struct Args {
     label: String,
+    urls: String,
     targets: Vec<SocketAddr>,
     pids: Vec<u32>,
     conclave: bool,
@@ -44,14 +57,37 @@ struct Args {
     duration: f64,
     grace: f64,
     sources: u8,
+    source_base: u8,
     connect_concurrency: usize,
     setup_concurrency: usize,
     header: bool,
+    /// Senders name their messages with a `client_msg_id` (off: `--no-client-msg-id`).
+    client_msg_id: bool,
+    workers: usize,
+    /// Internal: this process is a worker for the clients `range` of run `run`.
+    worker: bool,
+    range: Range<usize>,
+    run: String,
+}
+
+impl Args {
+    fn group_of(&self, k: usize) -> usize {
+        k / self.group_size
+    }
+
+    fn group_count(&self) -> usize {
+        self.sockets.div_ceil(self.group_size)
+    }
+
+    fn source(&self, k: usize) -> IpAddr {
+        net::source(k, self.source_base, self.sources)
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         label: "target".into(),
+        urls: String::new(),
         targets: Vec::new(),
         pids: Vec::new(),
         conclave: false,
@@ -62,9 +98,15 @@ fn parse_args() -> Result<Args, String> {
         duration: 10.0,
         grace: 2.0,
         sources: 50,
+        source_base: 2,
         connect_concurrency: 64,
         setup_concurrency: 16,
         header: false,
+        client_msg_id: true,
+        workers: 0,
+        worker: false,
+        range: 0..0,
+        run: run_id(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -76,7 +118,8 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--label" => a.label = val()?,
             "--url" => {
-                for u in val()?.split(',') {
+                a.urls = val()?;
+                for u in a.urls.split(',') {
                     let hostport = u
                         .trim_start_matches("http://")
                         .trim_start_matches("ws://")
@@ -95,6 +138,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--conclave" => a.conclave = true,
             "--header" => a.header = true,
+            "--no-client-msg-id" => a.client_msg_id = false,
             "--sockets" => a.sockets = num(val()?)? as usize,
             "--group-size" => a.group_size = num(val()?)? as usize,
             "--senders" => a.senders = num(val()?)? as usize,
@@ -102,8 +146,20 @@ fn parse_args() -> Result<Args, String> {
             "--duration" => a.duration = num(val()?)?,
             "--grace" => a.grace = num(val()?)?,
             "--sources" => a.sources = (num(val()?)? as u8).clamp(1, 250),
+            "--source-base" => a.source_base = (num(val()?)? as u8).clamp(2, 254),
             "--connect-concurrency" => a.connect_concurrency = num(val()?)?.max(1.0) as usize,
             "--setup-concurrency" => a.setup_concurrency = num(val()?)?.max(1.0) as usize,
+            "--workers" => a.workers = num(val()?)?.max(1.0) as usize,
+            "--worker" => a.worker = true,
+            "--run" => a.run = val()?,
+            "--range" => {
+                let v = val()?;
+                let (lo, hi) = v
+                    .split_once("..")
+                    .and_then(|(l, h)| Some((l.parse().ok()?, h.parse().ok()?)))
+                    .ok_or(format!("--range: want LO..HI, got {v}"))?;
+                a.range = lo..hi;
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {flag}\n{USAGE}")),
         }
@@ -117,12 +173,30 @@ fn parse_args() -> Result<Args, String> {
         );
     }
     a.senders = a.senders.min(a.group_size);
+    if a.workers == 0 {
+        a.workers = a.sockets.div_ceil(PER_WORKER_MAX);
+    }
+    a.workers = a.workers.min(a.group_count());
+    if a.source_base as usize + a.sources as usize > 255 {
+        return Err("--source-base + --sources must stay within 127.0.0.2..254".into());
+    }
+    let mine = if a.worker {
+        if a.range.is_empty()
+            || a.range.end > a.sockets
+            || !a.range.start.is_multiple_of(a.group_size)
+            || (!a.range.end.is_multiple_of(a.group_size) && a.range.end != a.sockets)
+        {
+            return Err(format!("--range {:?}: want whole groups", a.range));
+        }
+        a.range.len()
+    } else {
+        a.sockets.div_ceil(a.workers)
+    };
     if let Some(max) = open_files_limit()
-        && a.sockets as u64 + 64 > max
+        && mine as u64 + 64 > max
     {
         return Err(format!(
-            "--sockets {}: this process may open only {max} files; run several generators",
-            a.sockets
+            "{mine} sockets in one process: it may open only {max} files; use more --workers"
         ));
     }
     Ok(a)
@@ -135,140 +209,11 @@ fn open_files_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// Auth payload and group id of every client.
-struct Plan {
-    auth: Vec<String>,
-    groups: Vec<Arc<str>>,
-}
-
-fn group_of(a: &Args, k: usize) -> usize {
-    k / a.group_size
-}
-
-fn group_count(a: &Args) -> usize {
-    a.sockets.div_ceil(a.group_size)
-}
-
 fn run_id() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     format!("{:x}", t.as_millis() % 0xff_ffff_ffff)
-}
-
-/// The peers: no REST, the socket names its rooms.
-fn plan_peer(a: &Args) -> Plan {
-    let run = run_id();
-    let groups: Vec<Arc<str>> = (0..group_count(a))
-        .map(|g| Arc::from(format!("g{run}-{g}")))
-        .collect();
-    let auth = (0..a.sockets)
-        .map(|k| {
-            json!({"token": "none", "user_id": format!("u{k}"), "groups": [&*groups[group_of(a, k)]]})
-                .to_string()
-        })
-        .collect();
-    Plan { auth, groups }
-}
-
-/// Conclave: one user per socket, registered and logged in; one open group per `group_size`
-/// users, created by its first member and joined by the others.
-async fn plan_conclave(a: &Args) -> Result<Plan, String> {
-    let run = run_id();
-    let target = a.targets[0];
-    let src = |k: usize| net::source(k, a.sources);
-    let call = |k: usize,
-                method: &'static str,
-                path: String,
-                token: Option<String>,
-                body: Option<String>,
-                want: u16| async move {
-        let (status, v) = net::request(
-            src(k),
-            target,
-            method,
-            &path,
-            token.as_deref(),
-            body.as_deref(),
-        )
-        .await
-        .map_err(|e| format!("{method} {path}: {e}"))?;
-        if status != want {
-            return Err(format!("{method} {path}: HTTP {status} {v}"));
-        }
-        Ok::<_, String>(v)
-    };
-    let cc = a.setup_concurrency;
-    let t = Instant::now();
-    let creds = |k: usize| {
-        json!({"username": format!("b{run}x{k}"), "password": "bench-password"}).to_string()
-    };
-    let reg: Vec<_> = futures_util::stream::iter(0..a.sockets)
-        .map(|k| {
-            call(
-                k,
-                "POST",
-                "/api/v1/auth/register".into(),
-                None,
-                Some(creds(k)),
-                201,
-            )
-        })
-        .buffered(cc)
-        .collect()
-        .await;
-    reg.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let tokens: Vec<String> = futures_util::stream::iter(0..a.sockets)
-        .map(|k| {
-            call(
-                k,
-                "POST",
-                "/api/v1/auth/login".into(),
-                None,
-                Some(creds(k)),
-                200,
-            )
-        })
-        .buffered(cc)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .map(|r| r.map(|v| v["access_token"].as_str().unwrap_or_default().to_owned()))
-        .collect::<Result<_, _>>()?;
-    let groups: Vec<Arc<str>> = futures_util::stream::iter(0..group_count(a))
-        .map(|g| {
-            let owner = g * a.group_size;
-            let body = json!({"name": format!("bench {run} {g}"), "visibility": "open", "max_members": a.group_size.max(2)});
-            call(owner, "POST", "/api/v1/groups".into(), Some(tokens[owner].clone()), Some(body.to_string()), 201)
-        })
-        .buffered(cc)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .map(|r| r.map(|v| Arc::from(v["id"].as_str().unwrap_or_default())))
-        .collect::<Result<_, _>>()?;
-    let joins: Vec<_> =
-        futures_util::stream::iter((0..a.sockets).filter(|k| k % a.group_size != 0))
-            .map(|k| {
-                let path = format!("/api/v1/groups/{}/join", groups[group_of(a, k)]);
-                call(k, "POST", path, Some(tokens[k].clone()), None, 200)
-            })
-            .buffer_unordered(cc)
-            .collect()
-            .await;
-    joins.into_iter().collect::<Result<Vec<_>, _>>()?;
-    eprintln!(
-        "bench: {}: {} users, {} groups set up in {:.1}s",
-        a.label,
-        a.sockets,
-        groups.len(),
-        t.elapsed().as_secs_f64()
-    );
-    let auth = tokens
-        .iter()
-        .map(|t| json!({"token": t}).to_string())
-        .collect();
-    Ok(Plan { auth, groups })
 }
 
 #[tokio::main]
@@ -280,169 +225,188 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let plan = if a.conclave {
-        match plan_conclave(&a).await {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("bench: {}: setup failed: {e}", a.label);
-                std::process::exit(1);
-            }
-        }
+    let res = if a.worker {
+        worker::run(a).await
     } else {
-        plan_peer(&a)
+        coordinate(a).await
     };
-    let rss_base = procfs::total_rss(&a.pids);
-
-    let shared = Arc::new(Shared {
-        t0: Instant::now(),
-        sent_ok: (0..a.sockets).map(|_| AtomicU32::new(0)).collect(),
-        send_errors: AtomicU64::new(0),
-        connected: AtomicUsize::new(0),
-        settled: AtomicUsize::new(0),
-        connect_failed: AtomicUsize::new(0),
-        delivered: AtomicU64::new(0),
-        dropped: AtomicU64::new(0),
-        errors_printed: AtomicU32::new(0),
-    });
-    let (phase_tx, phase_rx) = watch::channel(Phase::Idle);
-    let gate = Arc::new(Semaphore::new(a.connect_concurrency));
-    let every = Duration::from_secs_f64(1.0 / a.rate);
-    let t_connect = Instant::now();
-    let mut tasks = Vec::with_capacity(a.sockets);
-    for k in 0..a.sockets {
-        let permit = gate.clone().acquire_owned().await.expect("never closed");
-        let spec = Spec {
-            idx: k as u32,
-            target: a.targets[k % a.targets.len()],
-            source: net::source(k, a.sources),
-            auth: plan.auth[k].clone(),
-            group: plan.groups[group_of(&a, k)].clone(),
-            send_every: (k % a.group_size < a.senders).then_some(every),
-        };
-        tasks.push(tokio::spawn(client::run(
-            spec,
-            shared.clone(),
-            phase_rx.clone(),
-            permit,
-        )));
+    if let Err(e) = res {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
     }
-    drop(plan);
-    // Every client has connected or failed.
-    while shared.settled.load(Ordering::Relaxed) < a.sockets {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+struct Worker {
+    range: Range<usize>,
+    _child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Worker {
+    async fn say(&mut self, what: &str) -> Result<(), String> {
+        self.stdin
+            .write_all(format!("{what}\n").as_bytes())
+            .await
+            .map_err(|e| format!("worker {:?}: {e}", self.range))
+    }
+
+    /// The next line, which must start with `word`; waits at most `limit`.
+    async fn hear(&mut self, word: &str, limit: Duration) -> Result<String, String> {
+        let r = &self.range;
+        match tokio::time::timeout(limit, self.lines.next_line()).await {
+            Ok(Ok(Some(l))) if l.split(' ').next() == Some(word) => Ok(l),
+            Ok(Ok(Some(l))) => Err(format!("worker {r:?}: expected `{word}`, got `{l:.200}`")),
+            Ok(Ok(None)) => Err(format!("worker {r:?} ended before `{word}`")),
+            Ok(Err(e)) => Err(format!("worker {r:?}: {e}")),
+            Err(_) => Err(format!("worker {r:?}: no `{word}` within {limit:?}")),
+        }
+    }
+}
+
+/// Client ranges of `k` workers: whole groups, as even as possible.
+fn split(a: &Args, k: usize) -> Vec<Range<usize>> {
+    let g = a.group_count();
+    (0..k)
+        .map(|w| (g * w / k * a.group_size)..(g * (w + 1) / k * a.group_size).min(a.sockets))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+fn spawn_worker(a: &Args, range: Range<usize>, w: usize, k: usize) -> Result<Worker, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    // Disjoint source addresses per worker.
+    let per = (a.sources as usize / k).max(1);
+    let base = a.source_base as usize + w * per;
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--worker", "--run", &a.run, "--label", &a.label, "--url", &a.urls,
+    ])
+    .args(["--range", &format!("{}..{}", range.start, range.end)])
+    .args(["--sockets", &a.sockets.to_string()])
+    .args(["--group-size", &a.group_size.to_string()])
+    .args(["--senders", &a.senders.to_string()])
+    .args(["--rate", &a.rate.to_string()])
+    .args(["--duration", &a.duration.to_string()])
+    .args(["--grace", &a.grace.to_string()])
+    .args(["--sources", &per.to_string()])
+    .args(["--source-base", &base.to_string()])
+    .args(["--connect-concurrency", &a.connect_concurrency.to_string()])
+    .args(["--setup-concurrency", &a.setup_concurrency.to_string()]);
+    if a.conclave {
+        cmd.arg("--conclave");
+    }
+    if !a.client_msg_id {
+        cmd.arg("--no-client-msg-id");
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("starting a worker: {e}"))?;
+    let stdin = child.stdin.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
+    Ok(Worker {
+        range,
+        _child: child,
+        stdin,
+        lines: BufReader::new(stdout).lines(),
+    })
+}
+
+async fn coordinate(a: Args) -> Result<(), String> {
+    let ranges = split(&a, a.workers);
+    let k = ranges.len();
+    let mut ws = Vec::with_capacity(k);
+    for (w, r) in ranges.into_iter().enumerate() {
+        ws.push(spawn_worker(&a, r, w, k)?);
+    }
+    let long = Duration::from_secs(3600);
+    for w in &mut ws {
+        w.hear("setup", long).await?;
+    }
+    let rss_base = procfs::total_rss(&a.pids);
+    let t_connect = Instant::now();
+    for w in &mut ws {
+        w.say("connect").await?;
+    }
+    let mut connected = 0u64;
+    for w in &mut ws {
+        let l = w.hear("connected", long).await?;
+        connected += l
+            .split(' ')
+            .nth(1)
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or(format!("bad line from a worker: {l}"))?;
     }
     let connect_secs = t_connect.elapsed().as_secs_f64();
     // Let allocations settle before reading the idle RSS.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let held_idle = shared.connected.load(Ordering::Relaxed);
     let rss_idle = procfs::total_rss(&a.pids);
     eprintln!(
-        "bench: {}: {held_idle}/{} sockets connected in {connect_secs:.1}s; sending for {}s",
+        "bench: {}: {connected}/{} sockets connected by {k} generator process(es) in {connect_secs:.1}s; sending for {}s",
         a.label, a.sockets, a.duration
     );
 
     let cpu0 = procfs::total_cpu(&a.pids);
-    let own0 = procfs::cpu_secs(std::process::id());
-    let _ = phase_tx.send(Phase::Send);
+    for w in &mut ws {
+        w.say("send").await?;
+    }
     tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
-    let _ = phase_tx.send(Phase::Drain);
-    // Late deliveries still count: wait until none has arrived for `grace` seconds (at most a
-    // minute); what has not arrived then is lost.
+    for w in &mut ws {
+        w.say("drain").await?;
+    }
     let drain = Instant::now();
-    let (mut last, mut last_change) = (shared.delivered.load(Ordering::Relaxed), Instant::now());
-    while last_change.elapsed().as_secs_f64() < a.grace && drain.elapsed() < Duration::from_secs(60)
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = shared.delivered.load(Ordering::Relaxed);
-        if now != last {
-            (last, last_change) = (now, Instant::now());
-        }
+    for w in &mut ws {
+        w.hear("drained", Duration::from_secs(120)).await?;
     }
     let drain_secs = drain.elapsed().as_secs_f64();
     let cpu = procfs::total_cpu(&a.pids) - cpu0;
-    let own = procfs::cpu_secs(std::process::id()) - own0;
-    let held_end = shared.connected.load(Ordering::Relaxed);
-    let _ = phase_tx.send(Phase::Stop);
-
-    let mut outcomes: Vec<Outcome> = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        outcomes.push(t.await.unwrap_or_default());
+    let mut total = Tally::default();
+    for w in &mut ws {
+        w.say("stop").await?;
+    }
+    for w in &mut ws {
+        let l = w.hear("result", Duration::from_secs(300)).await?;
+        let t = Tally::decode(&l).ok_or(format!("bad result from a worker: {l:.200}"))?;
+        total.add(&t);
     }
     report(
         &a,
-        &shared,
-        &outcomes,
+        &total,
         Measured {
-            held_idle,
-            held_end,
+            connected,
             rss_base,
             rss_idle,
             cpu,
-            own,
             drain_secs,
         },
     );
+    Ok(())
 }
 
 struct Measured {
-    held_idle: usize,
-    held_end: usize,
+    /// Sockets connected when the idle RSS was read.
+    connected: u64,
     rss_base: u64,
     rss_idle: u64,
     cpu: f64,
-    own: f64,
     drain_secs: f64,
 }
 
-fn report(a: &Args, shared: &Shared, outcomes: &[Outcome], m: Measured) {
-    let mut lat: Vec<u32> = Vec::new();
-    let (mut delivered, mut dups, mut lost) = (0u64, 0u64, 0u64);
-    for (k, o) in outcomes.iter().enumerate() {
-        if o.connect_us.is_none() {
-            continue;
-        }
-        lat.extend_from_slice(&o.latencies_us);
-        delivered += o.latencies_us.len() as u64;
-        dups += o.dups;
-        // Every message a sender of this group had acknowledged should have reached k.
-        let g = group_of(a, k);
-        for s in (g * a.group_size..(g * a.group_size + a.senders).min(a.sockets))
-            .filter(|s| s % a.group_size < a.senders)
-        {
-            let want = shared.sent_ok[s].load(Ordering::Relaxed) as u64;
-            let got = o
-                .seen
-                .iter()
-                .find(|x| x.sender == s as u32)
-                .map_or(0, |x| x.count as u64);
-            lost += want.saturating_sub(got);
-        }
-    }
-    lat.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if lat.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
-        lat[i] as f64 / 1000.0
-    };
-    let sent: u64 = shared
-        .sent_ok
-        .iter()
-        .map(|c| c.load(Ordering::Relaxed) as u64)
-        .sum();
-    let errors = shared.connect_failed.load(Ordering::Relaxed) as u64
-        + shared.send_errors.load(Ordering::Relaxed)
-        + shared.dropped.load(Ordering::Relaxed);
-    let per_k = if delivered > 0 {
-        m.cpu / delivered as f64 * 1000.0
+fn report(a: &Args, t: &Tally, m: Measured) {
+    let ms = |p: f64| t.lat.quantile(p).map_or(f64::NAN, |us| us / 1000.0);
+    let per_k = if t.delivered > 0 {
+        m.cpu / t.delivered as f64 * 1000.0
     } else {
         f64::NAN
     };
-    let rss_per = if m.held_idle > 0 && !a.pids.is_empty() {
+    let rss_per = if m.connected > 0 && !a.pids.is_empty() {
         format!(
             "{:.1}",
-            m.rss_idle.saturating_sub(m.rss_base) as f64 / m.held_idle as f64
+            m.rss_idle.saturating_sub(m.rss_base) as f64 / m.connected as f64
         )
     } else {
         "-".into()
@@ -456,20 +420,69 @@ fn report(a: &Args, shared: &Shared, outcomes: &[Outcome], m: Measured) {
     println!(
         "| {} | {} | {:.0} | {:.0} | {:.3} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} |",
         a.label,
-        m.held_idle.min(m.held_end),
-        sent as f64 / a.duration,
-        delivered as f64 / a.duration,
+        t.held_send.min(t.held_end),
+        t.sent as f64 / a.duration,
+        t.delivered as f64 / a.duration,
         per_k,
-        pct(0.50),
-        pct(0.99),
-        pct(1.0),
+        ms(0.50),
+        ms(0.99),
+        t.lat.max as f64 / 1000.0,
         rss_per,
-        lost,
-        dups,
-        errors
+        t.lost,
+        t.dups,
+        t.errors()
     );
     eprintln!(
-        "bench: {}: server CPU {:.2}s, generator CPU {:.2}s over {:.0}s + {:.1}s drain; {sent} sent, {delivered} delivered",
-        a.label, m.cpu, m.own, a.duration, m.drain_secs
+        "bench: {}: server CPU {:.2}s, generator CPU {:.2}s over {:.0}s + {:.1}s drain; {} sent, {} delivered",
+        a.label, m.cpu, t.own_cpu, a.duration, m.drain_secs, t.sent, t.delivered
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(sockets: usize, group_size: usize) -> Args {
+        Args {
+            label: String::new(),
+            urls: String::new(),
+            targets: Vec::new(),
+            pids: Vec::new(),
+            conclave: false,
+            sockets,
+            group_size,
+            senders: 1,
+            rate: 1.0,
+            duration: 1.0,
+            grace: 1.0,
+            sources: 50,
+            source_base: 2,
+            connect_concurrency: 1,
+            setup_concurrency: 1,
+            header: false,
+            client_msg_id: true,
+            workers: 1,
+            worker: false,
+            range: 0..0,
+            run: String::new(),
+        }
+    }
+
+    #[test]
+    fn workers_get_whole_groups_covering_every_client() {
+        for (n, m, k) in [(50_000, 100, 3), (205, 20, 3), (200, 20, 1), (40, 20, 5)] {
+            let a = args(n, m);
+            let rs = split(&a, k);
+            assert!(rs.len() <= k);
+            assert_eq!(rs[0].start, 0);
+            assert_eq!(rs.last().unwrap().end, n);
+            for w in rs.windows(2) {
+                assert_eq!(w[0].end, w[1].start);
+            }
+            for r in &rs {
+                assert_eq!(r.start % m, 0);
+                assert!(r.end % m == 0 || r.end == n);
+            }
+        }
+    }
 }

@@ -7,11 +7,16 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-/// The source address of client `k`: 127.0.0.2.. spread over `sources` addresses, so that
-/// tens of thousands of connections (and the REST setup's short-lived ones) do not run out of
-/// ephemeral ports on one address.
-pub fn source(k: usize, sources: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (k % sources as usize) as u8))
+/// The source address of client `k`: 127.0.0.`base`.. spread over `sources` addresses, so
+/// that tens of thousands of connections (and the REST setup's short-lived ones) do not run out
+/// of ephemeral ports on one address.
+pub fn source(k: usize, base: u8, sources: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        0,
+        0,
+        base + (k % sources as usize) as u8,
+    ))
 }
 
 pub async fn connect_from(source: IpAddr, target: SocketAddr) -> io::Result<TcpStream> {
