@@ -4,6 +4,7 @@
 //! membership rules need, and SQLite commits in microseconds. Reads use their own connections
 //! so they never wait behind a write.
 
+mod cached;
 mod schema;
 
 use std::path::Path;
@@ -16,6 +17,7 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use time::OffsetDateTime;
 
+use self::cached::CachedSql;
 use super::{
     Appended, BanRecord, Executed, GroupFilter, GroupRecord, HistoryQuery, JoinRequestRecord,
     MemberRecord, NewMessage, Page, Policy, Purged, RefreshTokenRecord, Rotation, Store,
@@ -102,6 +104,7 @@ impl SqliteStore {
 
 fn configure(c: &Connection) -> anyhow::Result<()> {
     c.busy_timeout(std::time::Duration::from_secs(5))?;
+    c.set_prepared_statement_cache_capacity(cached::CAPACITY);
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "FULL")?;
     c.pragma_update(None, "foreign_keys", "ON")?;
@@ -197,7 +200,7 @@ fn message_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
 const MESSAGE_COLS: &str = "group_id, seq, id, sender_id, envelope, sent_at, client_msg_id";
 
 fn load_group(c: &Connection, g: GroupId) -> AppResult<Option<GroupRecord>> {
-    c.query_row(
+    c.row(
         &format!("SELECT {GROUP_COLS} FROM groups g WHERE g.id = ?1"),
         [g.to_string()],
         group_row,
@@ -209,7 +212,7 @@ fn load_group(c: &Connection, g: GroupId) -> AppResult<Option<GroupRecord>> {
 fn load_relation(c: &Connection, g: GroupId, u: UserId) -> AppResult<Relation> {
     let (g, u) = (g.to_string(), u.to_string());
     let role = c
-        .query_row(
+        .row(
             "SELECT role FROM memberships WHERE group_id = ?1 AND user_id = ?2",
             [&g, &u],
             |r| r.get::<_, String>(0),
@@ -218,7 +221,7 @@ fn load_relation(c: &Connection, g: GroupId, u: UserId) -> AppResult<Relation> {
         .map_err(db)?
         .map(role);
     let pending = c
-        .query_row(
+        .row(
             "SELECT 1 FROM join_requests WHERE group_id = ?1 AND user_id = ?2",
             [&g, &u],
             |_| Ok(()),
@@ -227,7 +230,7 @@ fn load_relation(c: &Connection, g: GroupId, u: UserId) -> AppResult<Relation> {
         .map_err(db)?
         .is_some();
     let banned = c
-        .query_row(
+        .row(
             "SELECT 1 FROM bans WHERE group_id = ?1 AND user_id = ?2",
             [&g, &u],
             |_| Ok(()),
@@ -236,7 +239,7 @@ fn load_relation(c: &Connection, g: GroupId, u: UserId) -> AppResult<Relation> {
         .map_err(db)?
         .is_some();
     let cooldown_until = c
-        .query_row(
+        .row(
             "SELECT until FROM cooldowns WHERE group_id = ?1 AND user_id = ?2",
             [&g, &u],
             |r| r.get::<_, i64>(0),
@@ -254,7 +257,7 @@ fn load_relation(c: &Connection, g: GroupId, u: UserId) -> AppResult<Relation> {
 
 fn user_exists(c: &Connection, u: UserId) -> AppResult<bool> {
     Ok(
-        c.query_row("SELECT 1 FROM users WHERE id = ?1", [u.to_string()], |_| {
+        c.row("SELECT 1 FROM users WHERE id = ?1", [u.to_string()], |_| {
             Ok(())
         })
         .optional()
@@ -267,44 +270,44 @@ fn apply(tx: &Transaction<'_>, g: GroupId, effect: &Effect, now: OffsetDateTime)
     let gs = g.to_string();
     let r = match effect {
         Effect::AddMember { user, role } => {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO memberships (group_id, user_id, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
                 params![gs, user.to_string(), role.as_str(), ms(now)],
             )
-            .and_then(|_| tx.execute("UPDATE groups SET member_count = member_count + 1 WHERE id = ?1", [&gs]))
+            .and_then(|_| tx.exec("UPDATE groups SET member_count = member_count + 1 WHERE id = ?1", [&gs]))
         }
         Effect::RemoveMember { user } => tx
-            .execute("DELETE FROM memberships WHERE group_id = ?1 AND user_id = ?2", [&gs, &user.to_string()])
-            .and_then(|n| tx.execute("UPDATE groups SET member_count = member_count - ?2 WHERE id = ?1", params![gs, n as i64])),
-        Effect::SetRole { user, role } => tx.execute(
+            .exec("DELETE FROM memberships WHERE group_id = ?1 AND user_id = ?2", [&gs, &user.to_string()])
+            .and_then(|n| tx.exec("UPDATE groups SET member_count = member_count - ?2 WHERE id = ?1", params![gs, n as i64])),
+        Effect::SetRole { user, role } => tx.exec(
             "UPDATE memberships SET role = ?3 WHERE group_id = ?1 AND user_id = ?2",
             params![gs, user.to_string(), role.as_str()],
         ),
-        Effect::SetOwner { user } => tx.execute("UPDATE groups SET owner_id = ?2 WHERE id = ?1", [&gs, &user.to_string()]),
-        Effect::AddRequest { user } => tx.execute(
+        Effect::SetOwner { user } => tx.exec("UPDATE groups SET owner_id = ?2 WHERE id = ?1", [&gs, &user.to_string()]),
+        Effect::AddRequest { user } => tx.exec(
             "INSERT INTO join_requests (group_id, user_id, requested_at) VALUES (?1, ?2, ?3)",
             params![gs, user.to_string(), ms(now)],
         ),
         Effect::RemoveRequest { user } => {
-            tx.execute("DELETE FROM join_requests WHERE group_id = ?1 AND user_id = ?2", [&gs, &user.to_string()])
+            tx.exec("DELETE FROM join_requests WHERE group_id = ?1 AND user_id = ?2", [&gs, &user.to_string()])
         }
-        Effect::AddBan { user, by } => tx.execute(
+        Effect::AddBan { user, by } => tx.exec(
             "INSERT OR IGNORE INTO bans (group_id, user_id, banned_by, banned_at) VALUES (?1, ?2, ?3, ?4)",
             params![gs, user.to_string(), by.to_string(), ms(now)],
         ),
         Effect::RemoveBan { user } => {
-            tx.execute("DELETE FROM bans WHERE group_id = ?1 AND user_id = ?2", [&gs, &user.to_string()])
+            tx.exec("DELETE FROM bans WHERE group_id = ?1 AND user_id = ?2", [&gs, &user.to_string()])
         }
-        Effect::SetCooldown { user, until } => tx.execute(
+        Effect::SetCooldown { user, until } => tx.exec(
             "INSERT INTO cooldowns (group_id, user_id, until) VALUES (?1, ?2, ?3)
              ON CONFLICT (group_id, user_id) DO UPDATE SET until = excluded.until",
             params![gs, user.to_string(), ms(*until)],
         ),
         Effect::DeleteGroup => {
             for table in ["memberships", "join_requests", "bans", "cooldowns", "messages"] {
-                tx.execute(&format!("DELETE FROM {table} WHERE group_id = ?1"), [&gs]).map_err(db)?;
+                tx.exec(&format!("DELETE FROM {table} WHERE group_id = ?1"), [&gs]).map_err(db)?;
             }
-            tx.execute("DELETE FROM groups WHERE id = ?1", [&gs])
+            tx.exec("DELETE FROM groups WHERE id = ?1", [&gs])
         }
     };
     r.map(|_| ()).map_err(db)
@@ -340,7 +343,7 @@ fn find_message(
     where_: &str,
     args: &[&dyn rusqlite::ToSql],
 ) -> AppResult<Option<StoredMessage>> {
-    c.query_row(
+    c.row(
         &format!("SELECT {MESSAGE_COLS} FROM messages WHERE {where_}"),
         args,
         message_row,
@@ -352,7 +355,7 @@ fn find_message(
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> AppResult<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db))
+        self.read(|c| c.row("SELECT 1", [], |_| Ok(())).map_err(db))
             .await
     }
 
@@ -369,10 +372,10 @@ impl Store for SqliteStore {
         let now = ms(now);
         self.write(move |tx| {
             let refresh_tokens = tx
-                .execute("DELETE FROM refresh_tokens WHERE expires_at <= ?1", [now])
+                .exec("DELETE FROM refresh_tokens WHERE expires_at <= ?1", [now])
                 .map_err(db)? as u64;
             let cooldowns = tx
-                .execute("DELETE FROM cooldowns WHERE until <= ?1", [now])
+                .exec("DELETE FROM cooldowns WHERE until <= ?1", [now])
                 .map_err(db)? as u64;
             Ok(Purged {
                 refresh_tokens,
@@ -385,7 +388,7 @@ impl Store for SqliteStore {
     async fn create_user(&self, user: &UserRecord) -> AppResult<()> {
         let u = user.clone();
         self.write(move |tx| {
-            let r = tx.execute(
+            let r = tx.exec(
                 "INSERT INTO users (id, username, username_canon, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![u.id.to_string(), u.username.as_str(), u.username.canonical(), u.password_hash, ms(u.created_at)],
             );
@@ -403,7 +406,7 @@ impl Store for SqliteStore {
     async fn user_by_username(&self, username: &Username) -> AppResult<Option<UserRecord>> {
         let canon = username.canonical();
         self.read(move |c| {
-            c.query_row(
+            c.row(
                 "SELECT id, username, password_hash, created_at FROM users WHERE username_canon = ?1",
                 [canon],
                 user_row,
@@ -416,7 +419,7 @@ impl Store for SqliteStore {
 
     async fn user_by_id(&self, uid: UserId) -> AppResult<Option<UserRecord>> {
         self.read(move |c| {
-            c.query_row(
+            c.row(
                 "SELECT id, username, password_hash, created_at FROM users WHERE id = ?1",
                 [uid.to_string()],
                 user_row,
@@ -430,7 +433,7 @@ impl Store for SqliteStore {
     async fn insert_refresh_token(&self, t: &RefreshTokenRecord) -> AppResult<()> {
         let t = t.clone();
         self.write(move |tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO refresh_tokens (hash, user_id, family_id, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![&t.hash.0[..], t.user_id.to_string(), t.family_id, ms(t.issued_at), ms(t.expires_at)],
             )
@@ -449,7 +452,7 @@ impl Store for SqliteStore {
         let (presented, next) = (presented.clone(), next.clone());
         self.write(move |tx| {
             let row = tx
-                .query_row(
+                .row(
                     "SELECT user_id, family_id, expires_at, spent, revoked FROM refresh_tokens WHERE hash = ?1",
                     [&presented.0[..]],
                     |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, bool>(3)?, r.get::<_, bool>(4)?)),
@@ -462,11 +465,11 @@ impl Store for SqliteStore {
                 return Ok(Rotation::Invalid);
             }
             if spent {
-                tx.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?1", [&family]).map_err(db)?;
+                tx.exec("UPDATE refresh_tokens SET revoked = 1 WHERE family_id = ?1", [&family]).map_err(db)?;
                 return Ok(Rotation::ReuseDetected { user_id });
             }
-            tx.execute("UPDATE refresh_tokens SET spent = 1 WHERE hash = ?1", [&presented.0[..]]).map_err(db)?;
-            tx.execute(
+            tx.exec("UPDATE refresh_tokens SET spent = 1 WHERE hash = ?1", [&presented.0[..]]).map_err(db)?;
+            tx.exec(
                 "INSERT INTO refresh_tokens (hash, user_id, family_id, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![&next.hash.0[..], user_id.to_string(), family, ms(next.issued_at), ms(next.expires_at)],
             )
@@ -480,7 +483,7 @@ impl Store for SqliteStore {
         let presented = presented.clone();
         self.write(move |tx| {
             let n = tx
-                .execute(
+                .exec(
                     "UPDATE refresh_tokens SET revoked = 1 WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE hash = ?1)",
                     [&presented.0[..]],
                 )
@@ -493,13 +496,13 @@ impl Store for SqliteStore {
     async fn create_group(&self, g: &GroupRecord) -> AppResult<()> {
         let g = g.clone();
         self.write(move |tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO groups (id, name, name_lower, description, visibility, owner_id, member_count, max_members, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8)",
                 params![g.id.to_string(), g.name, g.name.to_lowercase(), g.description, g.visibility.as_str(), g.owner_id.to_string(), g.max_members, ms(g.created_at)],
             )
             .map_err(db)?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO memberships (group_id, user_id, role, joined_at) VALUES (?1, ?2, 'owner', ?3)",
                 params![g.id.to_string(), g.owner_id.to_string(), ms(g.created_at)],
             )
@@ -746,7 +749,7 @@ impl Store for SqliteStore {
     ) -> AppResult<Option<MessageId>> {
         let cmid = cmid.to_owned();
         self.read(move |c| {
-            c.query_row(
+            c.row(
                 "SELECT id FROM messages WHERE group_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3",
                 params![gid.to_string(), sender.to_string(), cmid],
                 |r| id(r.get(0)?),
@@ -775,7 +778,7 @@ impl Store for SqliteStore {
                         continue;
                     }
                 let seq: Option<i64> = tx
-                    .query_row("UPDATE groups SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq", [&g], |r| r.get(0))
+                    .row("UPDATE groups SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq", [&g], |r| r.get(0))
                     .optional()
                     .map_err(db)?;
                 let Some(seq) = seq else {
@@ -862,7 +865,7 @@ impl Store for SqliteStore {
         let (old, new) = (old.to_vec(), new.to_vec());
         self.write(move |tx| {
             let n = tx
-                .execute(
+                .exec(
                     "UPDATE messages SET envelope = ?4 WHERE group_id = ?1 AND seq = ?2 AND envelope = ?3",
                     params![group.to_string(), i64::try_from(seq).unwrap_or(i64::MAX), old, new],
                 )
@@ -895,7 +898,7 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             }
             // Retention: the index on `at` makes this a short range scan of expired rows.
-            tx.execute("DELETE FROM audit_events WHERE at < ?1", [cutoff])
+            tx.exec("DELETE FROM audit_events WHERE at < ?1", [cutoff])
                 .map_err(db)?;
             Ok(())
         })
