@@ -1,10 +1,12 @@
 //! Abuse limits on groups: one account cannot flood owners with join requests or the store with
 //! groups (`CONCLAVE_GROUP_ACTIONS_PER_USER`), nor belong to unboundedly many groups
 //! (`CONCLAVE_MAX_GROUPS_PER_USER`). A refusal changes nothing and shows in the metrics.
+//! In cluster mode every limit is one budget for the whole cluster, whichever process is asked.
 //! (Logins, sends, socket events, bodies and frames have their tests beside their features.)
 
 mod common;
 
+use common::cluster::{Cluster, NodeApi, Options};
 use common::{Reply, TestApp, TestUser};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -163,4 +165,91 @@ async fn a_user_belongs_to_at_most_the_configured_number_of_groups() {
     assert_eq!(post(&app, &dave, &approve, json!({})).await.status, 200);
     assert_eq!(my_group_count(&app, &bob).await, 2);
     assert!(refused(&app, "groups_per_user").await >= 3.0);
+}
+
+/// A client cannot multiply its budget by spreading requests over the processes behind the
+/// ingress: logins, sends and group actions count in Redis, once for the whole cluster.
+#[tokio::test]
+async fn abuse_limits_are_one_budget_across_processes() {
+    let budget = [
+        "CONCLAVE_LOGIN_MAX_PER_ACCOUNT",
+        "CONCLAVE_MESSAGES_PER_USER",
+        "CONCLAVE_GROUP_ACTIONS_PER_USER",
+    ];
+    let cluster = Cluster::start_with(
+        2,
+        Options {
+            env: budget
+                .iter()
+                .map(|k| (*k, "4".to_owned()))
+                .chain([
+                    ("CONCLAVE_LOGIN_WINDOW", "1h".to_owned()),
+                    ("CONCLAVE_MESSAGES_WINDOW", "1h".to_owned()),
+                    ("CONCLAVE_GROUP_ACTIONS_WINDOW", "1h".to_owned()),
+                ])
+                .collect(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let apis: Vec<NodeApi> = cluster
+        .nodes
+        .iter()
+        .map(|n| NodeApi::new(&n.base))
+        .collect();
+    // Four of each go through, alternating between the two processes; the fifth is refused.
+    let four_then_429 = |what: &str, results: Vec<(u16, serde_json::Value)>, ok: u16| {
+        for (i, (s, b)) in results.iter().enumerate() {
+            let want = if i < 4 { ok } else { 429 };
+            assert_eq!(*s, want, "{what} #{}: {b}", i + 1);
+        }
+        assert_eq!(results[4].1["code"], "rate_limited", "{what}");
+    };
+
+    let name = common::unique("lim");
+    let (s, _) = apis[0]
+        .call(
+            Method::POST,
+            "/auth/register",
+            None,
+            Some(json!({"username": name, "password": "right-password"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let mut logins = Vec::new();
+    for i in 0..5 {
+        let wrong = json!({"username": name, "password": "wrong-password"});
+        logins.push(
+            apis[i % 2]
+                .call(Method::POST, "/auth/login", None, Some(wrong))
+                .await,
+        );
+    }
+    four_then_429("failed login", logins, 401);
+
+    let u = apis[0].user().await;
+    let mut creates = Vec::new();
+    for i in 0..5 {
+        let body = json!({"name": format!("g{i}"), "visibility": "open"});
+        creates.push(
+            apis[i % 2]
+                .call(Method::POST, "/groups", Some(&u.token), Some(body))
+                .await,
+        );
+    }
+    let gid = creates[0].1["id"].as_str().unwrap().to_owned();
+    four_then_429("group create", creates, 201);
+
+    let mut sends = Vec::new();
+    for i in 0..5 {
+        let body = json!({"content": format!("m{i}")});
+        let path = format!("/groups/{gid}/messages");
+        sends.push(
+            apis[i % 2]
+                .call(Method::POST, &path, Some(&u.token), Some(body))
+                .await,
+        );
+    }
+    four_then_429("send", sends, 202);
+    cluster.cleanup().await;
 }
