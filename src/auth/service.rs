@@ -14,7 +14,7 @@ use crate::audit::{Audit, AuditEvent, AuditKind};
 use crate::config::Settings;
 use crate::domain::{self, Password, UserId, Username};
 use crate::error::{AppError, AppResult};
-use crate::limits::RateLimiter;
+use crate::limits::{self, RateLimiter};
 use crate::ops::metrics as m;
 use crate::store::{RefreshTokenRecord, Rotation, Store, TokenHash, UserRecord};
 
@@ -175,10 +175,7 @@ impl AuthService {
     }
 
     async fn limit(&self, key: &str, limit: crate::config::RateLimit) -> AppResult<()> {
-        self.limiter.hit(key, limit).await.map_err(|retry_after| {
-            metrics::counter!(m::RATE_LIMITED, "limit" => "login").increment(1);
-            AppError::RateLimited { retry_after }
-        })
+        limits::spend(&*self.limiter, key, limit, "login").await
     }
 
     fn new_refresh(

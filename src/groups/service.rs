@@ -10,7 +10,7 @@ use crate::domain::{
 };
 use crate::error::{AppError, AppResult};
 use crate::events::{EventSink, GroupEvent, RemovalReason};
-use crate::limits::RateLimiter;
+use crate::limits::{self, RateLimiter};
 use crate::ops::metrics as m;
 use crate::store::{
     BanRecord, Executed, GroupFilter, GroupRecord, JoinRequestRecord, MemberRecord, Page, Policy,
@@ -212,16 +212,14 @@ impl GroupService {
     /// Creating a group and asking to join one share a per-user budget, so one account cannot
     /// flood owners with join requests or the store with groups.
     async fn spend_group_action(&self, user: UserId) -> AppResult<()> {
-        self.limiter
-            .hit(
-                &format!("group:{user}"),
-                self.settings.group_actions_per_user,
-            )
-            .await
-            .map_err(|retry_after| {
-                metrics::counter!(m::RATE_LIMITED, "limit" => "group_actions").increment(1);
-                AppError::RateLimited { retry_after }
-            })
+        let key = format!("group:{user}");
+        limits::spend(
+            &*self.limiter,
+            &key,
+            self.settings.group_actions_per_user,
+            "group_actions",
+        )
+        .await
     }
 
     /// Refuses a new membership of `user` once they belong to `max_groups_per_user` groups.

@@ -9,6 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::RateLimit;
+use crate::error::{AppError, AppResult};
+use crate::ops::metrics as m;
 
 pub use self::redis::RedisLimiter;
 pub use memory::MemoryLimiter;
@@ -17,4 +19,18 @@ pub use memory::MemoryLimiter;
 pub trait RateLimiter: Send + Sync + 'static {
     /// Count one event for `key`; `Err(retry_after)` when over `limit`.
     async fn hit(&self, key: &str, limit: RateLimit) -> Result<(), Duration>;
+}
+
+/// Counts one event for `key`; over `limit`, the client's `rate_limited` (with the wait) and
+/// `conclave_rate_limited_total{limit=<name>}`.
+pub async fn spend(
+    limiter: &dyn RateLimiter,
+    key: &str,
+    limit: RateLimit,
+    name: &'static str,
+) -> AppResult<()> {
+    limiter.hit(key, limit).await.map_err(|retry_after| {
+        metrics::counter!(m::RATE_LIMITED, "limit" => name).increment(1);
+        AppError::RateLimited { retry_after }
+    })
 }

@@ -9,7 +9,7 @@ use crate::domain::{
     self, ClientMsgId, Content, GroupId, MessageId, UserId, can_read_messages, can_send,
 };
 use crate::error::{AppError, AppResult};
-use crate::limits::RateLimiter;
+use crate::limits::{self, RateLimiter};
 use crate::ops::metrics as m;
 use crate::pipeline::Pipeline;
 use crate::store::{HistoryQuery, NewMessage, Store, StoredMessage};
@@ -97,13 +97,14 @@ impl MessageService {
                 return Ok(id);
             }
         }
-        self.limiter
-            .hit(&format!("send:{sender}"), self.settings.messages_per_user)
-            .await
-            .map_err(|retry_after| {
-                metrics::counter!(m::RATE_LIMITED, "limit" => "message_send").increment(1);
-                AppError::RateLimited { retry_after }
-            })?;
+        let key = format!("send:{sender}");
+        limits::spend(
+            &*self.limiter,
+            &key,
+            self.settings.messages_per_user,
+            "message_send",
+        )
+        .await?;
         let id = match &client_msg_id {
             Some(c) => MessageId::for_client_key(group, sender, c.as_str()),
             None => MessageId::new(),
