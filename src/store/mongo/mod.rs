@@ -37,7 +37,7 @@
 //! | `join_requests`, `bans` | generated | unique `(group_id, user_id)`; `(group_id, <time>, user_id)` for paging |
 //! | `cooldowns` | generated | unique `(group_id, user_id)` |
 //! | `audit_events` | event id | `(group_id, at, _id)` where `group_id` exists; TTL on `at` (`CONCLAVE_AUDIT_RETENTION`) |
-//! | `messages` | message id (so unique) | unique `(group_id, seq)`; unique `(group_id, sender_id, client_msg_id)` where `client_msg_id` exists |
+//! | `messages` | message id (so unique) | unique `(group_id, seq)`; `(group_id, client_key)` for deduplication (`client_key` = `<sender>:<client_msg_id>`, present only when a `client_msg_id` was given) |
 //!
 //! # Shard keys ([`SHARD_KEYS`], applied by [`MongoStore::apply_shard_keys`] on a `mongos`)
 //! - `messages`: `{group_id: 1, seq: 1}`, ranged. A group's history is one contiguous key range,
@@ -49,11 +49,11 @@
 //!   The cost: UUIDv7 group ids increase, so the first messages of *new* groups land in the
 //!   top chunk until it splits; a group's own appends are serialised anyway, and the busy old
 //!   groups are spread.
-//!   On a sharded cluster a unique index must start with the shard key, so there
-//!   `(group_id, sender_id, client_msg_id)` is created non-unique and `_id` (the message id)
-//!   is unique per shard only. Neither weakens deduplication: every append to a group writes
-//!   the group's `last_seq` in the same transaction as its duplicate checks, so two appends to
-//!   one group can never both miss each other's messages.
+//!   On a sharded cluster a unique index must start with the shard key, so there `_id` (the
+//!   message id) is unique per shard only. Deduplication never rests on a unique index: every
+//!   append to a group writes the group's `last_seq` in the same transaction as its duplicate
+//!   checks (by `_id` and by `(group_id, client_key)`), so two appends to one group can never
+//!   both miss each other's messages.
 //! - `memberships`, `join_requests`, `bans`, `cooldowns`: `{group_id: 1, user_id: 1}`. Every
 //!   membership transaction and every member listing names the group, so they stay on one shard
 //!   per collection, and the unique `(group_id, user_id)` index is the shard key index itself.
@@ -332,8 +332,8 @@ impl MongoStore {
     /// Creates every index (and on a `mongos` first the shard keys). Idempotent; the leader
     /// runs it (`ops::maintenance`), the other processes wait for [`Self::indexes_present`].
     pub async fn ensure_indexes(&self) -> anyhow::Result<()> {
-        let sharded = self.apply_shard_keys().await?;
-        for (coll, models) in self.index_plan(sharded) {
+        self.apply_shard_keys().await?;
+        for (coll, models) in self.index_plan() {
             coll.create_indexes(models)
                 .await
                 .with_context(|| format!("indexes of {}", coll.name()))?;
@@ -344,7 +344,7 @@ impl MongoStore {
     /// Whether every index of the plan exists (by the name the server gives it). Shard keys are
     /// applied before the indexes, so this also means they are in place.
     pub async fn indexes_present(&self) -> anyhow::Result<bool> {
-        for (coll, models) in self.index_plan(false) {
+        for (coll, models) in self.index_plan() {
             let names = match coll.list_index_names().await {
                 Ok(n) => n,
                 // A collection that does not exist yet has no indexes.
@@ -364,8 +364,9 @@ impl MongoStore {
         Ok(true)
     }
 
-    /// Every collection's indexes; `sharded` relaxes what a sharded cluster cannot enforce.
-    fn index_plan(&self, sharded: bool) -> Vec<(&Collection<Document>, Vec<IndexModel>)> {
+    /// Every collection's indexes. Each unique one starts with its collection's shard key (or
+    /// its collection is unsharded), so one plan holds on a replica set and a sharded cluster.
+    fn index_plan(&self) -> Vec<(&Collection<Document>, Vec<IndexModel>)> {
         let idx = |keys: Document, unique: bool| {
             IndexModel::builder()
                 .keys(keys)
@@ -422,17 +423,7 @@ impl MongoStore {
                 &c.messages,
                 vec![
                     idx(doc! { "group_id": 1, "seq": 1 }, true),
-                    IndexModel::builder()
-                        .keys(doc! { "group_id": 1, "sender_id": 1, "client_msg_id": 1 })
-                        .options(
-                            IndexOptions::builder()
-                                .unique(!sharded)
-                                .partial_filter_expression(
-                                    doc! { "client_msg_id": { "$exists": true } },
-                                )
-                                .build(),
-                        )
-                        .build(),
+                    idx(doc! { "group_id": 1, "client_key": 1 }, false),
                 ],
             ),
         ]
@@ -851,20 +842,23 @@ async fn append_tx(
         by_id.insert(m.id, m);
     }
     type ClientKey = (GroupId, UserId, String);
-    let client_filters: Vec<Bson> = batch
-        .iter()
-        .filter_map(|m| {
-            let cmid = m.client_msg_id.as_ref()?;
-            Some(Bson::Document(doc! {
-                "group_id": m.group_id.to_string(),
-                "sender_id": m.sender_id.to_string(),
-                "client_msg_id": cmid,
-            }))
-        })
-        .collect();
+    // One query per group (a batch usually holds one): equality on the group keeps it on one
+    // shard and on the `(group_id, client_key)` index.
+    let mut client_keys: Vec<(GroupId, Vec<String>)> = Vec::new();
+    for m in batch {
+        let Some(cmid) = &m.client_msg_id else {
+            continue;
+        };
+        let key = docs::client_key(m.sender_id, cmid);
+        match client_keys.iter_mut().find(|(g, _)| *g == m.group_id) {
+            Some((_, keys)) => keys.push(key),
+            None => client_keys.push((m.group_id, vec![key])),
+        }
+    }
     let mut by_client: HashMap<ClientKey, StoredMessage> = HashMap::new();
-    if !client_filters.is_empty() {
-        for d in collect(&c.messages, s, doc! { "$or": client_filters }).await? {
+    for (gid, keys) in client_keys {
+        let filter = doc! { "group_id": gid.to_string(), "client_key": { "$in": keys } };
+        for d in collect(&c.messages, s, filter).await? {
             let m = docs::message(&d)?;
             if let Some(cmid) = m.client_msg_id.clone() {
                 by_client.insert((m.group_id, m.sender_id, cmid), m);
@@ -1422,8 +1416,7 @@ impl Store for MongoStore {
             .messages
             .find_one(doc! {
                 "group_id": group.to_string(),
-                "sender_id": sender.to_string(),
-                "client_msg_id": client_msg_id,
+                "client_key": docs::client_key(sender, client_msg_id),
             })
             .projection(doc! { "_id": 1 })
             .await
