@@ -38,7 +38,7 @@ use worker::Tally;
 const USAGE: &str = "usage: bench --url http://IP:PORT[,http://IP:PORT..] [--pid PID[,PID..]] \
 [--label NAME] [--conclave] [--sockets N] [--group-size M] [--senders S] [--rate MSG_PER_S] \
 [--duration SECS] [--grace SECS: end once no delivery came for this long] \
-[--no-client-msg-id] [--workers K: generator processes, whole groups each] [--sources K: source addresses, split \
+[--no-client-msg-id] [--placement socket|group] [--workers K: generator processes, whole groups each] [--sources K: source addresses, split \
 over the workers] [--connect-concurrency C] [--setup-concurrency C] [--header]";
 
 /// Clients a worker should hold at most (20,000 open files per process here).
@@ -63,6 +63,8 @@ pub struct Args {
     header: bool,
     /// Senders name their messages with a `client_msg_id` (off: `--no-client-msg-id`).
     client_msg_id: bool,
+    /// Whole groups per server process (`--placement group`) instead of sockets round-robin.
+    group_placement: bool,
     workers: usize,
     /// Internal: this process is a worker for the clients `range` of run `run`.
     worker: bool,
@@ -73,6 +75,17 @@ pub struct Args {
 impl Args {
     fn group_of(&self, k: usize) -> usize {
         k / self.group_size
+    }
+
+    /// The server process client `k` connects to: round-robin over sockets, so every group
+    /// spans every process, or (`--placement group`) over groups, so each group lives on one.
+    fn target_of(&self, k: usize) -> SocketAddr {
+        let i = if self.group_placement {
+            self.group_of(k)
+        } else {
+            k
+        };
+        self.targets[i % self.targets.len()]
     }
 
     fn group_count(&self) -> usize {
@@ -103,6 +116,7 @@ fn parse_args() -> Result<Args, String> {
         setup_concurrency: 16,
         header: false,
         client_msg_id: true,
+        group_placement: false,
         workers: 0,
         worker: false,
         range: 0..0,
@@ -139,6 +153,13 @@ fn parse_args() -> Result<Args, String> {
             "--conclave" => a.conclave = true,
             "--header" => a.header = true,
             "--no-client-msg-id" => a.client_msg_id = false,
+            "--placement" => {
+                a.group_placement = match val()?.as_str() {
+                    "group" => true,
+                    "socket" => false,
+                    v => return Err(format!("--placement: socket or group, not {v}")),
+                }
+            }
             "--sockets" => a.sockets = num(val()?)? as usize,
             "--group-size" => a.group_size = num(val()?)? as usize,
             "--senders" => a.senders = num(val()?)? as usize,
@@ -296,6 +317,9 @@ fn spawn_worker(a: &Args, range: Range<usize>, w: usize, k: usize) -> Result<Wor
     if a.conclave {
         cmd.arg("--conclave");
     }
+    if a.group_placement {
+        cmd.args(["--placement", "group"]);
+    }
     if !a.client_msg_id {
         cmd.arg("--no-client-msg-id");
     }
@@ -342,15 +366,20 @@ async fn coordinate(a: Args) -> Result<(), String> {
             .ok_or(format!("bad line from a worker: {l}"))?;
     }
     let connect_secs = t_connect.elapsed().as_secs_f64();
-    // Let allocations settle before reading the idle RSS.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let allocations settle before reading the idle RSS; the CPU spent meanwhile is the
+    // servers' idle cost (heartbeats, timers), which the per-process figures below show.
+    let idle0 = procfs::each_cpu(&a.pids);
+    let idle_window = Duration::from_secs(2);
+    tokio::time::sleep(idle_window).await;
+    let idle = procfs::per_sec(&idle0, &procfs::each_cpu(&a.pids), idle_window.as_secs_f64());
     let rss_idle = procfs::total_rss(&a.pids);
     eprintln!(
         "bench: {}: {connected}/{} sockets connected by {k} generator process(es) in {connect_secs:.1}s; sending for {}s",
         a.label, a.sockets, a.duration
     );
 
-    let cpu0 = procfs::total_cpu(&a.pids);
+    let cpu0 = procfs::each_cpu(&a.pids);
+    let t_send = Instant::now();
     for w in &mut ws {
         w.say("send").await?;
     }
@@ -363,7 +392,23 @@ async fn coordinate(a: Args) -> Result<(), String> {
         w.hear("drained", Duration::from_secs(120)).await?;
     }
     let drain_secs = drain.elapsed().as_secs_f64();
-    let cpu = procfs::total_cpu(&a.pids) - cpu0;
+    let cpu1 = procfs::each_cpu(&a.pids);
+    let busy = procfs::per_sec(&cpu0, &cpu1, t_send.elapsed().as_secs_f64());
+    let cpu: f64 = cpu1.iter().zip(&cpu0).map(|(b, a)| b - a).sum();
+    if a.pids.len() > 1 {
+        let pct = |v: &[f64]| {
+            v.iter()
+                .map(|c| format!("{:.1}%", c * 100.0))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        eprintln!(
+            "bench: {}: CPU per server process, idle: {}; sending: {}",
+            a.label,
+            pct(&idle),
+            pct(&busy)
+        );
+    }
     let mut total = Tally::default();
     for w in &mut ws {
         w.say("stop").await?;

@@ -24,8 +24,14 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-pub fn total_cpu(pids: &[u32]) -> f64 {
-    pids.iter().map(|p| cpu_secs(*p)).sum()
+/// CPU seconds of each process, in order.
+pub fn each_cpu(pids: &[u32]) -> Vec<f64> {
+    pids.iter().map(|p| cpu_secs(*p)).collect()
+}
+
+/// CPU seconds per second of each process between two readings `secs` apart.
+pub fn per_sec(before: &[f64], after: &[f64], secs: f64) -> Vec<f64> {
+    before.iter().zip(after).map(|(b, a)| (a - b) / secs).collect()
 }
 
 pub fn total_rss(pids: &[u32]) -> u64 {

@@ -298,7 +298,7 @@ pub async fn run(a: Args) -> Result<(), String> {
         let permit = gate.clone().acquire_owned().await.expect("never closed");
         let spec = Spec {
             idx: k as u32,
-            target: a.targets[k % a.targets.len()],
+            target: a.target_of(k),
             source: a.source(k),
             auth: plan.auth[k - r.start].clone(),
             group: plan.group(&a, k),
