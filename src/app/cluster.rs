@@ -1,4 +1,4 @@
-//! The cluster engine's wiring: MongoDB store, RabbitMQ pipeline, Redis for the Socket.IO adapter
+//! The cluster engine's wiring: MongoDB store, RabbitMQ pipeline, Redis for the real-time fan-out
 //! and shared rate limits. Start-up waits for each dependency with backoff, saying what it waits
 //! for; once running, each one is supervised and reported by `/readyz`.
 
@@ -11,8 +11,7 @@ use crate::events::EventSink;
 use crate::limits::{RateLimiter, RedisLimiter};
 use crate::ops::health::{PipelineProbe, Probe, RedisProbe, StoreProbe};
 use crate::pipeline::{AmqpPipeline, AmqpSettings, Pipeline};
-use crate::realtime::redis_driver::{ResilientRedisDriver, with_resp3};
-use crate::realtime::{self, Realtime};
+use crate::realtime::{self, Fanout, Realtime};
 use crate::store::Store;
 use crate::store::mongo::MongoStore;
 
@@ -79,15 +78,20 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<Built> {
         redis::aio::ConnectionManager::new_with_config(client, config).await
     })
     .await;
-    let driver = wait_for("redis (adapter)", || {
-        ResilientRedisDriver::connect(&redis_url, c.shutdown.clone())
-    })
-    .await;
     let limiter: Arc<dyn RateLimiter> =
         Arc::new(RedisLimiter::new(redis.clone(), &s.cluster_prefix));
 
-    let (layer, io) = realtime::cluster_layer(c.socket_settings(), driver, &s.cluster_prefix);
-    let events: Arc<dyn EventSink> = Arc::new(Realtime::new(io.clone(), c.keyring.clone()));
+    let (layer, io) = realtime::layer(c.socket_settings());
+    let fanout = wait_for("redis (fan-out)", || {
+        Fanout::redis(
+            io.clone(),
+            &redis_url,
+            &s.cluster_prefix,
+            c.shutdown.clone(),
+        )
+    })
+    .await;
+    let events: Arc<dyn EventSink> = Arc::new(Realtime::new(fanout.clone(), c.keyring.clone()));
     let pipeline: Arc<dyn Pipeline> = Arc::new(AmqpPipeline::start(
         AmqpSettings {
             url: s.amqp_url.clone(),
@@ -109,9 +113,7 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<Built> {
         limiter,
         probes,
     })?;
-    realtime::register(&io, state.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("Socket.IO Redis adapter: {e}"))?;
+    realtime::register(&io, state.clone(), fanout);
     realtime::handlers::spawn_expiry_sweep(io.clone(), c.shutdown.clone());
     let close_sockets: CloseSockets = Box::new(move || Box::pin(async move { io.close().await }));
     Ok(Built {
@@ -124,4 +126,16 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<Built> {
         close_sockets,
         leader,
     })
+}
+
+/// The URL with `protocol=resp3` unless it names a protocol already (pub/sub on a multiplexed
+/// connection needs RESP3).
+fn with_resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
 }

@@ -137,8 +137,9 @@ async fn standalone(c: &Common) -> anyhow::Result<Built> {
         c.draining.clone(),
     );
     let leader = tokio::spawn(leader);
-    let (layer, io) = realtime::local_layer(c.socket_settings());
-    let events: Arc<dyn EventSink> = Arc::new(Realtime::new(io.clone(), c.keyring.clone()));
+    let (layer, io) = realtime::layer(c.socket_settings());
+    let fanout = realtime::Fanout::local(io.clone());
+    let events: Arc<dyn EventSink> = Arc::new(Realtime::new(fanout.clone(), c.keyring.clone()));
     let pipeline: Arc<dyn Pipeline> = Arc::new(LocalPipeline::start(
         store.clone(),
         events.clone(),
@@ -156,7 +157,7 @@ async fn standalone(c: &Common) -> anyhow::Result<Built> {
         limiter,
         probes,
     })?;
-    realtime::register(&io, state.clone());
+    realtime::register(&io, state.clone(), fanout);
     realtime::handlers::spawn_expiry_sweep(io.clone(), c.shutdown.clone());
     let close_sockets: CloseSockets = Box::new(move || Box::pin(async move { io.close().await }));
     Ok(Built {

@@ -46,6 +46,10 @@ pub const MESSAGES_DEAD_LETTERED: &str = "conclave_messages_dead_lettered_total"
 pub const STORE_BATCH_LATENCY: &str = "conclave_store_batch_duration_seconds";
 pub const DEAD_LETTER_DEPTH: &str = "conclave_pipeline_dead_letter_messages";
 pub const ADAPTER_RECONNECTS: &str = "conclave_adapter_reconnects_total";
+/// Groups whose Redis channel this process subscribes (it holds a socket of a member).
+pub const FANOUT_GROUP_CHANNELS: &str = "conclave_fanout_group_channels";
+/// Frames read from the fan-out channels, by `channel` (`group`, `members`).
+pub const FANOUT_FRAMES_IN: &str = "conclave_fanout_frames_received_total";
 pub const TOKIO_WORKERS: &str = "conclave_tokio_workers";
 pub const TOKIO_ALIVE_TASKS: &str = "conclave_tokio_alive_tasks";
 pub const TOKIO_GLOBAL_QUEUE: &str = "conclave_tokio_global_queue_depth";
@@ -180,6 +184,14 @@ fn describe() {
     describe_counter!(
         RECORDS_PURGED,
         "Expired records deleted by the leader's retention job, by kind"
+    );
+    describe_gauge!(
+        FANOUT_GROUP_CHANNELS,
+        "Groups whose Redis fan-out channel this process subscribes (cluster)"
+    );
+    describe_counter!(
+        FANOUT_FRAMES_IN,
+        "Frames read from the Redis fan-out channels, by channel (group, members)"
     );
 }
 

@@ -8,15 +8,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
-use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
-use socketioxide_core::adapter::DefinedAdapter;
 use tokio_util::sync::CancellationToken;
 
 use super::rate::Bucket;
-use super::{group_room, user_room};
+use super::{Fanout, GroupEmit, group_room, user_room};
 use crate::app::AppState;
 use crate::config::RateLimit;
 use crate::domain::{ClientMsgId, Content, GroupId, Limit, UserId, can_send};
@@ -74,11 +72,10 @@ impl std::fmt::Display for Unavailable {
     }
 }
 
-/// Registers the namespace; with the Redis adapter the returned value is a future that resolves
-/// once the adapter has subscribed.
-pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, state: AppState) -> A::InitRes {
+/// Registers the namespace: authentication, then rooms (through `fanout`) and event handlers.
+pub fn register(io: &SocketIo, state: AppState, fanout: Fanout) {
     let st = state.clone();
-    let authenticate = move |s: SocketRef<A>, TryData(auth): TryData<Value>| {
+    let authenticate = move |s: SocketRef, TryData(auth): TryData<Value>| {
         let st = st.clone();
         async move {
             let token = auth
@@ -134,19 +131,26 @@ pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, state: AppState) 
     };
     // One shared copy: every socket's handlers hold a pointer to it, not a clone of the state
     // (about 0.7 KiB per handler per socket).
-    let st = Arc::new(state);
-    let set_up = move |s: SocketRef<A>| set_up(st.clone(), s);
+    let st = Arc::new(Ctx { st: state, fanout });
+    let set_up = move |s: SocketRef| set_up(st.clone(), s);
     // Middlewares run before the CONNECT ack is sent, the connect handler only after it (in a
     // task of its own). So the rooms and event handlers are set up in a middleware: a client may
     // emit, and must receive, the moment it is told it is connected.
     io.ns(
         "/",
-        (async |_: SocketRef<A>| {}).with(set_up).with(authenticate),
-    )
+        (async |_: SocketRef| {}).with(set_up).with(authenticate),
+    );
+}
+
+/// What every socket's handlers share.
+struct Ctx {
+    st: AppState,
+    fanout: Fanout,
 }
 
 /// The socket's rooms and event handlers, once authenticated.
-async fn set_up<A: Adapter>(st: Arc<AppState>, s: SocketRef<A>) -> Result<(), Unavailable> {
+async fn set_up(ctx: Arc<Ctx>, s: SocketRef) -> Result<(), Unavailable> {
+    let st = &ctx.st;
     let Some(user) = s.extensions.get::<SocketUser>() else {
         return Err(Unavailable);
     };
@@ -154,12 +158,16 @@ async fn set_up<A: Adapter>(st: Arc<AppState>, s: SocketRef<A>) -> Result<(), Un
     // reading the groups afterwards cannot miss one. A second read closes the window in which a
     // removal committed between the first read and the joins.
     s.join(user_room(user.id));
-    match st.store.group_ids_of_user(user.id).await {
-        Ok(groups) => s.join(groups.iter().map(|g| group_room(*g)).collect::<Vec<_>>()),
+    let groups = match st.store.group_ids_of_user(user.id).await {
+        Ok(groups) => groups,
         Err(e) => {
             tracing::warn!(error = %e, "cannot load groups of a connecting socket");
             return Err(Unavailable);
         }
+    };
+    if let Err(e) = ctx.fanout.enter(&s, &groups).await {
+        tracing::warn!(error = %e, "cannot subscribe the groups of a connecting socket");
+        return Err(Unavailable);
     }
     if let Ok(now) = st.store.group_ids_of_user(user.id).await {
         for room in s.rooms() {
@@ -178,14 +186,14 @@ async fn set_up<A: Adapter>(st: Arc<AppState>, s: SocketRef<A>) -> Result<(), Un
             .increment(1);
     });
 
-    let st1 = st.clone();
+    let st1 = ctx.clone();
     s.on(
         "message:send",
-        move |s: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
+        move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
             let st = st1.clone();
             async move {
                 let res = match guard(&s, "message:send") {
-                    Ok(user) => send(&st, user, data.ok())
+                    Ok(user) => send(&st.st, user, data.ok())
                         .await
                         .map(|id| json!({"ok": true, "id": id})),
                     Err(e) => Err(e),
@@ -194,14 +202,14 @@ async fn set_up<A: Adapter>(st: Arc<AppState>, s: SocketRef<A>) -> Result<(), Un
             }
         },
     );
-    let st2 = st.clone();
+    let st2 = ctx.clone();
     s.on(
         "group:sync",
-        move |s: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
+        move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
             let st = st2.clone();
             async move {
                 let res = match guard(&s, "group:sync") {
-                    Ok(user) => sync(&st, user, data.ok())
+                    Ok(user) => sync(&st.st, user, data.ok())
                         .await
                         .map(|items| json!({"ok": true, "items": items})),
                     Err(e) => Err(e),
@@ -210,14 +218,14 @@ async fn set_up<A: Adapter>(st: Arc<AppState>, s: SocketRef<A>) -> Result<(), Un
             }
         },
     );
-    let st3 = st;
+    let st3 = ctx;
     s.on(
         "typing",
-        move |s: SocketRef<A>, TryData(data): TryData<Value>| {
+        move |s: SocketRef, TryData(data): TryData<Value>| {
             let st = st3.clone();
             async move {
                 if let Ok(user) = guard(&s, "typing")
-                    && let Err(e) = typing(&st, &s, user, data.ok()).await
+                    && let Err(e) = typing(&st, user, data.ok()).await
                 {
                     tracing::debug!(error = %e, "typing not relayed");
                 }
@@ -241,7 +249,7 @@ fn disconnect_reason(r: DisconnectReason) -> &'static str {
 }
 
 /// Token still valid and within the per-socket event budget.
-fn guard<A: Adapter>(s: &SocketRef<A>, event: &'static str) -> AppResult<UserId> {
+fn guard(s: &SocketRef, event: &'static str) -> AppResult<UserId> {
     metrics::counter!(m::SOCKET_EVENTS_IN, "event" => event).increment(1);
     let user = s
         .extensions
@@ -265,7 +273,7 @@ fn guard<A: Adapter>(s: &SocketRef<A>, event: &'static str) -> AppResult<UserId>
     Ok(user.id)
 }
 
-fn reply<A: Adapter>(s: &SocketRef<A>, ack: AckSender<A>, res: AppResult<Value>) {
+fn reply(s: &SocketRef, ack: AckSender, res: AppResult<Value>) {
     let body = match res {
         Ok(v) => v,
         Err(e) => {
@@ -364,12 +372,8 @@ struct TypingPayload {
     group_id: String,
 }
 
-async fn typing<A: Adapter>(
-    st: &AppState,
-    s: &SocketRef<A>,
-    user: UserId,
-    data: Option<Value>,
-) -> AppResult<()> {
+async fn typing(ctx: &Ctx, user: UserId, data: Option<Value>) -> AppResult<()> {
+    let st = &ctx.st;
     let p: TypingPayload = payload(data)?;
     let group = group_id(&p.group_id)?;
     // One relay per user and group every half second is plenty for an indicator.
@@ -389,18 +393,18 @@ async fn typing<A: Adapter>(
         .await?
         .ok_or(AppError::NotFound)?;
     can_send(g.visibility, &me)?;
-    let res = s
-        .to(group_room(group))
-        .except(user_room(user))
-        .emit("typing", &json!({"group_id": group, "user_id": user}))
+    ctx.fanout
+        .to_group(
+            group,
+            GroupEmit::Typing { from: user },
+            &json!({"group_id": group, "user_id": user}),
+        )
         .await;
-    super::count_drops(res, "typing");
-    metrics::counter!(m::SOCKET_EVENTS_OUT, "event" => "typing").increment(1);
     Ok(())
 }
 
 /// Disconnects sockets whose access token has expired, every few seconds, until shutdown.
-pub fn spawn_expiry_sweep<A: Adapter>(io: SocketIo<A>, stop: CancellationToken) {
+pub fn spawn_expiry_sweep(io: SocketIo, stop: CancellationToken) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {

@@ -1,0 +1,582 @@
+//! How events reach the sockets of a group's members.
+//!
+//! Standalone, [`Fanout`] emits to this process's rooms. In the cluster every group has a Redis
+//! channel, `<prefix>fanout:g:<group id>`, subscribed by exactly the processes that hold a
+//! socket of one of its members; membership changes go on `<prefix>fanout:members`, which every
+//! process subscribes. So a process holding no member of a group receives none of its traffic,
+//! and the cost of a message grows with the processes that deliver it, not with the size of the
+//! cluster. socketioxide's Redis adapter, used before, sent every broadcast to every process
+//! (BENCHMARKS.md, "Scale-out").
+//!
+//! Order: one connection reads both kinds of channel and one task applies what it reads, in the
+//! order Redis published it. A removal published before a message is applied before it on every
+//! process, so a removed user's sockets are out of the room before anything later reaches it.
+//!
+//! The one window: a process subscribes a group's channel when the membership event that needs
+//! it arrives, so a message published in the instant between a join and that subscription (well
+//! under a millisecond, unless the process is overloaded) misses the newcomer's sockets there.
+//! Like any live delivery lost, it shows as a gap in `seq` and `group:sync` fills it.
+//!
+//! Failure: the connection reconnects and re-subscribes every channel by itself, and a heartbeat
+//! makes it notice a dead server within a second. What was published meanwhile is lost to live
+//! sockets (counted); clients notice the gap in `seq` and catch up with `group:sync`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::{FromRedisValue, PushInfo, PushKind};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::SocketRef;
+use tokio::sync::{Mutex, MutexGuard, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{group_room, user_room};
+use crate::domain::{GroupId, UserId};
+use crate::events::{GroupEvent, RemovalReason};
+use crate::ops::metrics as m;
+
+/// Frames read from Redis but not yet applied; beyond this they are dropped (and counted)
+/// rather than grow memory while the process cannot keep up.
+const INBOUND_BUFFER: usize = 4096;
+/// How often channels of groups with no local socket left are unsubscribed.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// An event emitted to a group room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupEmit {
+    MessageNew,
+    /// A member is typing; not sent to the typist's own sockets.
+    Typing {
+        from: UserId,
+    },
+}
+
+impl GroupEmit {
+    fn name(self) -> &'static str {
+        match self {
+            GroupEmit::MessageNew => "message:new",
+            GroupEmit::Typing { .. } => "typing",
+        }
+    }
+}
+
+/// Delivers group events to sockets, in this process or through Redis; cheap to clone.
+#[derive(Clone)]
+pub struct Fanout {
+    io: SocketIo,
+    redis: Option<Arc<Channels>>,
+}
+
+impl Fanout {
+    /// Standalone: rooms live in this process.
+    pub fn local(io: SocketIo) -> Self {
+        Self { io, redis: None }
+    }
+
+    /// Cluster: per-group Redis channels. Connects (`url` must ask for RESP3, which pub/sub on a
+    /// multiplexed connection needs), subscribes the membership channel and starts the reader,
+    /// the heartbeat and the sweep, which end with `stop`.
+    pub async fn redis(
+        io: SocketIo,
+        url: &str,
+        prefix: &str,
+        stop: CancellationToken,
+    ) -> Result<Self, redis::RedisError> {
+        let channels = Channels::connect(url, prefix, io.clone(), stop).await?;
+        Ok(Self {
+            io,
+            redis: Some(channels),
+        })
+    }
+
+    /// Puts a newly connected socket in its groups' rooms, once this process receives their
+    /// traffic. Fails only when Redis cannot be reached (the connection is then refused, and the
+    /// client retries).
+    pub async fn enter(&self, s: &SocketRef, groups: &[GroupId]) -> Result<(), redis::RedisError> {
+        let rooms: Vec<String> = groups.iter().map(|g| group_room(*g)).collect();
+        match &self.redis {
+            None => s.join(rooms),
+            Some(ch) => {
+                // Held until the socket is in the rooms, so the sweep cannot unsubscribe a
+                // channel between the two.
+                let _subscribed = ch.subscribed(groups).await?;
+                s.join(rooms);
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits `payload` as `what` to the sockets of the group's members, wherever they are.
+    pub async fn to_group(&self, group: GroupId, what: GroupEmit, payload: &impl Serialize) {
+        metrics::counter!(m::SOCKET_EVENTS_OUT, "event" => what.name()).increment(1);
+        match &self.redis {
+            None => emit_local(&self.io, group, what, payload).await,
+            Some(ch) => ch.publish_group(&[(group, what, payload)]).await,
+        }
+    }
+
+    /// [`Self::to_group`] for several events, in order (one round trip to Redis).
+    pub async fn to_groups<T: Serialize>(&self, events: &[(GroupId, GroupEmit, T)]) {
+        for (_, what, _) in events {
+            metrics::counter!(m::SOCKET_EVENTS_OUT, "event" => what.name()).increment(1);
+        }
+        match &self.redis {
+            None => {
+                for (group, what, payload) in events {
+                    emit_local(&self.io, *group, *what, payload).await;
+                }
+            }
+            Some(ch) => ch.publish_group(events).await,
+        }
+    }
+
+    /// Moves sockets between rooms and tells them, on every process.
+    pub async fn group_event(&self, ev: GroupEvent) {
+        match &self.redis {
+            None => apply(&self.io, ev, None).await,
+            Some(ch) => ch.publish_members(ev).await,
+        }
+    }
+}
+
+/// Counts what a broadcast could not hand to a socket (full buffer or closed).
+fn count_drops(res: Result<(), socketioxide::BroadcastError>, event: &'static str) {
+    match res {
+        Ok(()) => {}
+        Err(socketioxide::BroadcastError::Socket(errs)) => {
+            metrics::counter!(m::SOCKET_DROPPED, "event" => event).increment(errs.len() as u64);
+        }
+        Err(e) => tracing::warn!(error = %e, event, "broadcast failed"),
+    }
+}
+
+/// Emits to this process's sockets of the group (serialized once for all of them).
+async fn emit_local<T: Serialize + ?Sized>(
+    io: &SocketIo,
+    group: GroupId,
+    what: GroupEmit,
+    payload: &T,
+) {
+    let to = io.local().to(group_room(group));
+    let res = match what {
+        GroupEmit::MessageNew => to.emit(what.name(), payload).await,
+        GroupEmit::Typing { from } => to.except(user_room(from)).emit(what.name(), payload).await,
+    };
+    count_drops(res, what.name());
+}
+
+/// Applies a membership change to this process's sockets; with `channels`, first subscribes
+/// the group's channel if a socket of the user is here.
+async fn apply(io: &SocketIo, ev: GroupEvent, channels: Option<&Channels>) {
+    match ev {
+        GroupEvent::MemberJoined { group, user } => {
+            // Join first, so the newcomer's sockets see their own join and all after it.
+            match channels {
+                Some(ch) if !io.local().to(user_room(user)).sockets().is_empty() => {
+                    match ch.subscribed(&[group]).await {
+                        Ok(_subscribed) => join(io, user, group).await,
+                        // Its sockets stay out of the room; they see the group at their next
+                        // connect (the same as missing this event during an outage).
+                        Err(e) => tracing::warn!(error = %e, "cannot subscribe a group channel"),
+                    }
+                }
+                Some(_) => {}
+                None => join(io, user, group).await,
+            }
+            let res = io
+                .local()
+                .to(group_room(group))
+                .emit(
+                    "group:member_joined",
+                    &json!({"group_id": group, "user_id": user}),
+                )
+                .await;
+            count_drops(res, "group:member_joined");
+        }
+        GroupEvent::MemberLeft { group, user } => {
+            leave(io, user, group).await;
+            let res = io
+                .local()
+                .to(group_room(group))
+                .emit(
+                    "group:member_left",
+                    &json!({"group_id": group, "user_id": user}),
+                )
+                .await;
+            count_drops(res, "group:member_left");
+        }
+        GroupEvent::Removed {
+            group,
+            user,
+            reason,
+        } => {
+            // Out of the room before anything else can be broadcast to it.
+            leave(io, user, group).await;
+            let res = io
+                .local()
+                .to(user_room(user))
+                .emit(
+                    "group:removed",
+                    &json!({"group_id": group, "reason": reason.as_str()}),
+                )
+                .await;
+            count_drops(res, "group:removed");
+        }
+    }
+}
+
+async fn join(io: &SocketIo, user: UserId, group: GroupId) {
+    if let Err(e) = io.local().to(user_room(user)).join(group_room(group)).await {
+        tracing::warn!(error = %e, "joining sockets to a room failed");
+    }
+}
+
+async fn leave(io: &SocketIo, user: UserId, group: GroupId) {
+    if let Err(e) = io
+        .local()
+        .to(user_room(user))
+        .leave(group_room(group))
+        .await
+    {
+        tracing::warn!(error = %e, "removing sockets from a room failed");
+    }
+}
+
+/// A membership change on the members channel.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+enum MemberWire {
+    Joined {
+        g: GroupId,
+        u: UserId,
+    },
+    Left {
+        g: GroupId,
+        u: UserId,
+    },
+    Removed {
+        g: GroupId,
+        u: UserId,
+        r: RemovalWire,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RemovalWire {
+    Banned,
+    Removed,
+    Deleted,
+}
+
+impl From<GroupEvent> for MemberWire {
+    fn from(ev: GroupEvent) -> Self {
+        match ev {
+            GroupEvent::MemberJoined { group, user } => MemberWire::Joined { g: group, u: user },
+            GroupEvent::MemberLeft { group, user } => MemberWire::Left { g: group, u: user },
+            GroupEvent::Removed {
+                group,
+                user,
+                reason,
+            } => MemberWire::Removed {
+                g: group,
+                u: user,
+                r: match reason {
+                    RemovalReason::Banned => RemovalWire::Banned,
+                    RemovalReason::Removed => RemovalWire::Removed,
+                    RemovalReason::Deleted => RemovalWire::Deleted,
+                },
+            },
+        }
+    }
+}
+
+impl From<MemberWire> for GroupEvent {
+    fn from(w: MemberWire) -> Self {
+        match w {
+            MemberWire::Joined { g, u } => GroupEvent::MemberJoined { group: g, user: u },
+            MemberWire::Left { g, u } => GroupEvent::MemberLeft { group: g, user: u },
+            MemberWire::Removed { g, u, r } => GroupEvent::Removed {
+                group: g,
+                user: u,
+                reason: match r {
+                    RemovalWire::Banned => RemovalReason::Banned,
+                    RemovalWire::Removed => RemovalReason::Removed,
+                    RemovalWire::Deleted => RemovalReason::Deleted,
+                },
+            },
+        }
+    }
+}
+
+/// A group channel's frame: a kind byte (`M` message:new, `T` typing, followed by the typist's
+/// 16-byte id), then the JSON payload, serialized once by the publisher.
+fn encode_group_frame(what: GroupEmit, payload: &(impl Serialize + ?Sized)) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(256);
+    match what {
+        GroupEmit::MessageNew => buf.push(b'M'),
+        GroupEmit::Typing { from } => {
+            buf.push(b'T');
+            buf.extend_from_slice(from.as_uuid().as_bytes());
+        }
+    }
+    match serde_json::to_writer(&mut buf, payload) {
+        Ok(()) => Some(buf),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize a group event");
+            None
+        }
+    }
+}
+
+fn decode_group_frame(frame: &[u8]) -> Option<(GroupEmit, Value)> {
+    let (what, json) = match frame.split_first()? {
+        (b'M', rest) => (GroupEmit::MessageNew, rest),
+        (b'T', rest) if rest.len() >= 16 => {
+            let (id, json) = rest.split_at(16);
+            let from = UserId::from_uuid(uuid::Uuid::from_slice(id).ok()?);
+            (GroupEmit::Typing { from }, json)
+        }
+        _ => return None,
+    };
+    Some((what, serde_json::from_slice(json).ok()?))
+}
+
+/// The Redis side: one connection (publishing and subscribed), the set of group channels this
+/// process subscribes, and the reader.
+struct Channels {
+    conn: ConnectionManager,
+    members_chan: String,
+    group_prefix: String,
+    /// Groups whose channel is subscribed. Locked across a subscription and the room joins
+    /// that need it, and across the sweep's check-and-unsubscribe.
+    subscribed: Mutex<HashSet<GroupId>>,
+}
+
+impl Channels {
+    async fn connect(
+        url: &str,
+        prefix: &str,
+        io: SocketIo,
+        stop: CancellationToken,
+    ) -> Result<Arc<Self>, redis::RedisError> {
+        let (tx, rx) = mpsc::channel::<(String, Vec<u8>)>(INBOUND_BUFFER);
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_automatic_resubscription()
+            .set_push_sender(move |msg: PushInfo| {
+                on_push(msg, &tx);
+                Ok::<(), std::convert::Infallible>(())
+            });
+        let mut conn = ConnectionManager::new_with_config(client, config).await?;
+        let members_chan = format!("{prefix}fanout:members");
+        conn.subscribe(members_chan.as_str()).await?;
+        let ch = Arc::new(Self {
+            conn,
+            members_chan,
+            group_prefix: format!("{prefix}fanout:g:"),
+            subscribed: Mutex::new(HashSet::new()),
+        });
+        tokio::spawn(read(ch.clone(), io.clone(), rx, stop.clone()));
+        tokio::spawn(heartbeat(ch.conn.clone(), stop.clone()));
+        tokio::spawn(sweep(ch.clone(), io, stop));
+        Ok(ch)
+    }
+
+    fn group_chan(&self, g: GroupId) -> String {
+        format!("{}{g}", self.group_prefix)
+    }
+
+    /// Subscribes the channels of `groups` not subscribed yet; the guard keeps them so.
+    async fn subscribed(
+        &self,
+        groups: &[GroupId],
+    ) -> Result<MutexGuard<'_, HashSet<GroupId>>, redis::RedisError> {
+        let mut subs = self.subscribed.lock().await;
+        let missing: Vec<GroupId> = groups
+            .iter()
+            .filter(|g| !subs.contains(*g))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            let chans: Vec<String> = missing.iter().map(|g| self.group_chan(*g)).collect();
+            self.conn.clone().subscribe(chans).await?;
+            subs.extend(missing);
+            metrics::gauge!(m::FANOUT_GROUP_CHANNELS).set(subs.len() as f64);
+        }
+        Ok(subs)
+    }
+
+    async fn publish_group<T: Serialize>(&self, events: &[(GroupId, GroupEmit, T)]) {
+        let mut pipe = redis::pipe();
+        for (group, what, payload) in events {
+            if let Some(frame) = encode_group_frame(*what, payload) {
+                pipe.publish(self.group_chan(*group), frame).ignore();
+            }
+        }
+        if let Err(e) = pipe.exec_async(&mut self.conn.clone()).await {
+            metrics::counter!(m::SOCKET_DROPPED, "event" => "fanout_publish")
+                .increment(events.len() as u64);
+            tracing::warn!(error = %e, "group events not published; clients catch up by seq");
+        }
+    }
+
+    async fn publish_members(&self, ev: GroupEvent) {
+        let frame = match serde_json::to_vec(&MemberWire::from(ev)) {
+            Ok(f) => f,
+            Err(e) => return tracing::error!(error = %e, "cannot serialize a membership event"),
+        };
+        let mut pipe = redis::pipe();
+        pipe.publish(&self.members_chan, frame).ignore();
+        if let Err(e) = pipe.exec_async(&mut self.conn.clone()).await {
+            metrics::counter!(m::SOCKET_DROPPED, "event" => "fanout_publish").increment(1);
+            tracing::warn!(error = %e, "membership event not published");
+        }
+    }
+}
+
+/// Runs in the connection's reader: hands published frames to [`read`], never blocking it.
+fn on_push(msg: PushInfo, tx: &mpsc::Sender<(String, Vec<u8>)>) {
+    match msg.kind {
+        PushKind::Message | PushKind::SMessage if msg.data.len() >= 2 => {
+            let mut it = msg.data.into_iter();
+            let (Some(chan), Some(data)) = (it.next(), it.next()) else {
+                return;
+            };
+            let (Ok(chan), Ok(data)) = (
+                String::from_redis_value(chan),
+                Vec::<u8>::from_redis_value(data),
+            ) else {
+                return;
+            };
+            if tx.try_send((chan, data)).is_err() {
+                metrics::counter!(m::SOCKET_DROPPED, "event" => "adapter_inbound").increment(1);
+            }
+        }
+        PushKind::Disconnection => {
+            metrics::counter!(m::ADAPTER_RECONNECTS).increment(1);
+            tracing::warn!("Redis fan-out connection lost; it reconnects and re-subscribes");
+        }
+        _ => {}
+    }
+}
+
+/// Applies frames in the order Redis delivered them.
+async fn read(
+    ch: Arc<Channels>,
+    io: SocketIo,
+    mut rx: mpsc::Receiver<(String, Vec<u8>)>,
+    stop: CancellationToken,
+) {
+    loop {
+        let (chan, data) = tokio::select! {
+            _ = stop.cancelled() => return,
+            item = rx.recv() => match item {
+                Some(item) => item,
+                None => return,
+            },
+        };
+        if chan == ch.members_chan {
+            metrics::counter!(m::FANOUT_FRAMES_IN, "channel" => "members").increment(1);
+            match serde_json::from_slice::<MemberWire>(&data) {
+                Ok(w) => apply(&io, w.into(), Some(&ch)).await,
+                Err(e) => tracing::warn!(error = %e, "unreadable membership frame"),
+            }
+        } else if let Some(group) = chan
+            .strip_prefix(ch.group_prefix.as_str())
+            .and_then(|g| g.parse::<GroupId>().ok())
+        {
+            metrics::counter!(m::FANOUT_FRAMES_IN, "channel" => "group").increment(1);
+            match decode_group_frame(&data) {
+                Some((what, payload)) => emit_local(&io, group, what, &payload).await,
+                None => tracing::warn!(%chan, "unreadable group frame"),
+            }
+        }
+    }
+}
+
+/// A PING a second: a command is what makes the manager notice a dead connection and rebuild it.
+async fn heartbeat(mut conn: ConnectionManager, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let _: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
+    }
+}
+
+/// Unsubscribes the channels of groups none of whose members has a socket here any more.
+async fn sweep(ch: Arc<Channels>, io: SocketIo, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let mut subs = ch.subscribed.lock().await;
+        let idle: Vec<GroupId> = subs
+            .iter()
+            .filter(|g| io.local().to(group_room(**g)).sockets().is_empty())
+            .copied()
+            .collect();
+        if idle.is_empty() {
+            continue;
+        }
+        let chans: Vec<String> = idle.iter().map(|g| ch.group_chan(*g)).collect();
+        match ch.conn.clone().unsubscribe(chans).await {
+            Ok(()) => {
+                for g in &idle {
+                    subs.remove(g);
+                }
+                metrics::gauge!(m::FANOUT_GROUP_CHANNELS).set(subs.len() as f64);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot unsubscribe idle group channels"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_frames_round_trip() {
+        let from = UserId::new();
+        let payload = json!({"group_id": "g", "content": "héllo", "seq": 7});
+        for what in [GroupEmit::MessageNew, GroupEmit::Typing { from }] {
+            let frame = encode_group_frame(what, &payload).unwrap();
+            assert_eq!(decode_group_frame(&frame), Some((what, payload.clone())));
+        }
+        assert_eq!(decode_group_frame(b""), None);
+        assert_eq!(decode_group_frame(b"T\x01\x02"), None);
+        assert_eq!(decode_group_frame(b"X{}"), None);
+    }
+
+    #[test]
+    fn membership_frames_round_trip() {
+        let (group, user) = (GroupId::new(), UserId::new());
+        for ev in [
+            GroupEvent::MemberJoined { group, user },
+            GroupEvent::MemberLeft { group, user },
+            GroupEvent::Removed {
+                group,
+                user,
+                reason: RemovalReason::Banned,
+            },
+        ] {
+            let bytes = serde_json::to_vec(&MemberWire::from(ev.clone())).unwrap();
+            let back: MemberWire = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(GroupEvent::from(back), ev);
+        }
+    }
+}
