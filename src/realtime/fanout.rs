@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
+use socketioxide::operators::BroadcastOperators;
 use tokio::sync::{Mutex, MutexGuard, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -154,6 +155,16 @@ fn count_drops(res: Result<(), socketioxide::BroadcastError>, event: &'static st
     }
 }
 
+/// A room of this process's sockets, or none once the drain's `io.close()` has removed the
+/// namespace (where `SocketIo::local` would panic).
+fn room(io: &SocketIo, room: String) -> Option<BroadcastOperators> {
+    io.of("/").map(|ns| ns.local().to(room))
+}
+
+fn has_sockets(io: &SocketIo, r: String) -> bool {
+    room(io, r).is_some_and(|to| !to.sockets().is_empty())
+}
+
 /// Emits to this process's sockets of the group (serialized once for all of them).
 async fn emit_local<T: Serialize + ?Sized>(
     io: &SocketIo,
@@ -161,12 +172,20 @@ async fn emit_local<T: Serialize + ?Sized>(
     what: GroupEmit,
     payload: &T,
 ) {
-    let to = io.local().to(group_room(group));
+    let Some(to) = room(io, group_room(group)) else {
+        return;
+    };
     let res = match what {
         GroupEmit::MessageNew => to.emit(what.name(), payload).await,
         GroupEmit::Typing { from } => to.except(user_room(from)).emit(what.name(), payload).await,
     };
     count_drops(res, what.name());
+}
+
+async fn emit_room(io: &SocketIo, r: String, event: &'static str, payload: Value) {
+    if let Some(to) = room(io, r) {
+        count_drops(to.emit(event, &payload).await, event);
+    }
 }
 
 /// Applies a membership change to this process's sockets; with `channels`, first subscribes
@@ -176,7 +195,7 @@ async fn apply(io: &SocketIo, ev: GroupEvent, channels: Option<&Channels>) {
         GroupEvent::MemberJoined { group, user } => {
             // Join first, so the newcomer's sockets see their own join and all after it.
             match channels {
-                Some(ch) if !io.local().to(user_room(user)).sockets().is_empty() => {
+                Some(ch) if has_sockets(io, user_room(user)) => {
                     match ch.subscribed(&[group]).await {
                         Ok(_subscribed) => join(io, user, group).await,
                         // Its sockets stay out of the room; they see the group at their next
@@ -187,27 +206,13 @@ async fn apply(io: &SocketIo, ev: GroupEvent, channels: Option<&Channels>) {
                 Some(_) => {}
                 None => join(io, user, group).await,
             }
-            let res = io
-                .local()
-                .to(group_room(group))
-                .emit(
-                    "group:member_joined",
-                    &json!({"group_id": group, "user_id": user}),
-                )
-                .await;
-            count_drops(res, "group:member_joined");
+            let body = json!({"group_id": group, "user_id": user});
+            emit_room(io, group_room(group), "group:member_joined", body).await;
         }
         GroupEvent::MemberLeft { group, user } => {
             leave(io, user, group).await;
-            let res = io
-                .local()
-                .to(group_room(group))
-                .emit(
-                    "group:member_left",
-                    &json!({"group_id": group, "user_id": user}),
-                )
-                .await;
-            count_drops(res, "group:member_left");
+            let body = json!({"group_id": group, "user_id": user});
+            emit_room(io, group_room(group), "group:member_left", body).await;
         }
         GroupEvent::Removed {
             group,
@@ -216,31 +221,23 @@ async fn apply(io: &SocketIo, ev: GroupEvent, channels: Option<&Channels>) {
         } => {
             // Out of the room before anything else can be broadcast to it.
             leave(io, user, group).await;
-            let res = io
-                .local()
-                .to(user_room(user))
-                .emit(
-                    "group:removed",
-                    &json!({"group_id": group, "reason": reason.as_str()}),
-                )
-                .await;
-            count_drops(res, "group:removed");
+            let body = json!({"group_id": group, "reason": reason.as_str()});
+            emit_room(io, user_room(user), "group:removed", body).await;
         }
     }
 }
 
 async fn join(io: &SocketIo, user: UserId, group: GroupId) {
-    if let Err(e) = io.local().to(user_room(user)).join(group_room(group)).await {
+    if let Some(to) = room(io, user_room(user))
+        && let Err(e) = to.join(group_room(group)).await
+    {
         tracing::warn!(error = %e, "joining sockets to a room failed");
     }
 }
 
 async fn leave(io: &SocketIo, user: UserId, group: GroupId) {
-    if let Err(e) = io
-        .local()
-        .to(user_room(user))
-        .leave(group_room(group))
-        .await
+    if let Some(to) = room(io, user_room(user))
+        && let Err(e) = to.leave(group_room(group)).await
     {
         tracing::warn!(error = %e, "removing sockets from a room failed");
     }
@@ -526,7 +523,7 @@ async fn sweep(ch: Arc<Channels>, io: SocketIo, stop: CancellationToken) {
         let mut subs = ch.subscribed.lock().await;
         let idle: Vec<GroupId> = subs
             .iter()
-            .filter(|g| io.local().to(group_room(**g)).sockets().is_empty())
+            .filter(|g| !has_sockets(&io, group_room(**g)))
             .copied()
             .collect();
         if idle.is_empty() {

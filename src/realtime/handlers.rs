@@ -413,7 +413,9 @@ pub fn spawn_expiry_sweep(io: SocketIo, stop: CancellationToken) {
                 _ = tick.tick() => {}
             }
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            for s in io.sockets() {
+            // `io.sockets()` panics once `io.close()` (the drain) has removed the namespace.
+            let Some(ns) = io.of("/") else { return };
+            for s in ns.sockets() {
                 if s.extensions
                     .get::<SocketUser>()
                     .is_some_and(|u| u.exp <= now)
