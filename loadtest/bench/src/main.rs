@@ -38,7 +38,7 @@ use worker::Tally;
 const USAGE: &str = "usage: bench --url http://IP:PORT[,http://IP:PORT..] [--pid PID[,PID..]] \
 [--label NAME] [--conclave] [--sockets N] [--group-size M] [--senders S] [--rate MSG_PER_S] \
 [--duration SECS] [--grace SECS: end once no delivery came for this long] \
-[--no-client-msg-id] [--placement socket|group] [--workers K: generator processes, whole groups each] [--sources K: source addresses, split \
+[--no-client-msg-id] [--placement socket|group] [--sockets-per-user N: divides the group size] [--workers K: generator processes, whole groups each] [--sources K: source addresses, split \
 over the workers] [--connect-concurrency C] [--setup-concurrency C] [--header]";
 
 /// Clients a worker should hold at most (20,000 open files per process here).
@@ -65,6 +65,8 @@ pub struct Args {
     client_msg_id: bool,
     /// Whole groups per server process (`--placement group`) instead of sockets round-robin.
     group_placement: bool,
+    /// Consecutive sockets of one user (its devices); divides `group_size`.
+    sockets_per_user: usize,
     workers: usize,
     /// Internal: this process is a worker for the clients `range` of run `run`.
     worker: bool,
@@ -117,6 +119,7 @@ fn parse_args() -> Result<Args, String> {
         header: false,
         client_msg_id: true,
         group_placement: false,
+        sockets_per_user: 1,
         workers: 0,
         worker: false,
         range: 0..0,
@@ -153,6 +156,7 @@ fn parse_args() -> Result<Args, String> {
             "--conclave" => a.conclave = true,
             "--header" => a.header = true,
             "--no-client-msg-id" => a.client_msg_id = false,
+            "--sockets-per-user" => a.sockets_per_user = num(val()?)? as usize,
             "--placement" => {
                 a.group_placement = match val()?.as_str() {
                     "group" => true,
@@ -192,6 +196,9 @@ fn parse_args() -> Result<Args, String> {
         return Err(
             "need --group-size >= 2, --sockets >= group size, --senders >= 1, --rate > 0".into(),
         );
+    }
+    if a.sockets_per_user == 0 || a.group_size % a.sockets_per_user != 0 {
+        return Err("--sockets-per-user must divide --group-size".into());
     }
     a.senders = a.senders.min(a.group_size);
     if a.workers == 0 {
@@ -320,6 +327,7 @@ fn spawn_worker(a: &Args, range: Range<usize>, w: usize, k: usize) -> Result<Wor
     if a.group_placement {
         cmd.args(["--placement", "group"]);
     }
+    cmd.args(["--sockets-per-user", &a.sockets_per_user.to_string()]);
     if !a.client_msg_id {
         cmd.arg("--no-client-msg-id");
     }

@@ -60,8 +60,9 @@ fn plan_peer(a: &Args) -> Plan {
     }
 }
 
-/// Conclave: one user per socket, registered and logged in; one open group per `group_size`
-/// users, created by its first member and joined by the others.
+/// Conclave: one user per socket (or per `--sockets-per-user` consecutive sockets: one user's
+/// devices), registered and logged in; one open group per `group_size` sockets, created by its
+/// first member and joined by the others.
 async fn plan_conclave(a: &Args) -> Result<Plan, String> {
     let run = &a.run;
     let target = a.targets[0];
@@ -93,7 +94,10 @@ async fn plan_conclave(a: &Args) -> Result<Plan, String> {
         json!({"username": format!("b{run}x{k}"), "password": "bench-password"}).to_string()
     };
     let r = a.range.clone();
-    let reg: Vec<_> = futures_util::stream::iter(r.clone())
+    // A user is named after its first socket.
+    let per = a.sockets_per_user;
+    let users = r.clone().step_by(per);
+    let reg: Vec<_> = futures_util::stream::iter(users.clone())
         .map(|k| {
             call(
                 k,
@@ -109,7 +113,7 @@ async fn plan_conclave(a: &Args) -> Result<Plan, String> {
         .await;
     reg.into_iter().collect::<Result<Vec<_>, _>>()?;
     // By index in the range.
-    let tokens: Vec<String> = futures_util::stream::iter(r.clone())
+    let tokens: Vec<String> = futures_util::stream::iter(users.clone())
         .map(|k| {
             call(
                 k,
@@ -126,7 +130,7 @@ async fn plan_conclave(a: &Args) -> Result<Plan, String> {
         .into_iter()
         .map(|r| r.map(|v| v["access_token"].as_str().unwrap_or_default().to_owned()))
         .collect::<Result<_, _>>()?;
-    let token = |k: usize| tokens[k - r.start].clone();
+    let token = |k: usize| tokens[(k - r.start) / per].clone();
     let gs = groups_of(a, &r);
     let groups: Vec<Arc<str>> = futures_util::stream::iter(gs.clone())
         .map(|g| {
@@ -144,7 +148,7 @@ async fn plan_conclave(a: &Args) -> Result<Plan, String> {
     // concurrent joins go to different groups: joins to one group contend for its document (on
     // MongoDB, write conflicts and retries).
     let m = a.group_size;
-    let mut order: Vec<usize> = r.clone().filter(|k| k % m != 0).collect();
+    let mut order: Vec<usize> = users.clone().filter(|k| k % m != 0).collect();
     order.sort_by_key(|k| (k % m, *k));
     let joins: Vec<_> = futures_util::stream::iter(order)
         .map(|k| {
@@ -160,13 +164,13 @@ async fn plan_conclave(a: &Args) -> Result<Plan, String> {
         a.label,
         r.start,
         r.end,
-        r.len(),
+        users.len(),
         groups.len(),
         t.elapsed().as_secs_f64()
     );
-    let auth = tokens
-        .iter()
-        .map(|t| json!({"token": t}).to_string())
+    let auth = r
+        .clone()
+        .map(|k| json!({"token": token(k)}).to_string())
         .collect();
     Ok(Plan {
         auth,
