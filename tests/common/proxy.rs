@@ -62,12 +62,26 @@ impl FaultProxy {
         if slot.is_some() {
             return;
         }
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.set_reuseaddr(true).unwrap();
-        socket
-            .bind(SocketAddr::from(([127, 0, 0, 1], self.port)))
-            .expect("the proxy port is free again");
-        let listener = socket.listen(1024).unwrap();
+        // The port can stay taken for a moment: by the listener `down` aborted, until the
+        // runtime drops its task, or by a client's own attempt to reach the closed port (a TCP
+        // self-connect, when the kernel picks this very port as the client's ephemeral one;
+        // seen once in CI). Both pass, so retry for a while.
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            let socket = TcpSocket::new_v4().unwrap();
+            socket.set_reuseaddr(true).unwrap();
+            match socket.bind(addr) {
+                Ok(()) => break socket.listen(1024).unwrap(),
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    panic!(
+                        "the proxy port {} is still taken after 10 s: {e}",
+                        self.port
+                    )
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
         let (target, delay, generation, connections) = (
             self.target,
             self.delay.subscribe(),
