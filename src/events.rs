@@ -1,10 +1,14 @@
 //! What happened, for whoever must tell live clients: the realtime layer implements
 //! [`EventSink`]; without it, events go nowhere.
 
+use serde::{Deserialize, Serialize};
+
 use crate::domain::{GroupId, UserId};
 use crate::store::StoredMessage;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Serialized, this is also the cluster's membership frame (`realtime::fanout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RemovalReason {
     Banned,
     Removed,
@@ -21,7 +25,8 @@ impl RemovalReason {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum GroupEvent {
     MemberJoined {
         group: GroupId,

@@ -54,20 +54,11 @@ async fn my_group_count(app: &TestApp, user: &TestUser) -> usize {
 
 /// The value of `conclave_rate_limited_total{limit="<limit>"}`, 0 when absent.
 async fn refused(app: &TestApp, limit: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = format!("conclave_rate_limited_total{{limit=\"{limit}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&series))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0.0)
+    let text = common::metrics_text(&app.url("/metrics")).await;
+    common::metric_value(
+        &text,
+        &format!("conclave_rate_limited_total{{limit=\"{limit}\"}}"),
+    )
 }
 
 #[tokio::test]

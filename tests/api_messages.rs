@@ -603,15 +603,7 @@ async fn metrics_show_each_partitions_queue_depth_and_unacked_messages() {
     let alice = app.user().await;
     let g = app.group(&alice, "open").await;
     app.send(&g, &alice, "counted").await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::metrics_text(&app.url("/metrics")).await;
     for gauge in [
         "conclave_pipeline_queue_depth{partition=\"",
         "conclave_pipeline_unacked_messages{partition=\"",

@@ -24,26 +24,9 @@ async fn messages_through_any_process_reach_members_on_another_in_order() {
     let alice = n1.user().await;
     let bob = n2.user().await;
     let carol = n3.user().await;
-    let (s, g) = n1
-        .call(
-            Method::POST,
-            "/groups",
-            Some(&alice.token),
-            Some(json!({"name": "cluster", "visibility": "open"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{g}");
-    let gid = g["id"].as_str().unwrap().to_owned();
+    let gid = n1.group(&alice.token, "cluster", "open").await;
     for (node, u) in [(&n2, &bob), (&n3, &carol)] {
-        let (s, b) = node
-            .call(
-                Method::POST,
-                &format!("/groups/{gid}/join"),
-                Some(&u.token),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
+        node.join(&gid, &u.token).await;
     }
     let mut watcher = SioClient::connect(&cluster.nodes[0].base, &alice.token)
         .await

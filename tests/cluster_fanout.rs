@@ -14,16 +14,12 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(10);
 
 /// Group frames a node has read from Redis so far.
-async fn group_frames(node: &NodeApi) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", node.base))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("conclave_fanout_frames_received_total{channel=\"group\"} "))
-        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+async fn group_frames(node: &NodeApi) -> f64 {
+    let text = common::metrics_text(&format!("{}/metrics", node.base)).await;
+    common::metric_value(
+        &text,
+        "conclave_fanout_frames_received_total{channel=\"group\"}",
+    )
 }
 
 async fn send(node: &NodeApi, group: &str, token: &str, content: &str) {
@@ -48,25 +44,8 @@ async fn a_process_receives_a_groups_traffic_only_while_it_holds_a_members_socke
     let alice = n1.user().await;
     let bob = n1.user().await;
     let carol = n2.user().await;
-    let (s, g) = n1
-        .call(
-            Method::POST,
-            "/groups",
-            Some(&alice.token),
-            Some(json!({"name": "fan-out", "visibility": "open"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{g}");
-    let gid = g["id"].as_str().unwrap().to_owned();
-    let (s, b) = n1
-        .call(
-            Method::POST,
-            &format!("/groups/{gid}/join"),
-            Some(&bob.token),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
+    let gid = n1.group(&alice.token, "fan-out", "open").await;
+    n1.join(&gid, &bob.token).await;
 
     // Alice's socket is on node 1; node 2 holds only Carol's, who is not a member yet.
     let mut alice_sock = SioClient::connect(&n1.base, &alice.token).await.unwrap();
@@ -90,20 +69,12 @@ async fn a_process_receives_a_groups_traffic_only_while_it_holds_a_members_socke
         "node 2 holds no member's socket, so it read none of the group's traffic"
     );
     assert!(
-        group_frames(&n1).await >= 3,
+        group_frames(&n1).await >= 3.0,
         "node 1 read the group's messages"
     );
 
     // Carol joins through node 1; her socket on node 2 enters the room at once.
-    let (s, b) = n1
-        .call(
-            Method::POST,
-            &format!("/groups/{gid}/join"),
-            Some(&carol.token),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
+    n1.join(&gid, &carol.token).await;
     let joined = carol_sock
         .next_event("group:member_joined", WAIT)
         .await

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::{FromRedisValue, PushInfo, PushKind};
-use serde::{Deserialize, Serialize};
+use redis::{AsyncCommands, FromRedisValue, PushInfo, PushKind};
+use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{group_room, user_room};
 use crate::domain::{GroupId, UserId};
-use crate::events::{GroupEvent, RemovalReason};
+use crate::events::GroupEvent;
 use crate::ops::metrics as m;
 
 /// Frames read from Redis but not yet applied; beyond this they are dropped (and counted)
@@ -98,26 +98,19 @@ impl Fanout {
     /// traffic. Fails only when Redis cannot be reached (the connection is then refused, and the
     /// client retries).
     pub async fn enter(&self, s: &SocketRef, groups: &[GroupId]) -> Result<(), redis::RedisError> {
-        let rooms: Vec<String> = groups.iter().map(|g| group_room(*g)).collect();
-        match &self.redis {
-            None => s.join(rooms),
-            Some(ch) => {
-                // Held until the socket is in the rooms, so the sweep cannot unsubscribe a
-                // channel between the two.
-                let _subscribed = ch.subscribed(groups).await?;
-                s.join(rooms);
-            }
-        }
+        // Held until the socket is in the rooms, so the sweep cannot unsubscribe a channel
+        // between the two.
+        let _subscribed = match &self.redis {
+            Some(ch) => Some(ch.subscribed(groups).await?),
+            None => None,
+        };
+        s.join(groups.iter().map(|g| group_room(*g)).collect::<Vec<_>>());
         Ok(())
     }
 
     /// Emits `payload` as `what` to the sockets of the group's members, wherever they are.
     pub async fn to_group(&self, group: GroupId, what: GroupEmit, payload: &impl Serialize) {
-        metrics::counter!(m::SOCKET_EVENTS_OUT, "event" => what.name()).increment(1);
-        match &self.redis {
-            None => emit_local(&self.io, group, what, payload).await,
-            Some(ch) => ch.publish_group(&[(group, what, payload)]).await,
-        }
+        self.to_groups(&[(group, what, payload)]).await;
     }
 
     /// [`Self::to_group`] for several events, in order (one round trip to Redis).
@@ -175,11 +168,11 @@ async fn emit_local<T: Serialize + ?Sized>(
     let Some(to) = room(io, group_room(group)) else {
         return;
     };
-    let res = match what {
-        GroupEmit::MessageNew => to.emit(what.name(), payload).await,
-        GroupEmit::Typing { from } => to.except(user_room(from)).emit(what.name(), payload).await,
+    let to = match what {
+        GroupEmit::MessageNew => to,
+        GroupEmit::Typing { from } => to.except(user_room(from)),
     };
-    count_drops(res, what.name());
+    count_drops(to.emit(what.name(), payload).await, what.name());
 }
 
 async fn emit_room(io: &SocketIo, r: String, event: &'static str, payload: Value) {
@@ -240,73 +233,6 @@ async fn leave(io: &SocketIo, user: UserId, group: GroupId) {
         && let Err(e) = to.leave(group_room(group)).await
     {
         tracing::warn!(error = %e, "removing sockets from a room failed");
-    }
-}
-
-/// A membership change on the members channel.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "k", rename_all = "snake_case")]
-enum MemberWire {
-    Joined {
-        g: GroupId,
-        u: UserId,
-    },
-    Left {
-        g: GroupId,
-        u: UserId,
-    },
-    Removed {
-        g: GroupId,
-        u: UserId,
-        r: RemovalWire,
-    },
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum RemovalWire {
-    Banned,
-    Removed,
-    Deleted,
-}
-
-impl From<GroupEvent> for MemberWire {
-    fn from(ev: GroupEvent) -> Self {
-        match ev {
-            GroupEvent::MemberJoined { group, user } => MemberWire::Joined { g: group, u: user },
-            GroupEvent::MemberLeft { group, user } => MemberWire::Left { g: group, u: user },
-            GroupEvent::Removed {
-                group,
-                user,
-                reason,
-            } => MemberWire::Removed {
-                g: group,
-                u: user,
-                r: match reason {
-                    RemovalReason::Banned => RemovalWire::Banned,
-                    RemovalReason::Removed => RemovalWire::Removed,
-                    RemovalReason::Deleted => RemovalWire::Deleted,
-                },
-            },
-        }
-    }
-}
-
-impl From<MemberWire> for GroupEvent {
-    fn from(w: MemberWire) -> Self {
-        match w {
-            MemberWire::Joined { g, u } => GroupEvent::MemberJoined { group: g, user: u },
-            MemberWire::Left { g, u } => GroupEvent::MemberLeft { group: g, user: u },
-            MemberWire::Removed { g, u, r } => GroupEvent::Removed {
-                group: g,
-                user: u,
-                reason: match r {
-                    RemovalWire::Banned => RemovalReason::Banned,
-                    RemovalWire::Removed => RemovalReason::Removed,
-                    RemovalWire::Deleted => RemovalReason::Deleted,
-                },
-            },
-        }
     }
 }
 
@@ -426,13 +352,13 @@ impl Channels {
     }
 
     async fn publish_members(&self, ev: GroupEvent) {
-        let frame = match serde_json::to_vec(&MemberWire::from(ev)) {
+        let frame = match serde_json::to_vec(&ev) {
             Ok(f) => f,
             Err(e) => return tracing::error!(error = %e, "cannot serialize a membership event"),
         };
-        let mut pipe = redis::pipe();
-        pipe.publish(&self.members_chan, frame).ignore();
-        if let Err(e) = pipe.exec_async(&mut self.conn.clone()).await {
+        let sent: redis::RedisResult<()> =
+            self.conn.clone().publish(&self.members_chan, frame).await;
+        if let Err(e) = sent {
             metrics::counter!(m::SOCKET_DROPPED, "event" => "fanout_publish").increment(1);
             tracing::warn!(error = %e, "membership event not published");
         }
@@ -482,8 +408,8 @@ async fn read(
         };
         if chan == ch.members_chan {
             metrics::counter!(m::FANOUT_FRAMES_IN, "channel" => "members").increment(1);
-            match serde_json::from_slice::<MemberWire>(&data) {
-                Ok(w) => apply(&io, w.into(), Some(&ch)).await,
+            match serde_json::from_slice::<GroupEvent>(&data) {
+                Ok(ev) => apply(&io, ev, Some(&ch)).await,
                 Err(e) => tracing::warn!(error = %e, "unreadable membership frame"),
             }
         } else if let Some(group) = chan
@@ -545,6 +471,7 @@ async fn sweep(ch: Arc<Channels>, io: SocketIo, stop: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::RemovalReason;
 
     #[test]
     fn group_frames_round_trip() {
@@ -571,9 +498,8 @@ mod tests {
                 reason: RemovalReason::Banned,
             },
         ] {
-            let bytes = serde_json::to_vec(&MemberWire::from(ev.clone())).unwrap();
-            let back: MemberWire = serde_json::from_slice(&bytes).unwrap();
-            assert_eq!(GroupEvent::from(back), ev);
+            let bytes = serde_json::to_vec(&ev).unwrap();
+            assert_eq!(serde_json::from_slice::<GroupEvent>(&bytes).unwrap(), ev);
         }
     }
 }

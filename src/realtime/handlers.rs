@@ -186,14 +186,14 @@ async fn set_up(ctx: Arc<Ctx>, s: SocketRef) -> Result<(), Unavailable> {
             .increment(1);
     });
 
-    let st1 = ctx.clone();
+    let ctx1 = ctx.clone();
     s.on(
         "message:send",
         move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
-            let st = st1.clone();
+            let ctx = ctx1.clone();
             async move {
                 let res = match guard(&s, "message:send") {
-                    Ok(user) => send(&st.st, user, data.ok())
+                    Ok(user) => send(&ctx.st, user, data.ok())
                         .await
                         .map(|id| json!({"ok": true, "id": id})),
                     Err(e) => Err(e),
@@ -202,14 +202,14 @@ async fn set_up(ctx: Arc<Ctx>, s: SocketRef) -> Result<(), Unavailable> {
             }
         },
     );
-    let st2 = ctx.clone();
+    let ctx2 = ctx.clone();
     s.on(
         "group:sync",
         move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
-            let st = st2.clone();
+            let ctx = ctx2.clone();
             async move {
                 let res = match guard(&s, "group:sync") {
-                    Ok(user) => sync(&st.st, user, data.ok())
+                    Ok(user) => sync(&ctx.st, user, data.ok())
                         .await
                         .map(|items| json!({"ok": true, "items": items})),
                     Err(e) => Err(e),
@@ -218,14 +218,14 @@ async fn set_up(ctx: Arc<Ctx>, s: SocketRef) -> Result<(), Unavailable> {
             }
         },
     );
-    let st3 = ctx;
+    let ctx3 = ctx;
     s.on(
         "typing",
         move |s: SocketRef, TryData(data): TryData<Value>| {
-            let st = st3.clone();
+            let ctx = ctx3.clone();
             async move {
                 if let Ok(user) = guard(&s, "typing")
-                    && let Err(e) = typing(&st, user, data.ok()).await
+                    && let Err(e) = typing(&ctx, user, data.ok()).await
                 {
                     tracing::debug!(error = %e, "typing not relayed");
                 }

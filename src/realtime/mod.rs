@@ -18,8 +18,8 @@ mod rate;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
-use socketioxide::{SocketIo, SocketIoBuilder};
 
 use crate::crypto::Keyring;
 use crate::domain::{GroupId, UserId};
@@ -52,7 +52,9 @@ pub struct SocketSettings {
 /// Bytes of each socket's WebSocket read buffer (grown while a larger frame is read).
 const WS_READ_BUFFER: usize = 512;
 
-fn builder(s: SocketSettings) -> SocketIoBuilder {
+/// The Socket.IO layer. Its rooms hold this process's sockets; [`Fanout`] carries events between
+/// processes.
+pub fn layer(s: SocketSettings) -> (SocketIoLayer, SocketIo) {
     SocketIo::builder()
         .max_payload(s.max_payload)
         .ws_max_message_size(s.max_payload as usize)
@@ -63,12 +65,7 @@ fn builder(s: SocketSettings) -> SocketIoBuilder {
         .ws_read_buffer_size(WS_READ_BUFFER)
         .ack_timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(10))
-}
-
-/// The Socket.IO layer. Its rooms hold this process's sockets; [`Fanout`] carries events between
-/// processes.
-pub fn layer(s: SocketSettings) -> (SocketIoLayer, SocketIo) {
-    builder(s).build_layer()
+        .build_layer()
 }
 
 /// Delivers events to live sockets.
@@ -91,7 +88,10 @@ impl EventSink for Realtime {
         for stored in messages {
             match decrypt(&self.keyring, stored) {
                 Ok(v) => views.push((stored.group_id, GroupEmit::MessageNew, v)),
-                Err(e) => tracing::error!(error = %e, "stored message cannot be delivered"),
+                Err(e) => {
+                    tracing::error!(error = %e, "stored message cannot be delivered");
+                    continue;
+                }
             }
             let latency = (now - stored.sent_at).as_seconds_f64().max(0.0);
             metrics::histogram!(m::DELIVERY_LATENCY).record(latency);

@@ -329,6 +329,33 @@ impl NodeApi {
         }
     }
 
+    /// Creates a group owned by `token`'s user; its id.
+    pub async fn group(&self, token: &str, name: &str, visibility: &str) -> String {
+        let (s, g) = self
+            .call(
+                reqwest::Method::POST,
+                "/groups",
+                Some(token),
+                Some(serde_json::json!({"name": name, "visibility": visibility})),
+            )
+            .await;
+        assert_eq!(s, 201, "{g}");
+        g["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Joins an open group.
+    pub async fn join(&self, group: &str, token: &str) {
+        let (s, b) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/groups/{group}/join"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+    }
+
     /// Every message of a group, ascending, paging forwards.
     pub async fn history(&self, group: &str, token: &str) -> Vec<serde_json::Value> {
         let mut all = Vec::new();

@@ -40,6 +40,24 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}_{n}", std::process::id() % 10_000)
 }
 
+/// The Prometheus text a server renders at `url` (its `/metrics`).
+pub async fn metrics_text(url: &str) -> String {
+    reqwest::get(url)
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of one series in Prometheus text (`name{labels}` exactly as rendered), 0 when the
+/// server has not recorded it yet.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
+
 fn base_vars(dir: &TempDir) -> HashMap<String, String> {
     [
         ("CONCLAVE_HTTP_ADDR", "127.0.0.1:0".to_owned()),
