@@ -420,6 +420,17 @@ def realtime():
                                  "waiting p{{partition}}"),
                                 (f"sum by (partition) (conclave_pipeline_unacked_messages{{{SEL}}})",
                                  "unacked p{{partition}}"))))
+    p.append(timeseries(L, "Store writes by pod, and partition hand-offs",
+                        "Do the pods share the partitions' store work (cluster mode)? Each "
+                        "partition has one writer at a time; pods agree on an owner per "
+                        "partition and the writer hands a partition it does not own to its "
+                        "owner. One pod persisting everything for long, or hand-offs that never "
+                        "stop, mean the partition registry (Redis) or a consumer is unhealthy.",
+                        targets((f"sum by (pod) (rate(conclave_messages_persisted_total{{{SEL}}}"
+                                 f"[{RI}]))", "persisted {{pod}}"),
+                                (f"sum(increase(conclave_pipeline_partition_handoffs_total"
+                                 f"{{{SEL}}}[{RI}]))", "hand-offs")),
+                        unit="short"))
     p.append(timeseries(L, "Delivery latency (sent to broadcast)",
                         "How long after sending is a message broadcast to the group's sockets? "
                         "ConclaveDeliveryLatencyHigh fires when p99 stays above 2 s.",

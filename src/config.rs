@@ -117,7 +117,8 @@ pub struct Settings {
     pub leader_lease: String,
     /// Namespace of the Lease; `None`: the pod's own (the service account's).
     pub leader_namespace: Option<String>,
-    /// This contender's name in the Lease (the pod name in Kubernetes).
+    /// This process's name in the leader Lease and in the partition registry (the pod name in
+    /// Kubernetes; unique per process).
     pub leader_identity: String,
     pub leader_lease_duration: Duration,
     /// How often the leader purges expired refresh tokens and ended cooldowns.

@@ -10,7 +10,7 @@ use super::{Built, CloseSockets, Common, EngineParts};
 use crate::events::EventSink;
 use crate::limits::{RateLimiter, RedisLimiter};
 use crate::ops::health::{PipelineProbe, Probe, RedisProbe, StoreProbe};
-use crate::pipeline::{AmqpPipeline, AmqpSettings, Pipeline};
+use crate::pipeline::{AmqpPipeline, AmqpSettings, Pipeline, Registry};
 use crate::realtime::{self, Fanout, Realtime};
 use crate::store::Store;
 use crate::store::mongo::MongoStore;
@@ -97,6 +97,10 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<Built> {
             url: s.amqp_url.clone(),
             partitions: s.partitions,
             prefix: s.cluster_prefix.clone(),
+            registry: Some(Registry {
+                redis: redis.clone(),
+                identity: s.leader_identity.clone(),
+            }),
         },
         store.clone(),
         events.clone(),

@@ -30,6 +30,7 @@ pub const PIPELINE_BATCH: &str = "conclave_pipeline_batch_size";
 pub const PIPELINE_ERRORS: &str = "conclave_pipeline_errors_total";
 pub const PIPELINE_QUEUE_DEPTH: &str = "conclave_pipeline_queue_depth";
 pub const PIPELINE_UNACKED: &str = "conclave_pipeline_unacked_messages";
+pub const PIPELINE_HANDOFFS: &str = "conclave_pipeline_partition_handoffs_total";
 pub const GROUP_COMMANDS: &str = "conclave_group_commands_total";
 pub const MESSAGES_DELIVERED: &str = "conclave_messages_delivered_total";
 pub const DELIVERY_LATENCY: &str = "conclave_message_delivery_latency_seconds";
@@ -151,6 +152,10 @@ fn describe() {
     describe_histogram!(PERSIST_LATENCY, Unit::Seconds, "Time from submit to stored");
     describe_histogram!(PIPELINE_BATCH, "Messages per store batch");
     describe_counter!(PIPELINE_ERRORS, "Store batches that failed");
+    describe_counter!(
+        PIPELINE_HANDOFFS,
+        "Partitions this process was active on and handed to their owning process"
+    );
     describe_gauge!(
         PIPELINE_QUEUE_DEPTH,
         "Messages waiting in a partition's queue (standalone: in memory, read as each batch is taken; cluster: the broker's ready count, polled every 15 s)"

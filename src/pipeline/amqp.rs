@@ -38,6 +38,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::balance::{Balance, Registry};
 use super::{Pipeline, partition_of};
 use crate::domain::{GroupId, MessageId, UserId, from_millis, to_millis};
 use crate::error::{AppError, AppResult};
@@ -132,6 +133,9 @@ pub struct AmqpSettings {
     pub partitions: u32,
     /// Prefix of every exchange and queue name.
     pub prefix: String,
+    /// Where the processes agree who writes which partition (`balance`); `None`: whoever
+    /// RabbitMQ makes active keeps it.
+    pub registry: Option<Registry>,
 }
 
 impl AmqpPipeline {
@@ -141,6 +145,10 @@ impl AmqpPipeline {
         let publisher = Arc::new(RwLock::new(None));
         let consuming = Arc::new(AtomicBool::new(false));
         let stop = CancellationToken::new();
+        let balance = match s.registry {
+            Some(r) => Balance::start(r, &names.prefix, consuming.clone(), stop.clone()),
+            None => Balance::off(),
+        };
         tokio::spawn(supervise_publisher(
             s.url.clone(),
             names.clone(),
@@ -154,6 +162,7 @@ impl AmqpPipeline {
             s.partitions,
             store,
             sink,
+            balance,
             consuming.clone(),
             stop.clone(),
         ));
@@ -294,12 +303,46 @@ async fn supervise_publisher(
     }
 }
 
+/// Opens a channel on `conn` and subscribes to partition `p` (waiting behind the active
+/// consumer, if there is one).
+async fn subscribe(
+    conn: &Connection,
+    names: &Names,
+    p: u32,
+) -> lapin::Result<(Channel, lapin::Consumer)> {
+    let ch = conn.create_channel().await?;
+    ch.basic_qos(PREFETCH, BasicQosOptions::default()).await?;
+    let tag = format!("conclave-{}-p{p}", std::process::id());
+    let consumer = ch
+        .basic_consume(
+            names.queue(p).into(),
+            tag.into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((ch, consumer))
+}
+
+/// What the consumers of one connection share.
+#[derive(Clone)]
+struct Consuming {
+    conn: Arc<Connection>,
+    names: Names,
+    store: Arc<dyn Store>,
+    sink: Arc<dyn EventSink>,
+    balance: Balance,
+    stop: CancellationToken,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn supervise_consumers(
     url: String,
     names: Names,
     partitions: u32,
     store: Arc<dyn Store>,
     sink: Arc<dyn EventSink>,
+    balance: Balance,
     consuming: Arc<AtomicBool>,
     stop: CancellationToken,
 ) {
@@ -309,40 +352,32 @@ async fn supervise_consumers(
             let conn = connect(&url, "consumer").await?;
             let ch = conn.create_channel().await?;
             declare(&ch, &names, partitions).await?;
-            let mut consumers = Vec::new();
+            let mut subscriptions = Vec::new();
             for p in 0..partitions {
-                let ch = conn.create_channel().await?;
-                ch.basic_qos(PREFETCH, BasicQosOptions::default()).await?;
-                let tag = format!("conclave-{}-p{p}", std::process::id());
-                let consumer = ch
-                    .basic_consume(
-                        names.queue(p).into(),
-                        tag.into(),
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await?;
-                consumers.push((ch, consumer));
+                subscriptions.push(subscribe(&conn, &names, p).await?);
             }
-            Ok::<_, lapin::Error>((conn, ch, consumers))
+            Ok::<_, lapin::Error>((conn, ch, subscriptions))
         };
         match setup.await {
-            Ok((conn, ch, consumers)) => {
+            Ok((conn, ch, subscriptions)) => {
                 attempt = 0;
                 tracing::info!(partitions, "consuming from RabbitMQ");
                 consuming.store(true, Ordering::SeqCst);
+                let conn = Arc::new(conn);
                 let local_stop = stop.child_token();
+                let shared = Consuming {
+                    conn: conn.clone(),
+                    names: names.clone(),
+                    store: store.clone(),
+                    sink: sink.clone(),
+                    balance: balance.clone(),
+                    stop: local_stop.clone(),
+                };
                 let mut tasks = Vec::new();
-                for (p, (ch, consumer)) in (0..).zip(consumers) {
-                    tasks.push(tokio::spawn(consume(
-                        p,
-                        ch,
-                        consumer,
-                        store.clone(),
-                        sink.clone(),
-                        local_stop.clone(),
-                    )));
+                for (p, subscription) in (0..).zip(subscriptions) {
+                    tasks.push(tokio::spawn(run_partition(p, subscription, shared.clone())));
                 }
+                drop(shared);
                 tasks.push(tokio::spawn(watch_queues(
                     ch,
                     names.clone(),
@@ -371,6 +406,41 @@ async fn supervise_consumers(
                 }
                 attempt += 1;
             }
+        }
+    }
+}
+
+/// Consumes partition `p` until the connection's consumers stop, handing the partition to its
+/// owner when `balance` says so: closing the channel returns what was prefetched to the head of
+/// the queue and lets the broker activate the next waiting consumer; then this process
+/// subscribes again, at the back of the line.
+async fn run_partition(p: u32, first: (Channel, lapin::Consumer), c: Consuming) {
+    let mut subscription = Some(first);
+    let mut failures = 0u32;
+    while !c.stop.is_cancelled() {
+        let (ch, consumer) = match subscription.take() {
+            Some(s) => s,
+            None => match subscribe(&c.conn, &c.names, p).await {
+                Ok(s) => s,
+                Err(e) => {
+                    // The connection watcher re-subscribes everything if the connection is gone.
+                    tracing::warn!(partition = p, error = %e, "re-subscribing to a partition failed");
+                    tokio::select! {
+                        _ = c.stop.cancelled() => return,
+                        _ = tokio::time::sleep(backoff(failures)) => {}
+                    }
+                    failures += 1;
+                    continue;
+                }
+            },
+        };
+        failures = 0;
+        if consume(p, &ch, consumer, &c).await == Ended::HandOff {
+            metrics::counter!(m::PIPELINE_HANDOFFS).increment(1);
+            tracing::info!(partition = p, "handing the partition to its owner");
+            let _ = ch.close(200, "partition handed to its owner".into()).await;
+        } else {
+            return;
         }
     }
 }
@@ -408,22 +478,26 @@ async fn watch_queues(ch: Channel, names: Names, partitions: u32, stop: Cancella
     }
 }
 
-async fn consume(
-    partition: u32,
-    ch: Channel,
-    mut consumer: lapin::Consumer,
-    store: Arc<dyn Store>,
-    sink: Arc<dyn EventSink>,
-    stop: CancellationToken,
-) {
-    let unacked = metrics::gauge!(m::PIPELINE_UNACKED, "partition" => partition.to_string());
+#[derive(PartialEq)]
+enum Ended {
+    /// Stopped, or the subscription ended.
+    Done,
+    /// Another process owns the partition.
+    HandOff,
+}
+
+async fn consume(p: u32, ch: &Channel, mut consumer: lapin::Consumer, c: &Consuming) -> Ended {
+    let (store, sink, stop) = (&c.store, &c.sink, &c.stop);
+    let unacked = metrics::gauge!(m::PIPELINE_UNACKED, "partition" => p.to_string());
     let mut failures = 0u32;
     loop {
         let first = tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return Ended::Done,
             d = consumer.next() => d,
         };
-        let Some(Ok(first)) = first else { return };
+        let Some(Ok(first)) = first else {
+            return Ended::Done;
+        };
         let mut deliveries = vec![first];
         while deliveries.len() < BATCH {
             match futures::FutureExt::now_or_never(consumer.next()) {
@@ -483,6 +557,9 @@ async fn consume(
                         .await;
                 }
                 unacked.set(0.0);
+                if c.balance.should_hand_off(p) {
+                    return Ended::HandOff;
+                }
             }
             Err(e) => {
                 failures += 1;
@@ -501,7 +578,7 @@ async fn consume(
                 }
                 unacked.set(0.0);
                 tokio::select! {
-                    _ = stop.cancelled() => return,
+                    _ = stop.cancelled() => return Ended::Done,
                     _ = tokio::time::sleep(backoff(failures)) => {}
                 }
             }

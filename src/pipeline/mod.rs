@@ -1,9 +1,11 @@
 //! The delivery pipeline: accepts messages durably, stores them in order per group, then hands
 //! them to the [`EventSink`](crate::events::EventSink) for live delivery. Messages of one group
 //! always go through one partition, which is what keeps `seq` order. The standalone engine runs
-//! the partitions in process (`local`); the cluster engine runs them on RabbitMQ.
+//! the partitions in process (`local`); the cluster engine runs them on RabbitMQ, and its
+//! processes share the partitions out among themselves (`balance`).
 
 pub mod amqp;
+pub mod balance;
 pub mod local;
 
 use async_trait::async_trait;
@@ -13,6 +15,7 @@ use crate::error::AppResult;
 use crate::store::NewMessage;
 
 pub use amqp::{AmqpPipeline, AmqpSettings};
+pub use balance::Registry;
 pub use local::LocalPipeline;
 
 #[async_trait]

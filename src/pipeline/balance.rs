@@ -1,0 +1,252 @@
+//! Spreads the partitions' writers over the cluster's processes.
+//!
+//! With single active consumer, RabbitMQ makes the *first* subscriber of a queue its active
+//! consumer and keeps the others waiting; since every process subscribes to every partition, the
+//! process started first ends up storing every message of the cluster while the others idle
+//! (RabbitMQ 3.12's consumer priorities for single active consumer would let us steer this; the
+//! brokers we support start at 3.10).
+//!
+//! So the processes agree on an owner per partition: each one that is consuming keeps itself in
+//! a Redis sorted set (scored by the Redis server's clock, so clock skew between nodes does not
+//! matter), and partition `p` belongs to the `p mod n`-th live member in sorted order. A process
+//! that finds itself active on a partition it does not own, once it has stored and acknowledged
+//! the batch in hand, closes that partition's channel and subscribes again: the broker returns the
+//! deliveries it had prefetched to the head of the queue and activates the next waiting
+//! consumer, and the process waits at the back of the line. After at most `n - 1` such hand-offs
+//! the owner is active. The registry is only advice: if Redis is unreachable, or the owner is
+//! registered but not actually subscribed, messages are still stored in order by whoever is
+//! active; a process hands a given partition off at most once per [`HANDOFF_COOLDOWN`], so a
+//! wrong view costs a few redeliveries, never a stall.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use redis::Script;
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+
+/// How often a process renews its entry and reads the others'.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A member whose entry is older than this is gone (five missed heartbeats).
+const MEMBER_TTL: Duration = Duration::from_secs(10);
+/// A view older than this is not trusted: no hand-offs until Redis answers again.
+const VIEW_STALE: Duration = Duration::from_secs(6);
+/// A process hands a given partition off at most this often.
+pub const HANDOFF_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// Registers `ARGV[1]` (when `ARGV[3]` is "1", else removes it), drops members older than
+/// `ARGV[2]` ms on the server's clock, and answers the live members in order.
+const HEARTBEAT_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
+redis.call('PEXPIRE', KEYS[1], ttl * 3)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"#;
+
+/// Where the members register.
+pub struct Registry {
+    pub redis: ConnectionManager,
+    /// This process's name among the members (unique per process).
+    pub identity: String,
+}
+
+/// The owner of partition `p` among `members` (sorted, non-empty).
+fn owner(members: &[String], p: u32) -> &str {
+    &members[p as usize % members.len()]
+}
+
+/// Whether `me`, active on partition `p`, should hand it to its owner, given the members seen.
+fn hand_off(members: &[String], me: &str, p: u32) -> bool {
+    // Not registered (yet, or Redis lost us): we cannot know the others' view of the owners.
+    members.iter().any(|m| m == me) && owner(members, p) != me
+}
+
+struct View {
+    members: Vec<String>,
+    at: Option<Instant>,
+}
+
+struct Inner {
+    me: String,
+    view: RwLock<View>,
+    handed_off: Mutex<HashMap<u32, Instant>>,
+}
+
+/// Shared by a process's partition consumers.
+#[derive(Clone)]
+pub struct Balance(Option<Arc<Inner>>);
+
+impl Balance {
+    /// No registry: every partition stays with whichever process RabbitMQ made active.
+    pub fn off() -> Self {
+        Self(None)
+    }
+
+    /// Keeps this process registered while `consuming` is set, until `stop`, then leaves.
+    pub fn start(
+        registry: Registry,
+        prefix: &str,
+        consuming: Arc<AtomicBool>,
+        stop: CancellationToken,
+    ) -> Self {
+        let inner = Arc::new(Inner {
+            me: registry.identity,
+            view: RwLock::new(View {
+                members: Vec::new(),
+                at: None,
+            }),
+            handed_off: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(heartbeat(
+            inner.clone(),
+            registry.redis,
+            format!("{prefix}pipeline:members"),
+            consuming,
+            stop,
+        ));
+        Self(Some(inner))
+    }
+
+    /// Called by the active consumer of partition `p` between batches: true when it should close
+    /// its channel so the owner takes over (and then it records the hand-off).
+    pub fn should_hand_off(&self, p: u32) -> bool {
+        let Some(inner) = &self.0 else { return false };
+        {
+            let view = inner.view.read();
+            let fresh = view.at.is_some_and(|at| at.elapsed() < VIEW_STALE);
+            if !fresh || !hand_off(&view.members, &inner.me, p) {
+                return false;
+            }
+        }
+        let mut handed = inner.handed_off.lock();
+        let now = Instant::now();
+        if handed
+            .get(&p)
+            .is_some_and(|t| now.duration_since(*t) < HANDOFF_COOLDOWN)
+        {
+            return false;
+        }
+        handed.insert(p, now);
+        true
+    }
+}
+
+async fn heartbeat(
+    inner: Arc<Inner>,
+    mut redis: ConnectionManager,
+    key: String,
+    consuming: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    let script = Script::new(HEARTBEAT_SCRIPT);
+    let ttl = MEMBER_TTL.as_millis() as u64;
+    let mut warned = false;
+    loop {
+        let present = consuming.load(Ordering::SeqCst) && !stop.is_cancelled();
+        let r: Result<Vec<String>, _> = script
+            .key(&key)
+            .arg(&inner.me)
+            .arg(ttl)
+            .arg(if present { "1" } else { "0" })
+            .invoke_async(&mut redis)
+            .await;
+        match r {
+            Ok(members) => {
+                if warned {
+                    tracing::info!(
+                        members = members.len(),
+                        "partition registry reachable again"
+                    );
+                    warned = false;
+                }
+                let mut view = inner.view.write();
+                if view.members != members {
+                    tracing::info!(?members, "partition owners recomputed");
+                }
+                *view = View {
+                    members,
+                    at: Some(Instant::now()),
+                };
+            }
+            Err(e) if !warned => {
+                tracing::warn!(error = %e, "partition registry (Redis) unreachable; partitions stay where they are");
+                warned = true;
+            }
+            Err(_) => {}
+        }
+        if !present && stop.is_cancelled() {
+            return;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("m{i}")).collect()
+    }
+
+    #[test]
+    fn every_partition_has_exactly_one_owner_and_the_load_is_even() {
+        let ms = members(3);
+        let mut owned = HashMap::<&str, u32>::new();
+        for p in 0..16 {
+            let keepers: Vec<_> = ms.iter().filter(|m| !hand_off(&ms, m, p)).collect();
+            assert_eq!(keepers.len(), 1, "partition {p}: {keepers:?}");
+            *owned.entry(keepers[0]).or_default() += 1;
+        }
+        let mut counts: Vec<u32> = owned.into_values().collect();
+        counts.sort_unstable();
+        assert_eq!(counts, vec![5, 5, 6]);
+    }
+
+    #[test]
+    fn an_unregistered_or_lone_process_keeps_what_it_is_given() {
+        assert!(!hand_off(&[], "m0", 3));
+        assert!(!hand_off(&members(2), "stranger", 3));
+        assert!(!hand_off(&members(1), "m0", 3));
+    }
+
+    fn balance_with(members: Vec<String>, me: &str, seen: Option<Instant>) -> Balance {
+        Balance(Some(Arc::new(Inner {
+            me: me.into(),
+            view: RwLock::new(View { members, at: seen }),
+            handed_off: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    #[test]
+    fn a_partition_is_handed_off_once_per_cooldown() {
+        let b = balance_with(members(2), "m0", Some(Instant::now()));
+        assert!(b.should_hand_off(1), "m1 owns partition 1");
+        assert!(!b.should_hand_off(1), "not again within the cooldown");
+        assert!(b.should_hand_off(3), "the cooldown is per partition");
+        assert!(!b.should_hand_off(0), "m0 owns partition 0");
+    }
+
+    #[test]
+    fn a_stale_or_missing_view_hands_nothing_off() {
+        assert!(!balance_with(members(2), "m0", None).should_hand_off(1));
+        let old = Instant::now().checked_sub(VIEW_STALE * 2);
+        if let Some(old) = old {
+            assert!(!balance_with(members(2), "m0", Some(old)).should_hand_off(1));
+        }
+        assert!(!Balance::off().should_hand_off(1));
+    }
+}

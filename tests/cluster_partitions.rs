@@ -1,0 +1,142 @@
+//! The cluster's processes share the partitions' store work out among themselves: RabbitMQ alone
+//! would make the first process started the writer of every partition (`pipeline::balance`).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::cluster::{Cluster, NodeApi};
+use common::{metric_value, metrics_text};
+use conclave::domain::GroupId;
+use conclave::pipeline::partition_of;
+use reqwest::Method;
+use serde_json::json;
+
+/// `CONCLAVE_PARTITIONS` of the cluster harness.
+const PARTITIONS: u32 = 4;
+
+async fn persisted(cluster: &Cluster) -> Vec<f64> {
+    let mut v = Vec::new();
+    for n in &cluster.nodes {
+        let text = metrics_text(&format!("{}/metrics", n.base)).await;
+        v.push(metric_value(&text, "conclave_messages_persisted_total"));
+    }
+    v
+}
+
+async fn handoffs(cluster: &Cluster) -> f64 {
+    let mut sum = 0.0;
+    for n in &cluster.nodes {
+        let text = metrics_text(&format!("{}/metrics", n.base)).await;
+        sum += metric_value(&text, "conclave_pipeline_partition_handoffs_total");
+    }
+    sum
+}
+
+/// Waits until the cluster has stored `total` messages in all; returns what each node stored.
+async fn stored_by_each(cluster: &Cluster, total: f64) -> Vec<f64> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = persisted(cluster).await;
+        if now.iter().sum::<f64>() >= total {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {now:?} of {total} messages stored; logs:\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_process_writes_some_partitions_and_each_group_keeps_its_order() {
+    let cluster = Cluster::start(3).await;
+    let api: Vec<NodeApi> = cluster
+        .nodes
+        .iter()
+        .map(|n| NodeApi::new(&n.base))
+        .collect();
+    let owner = api[0].user().await;
+
+    // One group in every partition.
+    let mut groups = Vec::new();
+    let mut covered = HashSet::new();
+    while covered.len() < PARTITIONS as usize {
+        let gid = api[0].group(&owner.token, "spread", "open").await;
+        let p = partition_of(&gid.parse::<GroupId>().unwrap(), PARTITIONS);
+        if covered.insert(p) {
+            groups.push(gid);
+        }
+    }
+
+    let mut sent: Vec<Vec<String>> = vec![Vec::new(); groups.len()];
+    let mut total = 0.0;
+    // A round: every group gets EACH messages, one after another (each accepted before the next
+    // is sent), the groups side by side, through all three processes.
+    const EACH: usize = 5;
+    let send_round = |round: usize| {
+        let (api, groups, token) = (&api, &groups, &owner.token);
+        futures::future::join_all(groups.iter().enumerate().map(move |(g, gid)| async move {
+            let mut contents = Vec::new();
+            for k in 0..EACH {
+                let content = format!("round {round} group {g} message {k}");
+                let (s, b) = api[(round + g + k) % 3]
+                    .call(
+                        Method::POST,
+                        &format!("/groups/{gid}/messages"),
+                        Some(token),
+                        Some(json!({"content": content})),
+                    )
+                    .await;
+                assert_eq!(s, 202, "{b}");
+                contents.push(content);
+            }
+            contents
+        }))
+    };
+
+    // Rounds until every process stores a share. Without the
+    // balancing, the first process started would store every message, round after round.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut before = persisted(&cluster).await;
+    let mut round = 0;
+    loop {
+        for (g, c) in send_round(round).await.into_iter().enumerate() {
+            sent[g].extend(c);
+        }
+        round += 1;
+        total += (groups.len() * EACH) as f64;
+        let after = stored_by_each(&cluster, total).await;
+        let this_round: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        before = after;
+        if this_round.iter().all(|n| *n > 0.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {round} rounds one process still stores nothing: {this_round:?} this round; logs:\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        handoffs(&cluster).await >= 1.0,
+        "partitions moved from the first process"
+    );
+
+    // Nothing lost, nothing doubled, and every group's messages stored in the order they were
+    // accepted, although their partitions changed hands while they flowed.
+    for (g, gid) in groups.iter().enumerate() {
+        let history: Vec<String> = api[1]
+            .history(gid, &owner.token)
+            .await
+            .iter()
+            .map(|m| m["content"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(history, sent[g], "group {g}");
+    }
+    cluster.cleanup().await;
+}
