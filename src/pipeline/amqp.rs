@@ -14,12 +14,13 @@
 //! connection ourselves rather than trust the stream to end).
 //!
 //! Consuming: bounded prefetch; what has arrived is taken as a batch, written to the store in one
-//! transaction (write-behind), emitted, then acked. A redelivered batch is harmless: the store
+//! transaction (write-behind; batches of several partitions that wait together share one, see
+//! `group_commit`), emitted, then acked. A redelivered batch is harmless: the store
 //! recognises message ids it already holds. A batch that fails to store is returned to the queue.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -39,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::balance::{Balance, Registry};
+use super::group_commit::GroupCommit;
 use super::{Pipeline, partition_of};
 use crate::domain::{GroupId, MessageId, UserId, from_millis, to_millis};
 use crate::error::{AppError, AppResult};
@@ -329,7 +331,7 @@ async fn subscribe(
 struct Consuming {
     conn: Arc<Connection>,
     names: Names,
-    store: Arc<dyn Store>,
+    writer: GroupCommit,
     sink: Arc<dyn EventSink>,
     balance: Balance,
     stop: CancellationToken,
@@ -368,7 +370,7 @@ async fn supervise_consumers(
                 let shared = Consuming {
                     conn: conn.clone(),
                     names: names.clone(),
-                    store: store.clone(),
+                    writer: GroupCommit::start(store.clone()),
                     sink: sink.clone(),
                     balance: balance.clone(),
                     stop: local_stop.clone(),
@@ -487,7 +489,7 @@ enum Ended {
 }
 
 async fn consume(p: u32, ch: &Channel, mut consumer: lapin::Consumer, c: &Consuming) -> Ended {
-    let (store, sink, stop) = (&c.store, &c.sink, &c.stop);
+    let (sink, stop) = (&c.sink, &c.stop);
     let unacked = metrics::gauge!(m::PIPELINE_UNACKED, "partition" => p.to_string());
     let mut failures = 0u32;
     loop {
@@ -523,14 +525,10 @@ async fn consume(p: u32, ch: &Channel, mut consumer: lapin::Consumer, c: &Consum
         if batch.is_empty() {
             continue;
         }
-        metrics::histogram!(m::PIPELINE_BATCH).record(batch.len() as f64);
         unacked.set(kept.len() as f64);
-        let started = Instant::now();
-        let stored = store.append_messages(&batch).await;
-        match stored {
+        match c.writer.append(batch).await {
             Ok(results) => {
                 failures = 0;
-                metrics::histogram!(m::STORE_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
                 let mut fresh = Vec::with_capacity(results.len());
                 for r in results {
                     match r {

@@ -15,8 +15,10 @@
 //! consumer, and the process waits at the back of the line. After at most `n - 1` such hand-offs
 //! the owner is active. The registry is only advice: if Redis is unreachable, or the owner is
 //! registered but not actually subscribed, messages are still stored in order by whoever is
-//! active; a process hands a given partition off at most once per [`HANDOFF_COOLDOWN`], so a
-//! wrong view costs a few redeliveries, never a stall.
+//! active; a process hands a given partition to the same owner at most once per
+//! [`HANDOFF_COOLDOWN`], so a wrong view costs a few redeliveries, never a stall. (While
+//! processes start, their views differ for a heartbeat or two; a hand-off made on such a view
+//! does not hold back the next one, which goes to a different owner.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,16 +31,17 @@ use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 /// How often a process renews its entry and reads the others'.
-const HEARTBEAT: Duration = Duration::from_secs(2);
+const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A member whose entry is older than this is gone (five missed heartbeats).
 const MEMBER_TTL: Duration = Duration::from_secs(10);
 /// A view older than this is not trusted: no hand-offs until Redis answers again.
-const VIEW_STALE: Duration = Duration::from_secs(6);
-/// A process hands a given partition off at most this often.
+const VIEW_STALE: Duration = Duration::from_secs(3);
+/// A process hands a given partition to the same owner at most this often (a partition that came
+/// back although its owner has not changed: the owner is registered but not subscribed).
 pub const HANDOFF_COOLDOWN: Duration = Duration::from_secs(30);
 
 /// Registers `ARGV[1]` (when `ARGV[3]` is "1", else removes it), drops members older than
-/// `ARGV[2]` ms on the server's clock, and answers the live members in order.
+/// `ARGV[2]` ms on the server's clock, and answers the live members.
 const HEARTBEAT_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -79,7 +82,8 @@ struct View {
 struct Inner {
     me: String,
     view: RwLock<View>,
-    handed_off: Mutex<HashMap<u32, Instant>>,
+    /// Per partition: to whom this process last handed it, and when.
+    handed_off: Mutex<HashMap<u32, (String, Instant)>>,
 }
 
 /// Shared by a process's partition consumers.
@@ -121,22 +125,23 @@ impl Balance {
     /// its channel so the owner takes over (and then it records the hand-off).
     pub fn should_hand_off(&self, p: u32) -> bool {
         let Some(inner) = &self.0 else { return false };
-        {
+        let to = {
             let view = inner.view.read();
             let fresh = view.at.is_some_and(|at| at.elapsed() < VIEW_STALE);
             if !fresh || !hand_off(&view.members, &inner.me, p) {
                 return false;
             }
-        }
+            owner(&view.members, p).to_owned()
+        };
         let mut handed = inner.handed_off.lock();
         let now = Instant::now();
         if handed
             .get(&p)
-            .is_some_and(|t| now.duration_since(*t) < HANDOFF_COOLDOWN)
+            .is_some_and(|(last, t)| *last == to && now.duration_since(*t) < HANDOFF_COOLDOWN)
         {
             return false;
         }
-        handed.insert(p, now);
+        handed.insert(p, (to, now));
         true
     }
 }
@@ -161,7 +166,10 @@ async fn heartbeat(
             .invoke_async(&mut redis)
             .await;
         match r {
-            Ok(members) => {
+            Ok(mut members) => {
+                // The set answers in heartbeat order, which differs from one moment to the next:
+                // every process must rank the members alike.
+                members.sort_unstable();
                 if warned {
                     tracing::info!(
                         members = members.len(),
@@ -238,6 +246,25 @@ mod tests {
         assert!(!b.should_hand_off(1), "not again within the cooldown");
         assert!(b.should_hand_off(3), "the cooldown is per partition");
         assert!(!b.should_hand_off(0), "m0 owns partition 0");
+    }
+
+    #[test]
+    fn a_new_owner_gets_the_partition_at_once() {
+        let b = balance_with(members(2), "m0", Some(Instant::now()));
+        assert!(b.should_hand_off(1), "to m1");
+        // A third process registers: partition 1 now belongs to m1 still, partition 2 to m2.
+        *b.0.as_ref().unwrap().view.write() = View {
+            members: members(3),
+            at: Some(Instant::now()),
+        };
+        assert!(!b.should_hand_off(1), "same owner, within the cooldown");
+        assert!(b.should_hand_off(2), "m2 owns partition 2 now");
+        // m1 leaves: partition 1's owner is m1 no longer, so it goes at once.
+        *b.0.as_ref().unwrap().view.write() = View {
+            members: vec!["m0".into(), "m2".into()],
+            at: Some(Instant::now()),
+        };
+        assert!(b.should_hand_off(1), "m2 owns partition 1 now");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod amqp;
 pub mod balance;
+pub mod group_commit;
 pub mod local;
 
 use async_trait::async_trait;
