@@ -210,11 +210,7 @@ async fn a_ban_on_one_process_removes_the_socket_held_by_another() {
 #[tokio::test]
 async fn concurrent_retries_of_one_client_msg_id_on_every_process_get_one_id_and_one_message() {
     let cluster = Cluster::start(3).await;
-    let apis: Vec<NodeApi> = cluster
-        .nodes
-        .iter()
-        .map(|n| NodeApi::new(&n.base))
-        .collect();
+    let apis = cluster.apis();
     let u = apis[0].user().await;
     let (_, g) = apis[0]
         .call(

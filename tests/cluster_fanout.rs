@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use common::cluster::{Cluster, NodeApi};
 use common::sio::SioClient;
-use reqwest::Method;
-use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -20,18 +18,6 @@ async fn group_frames(node: &NodeApi) -> f64 {
         &text,
         "conclave_fanout_frames_received_total{channel=\"group\"}",
     )
-}
-
-async fn send(node: &NodeApi, group: &str, token: &str, content: &str) {
-    let (s, b) = node
-        .call(
-            Method::POST,
-            &format!("/groups/{group}/messages"),
-            Some(token),
-            Some(json!({ "content": content })),
-        )
-        .await;
-    assert_eq!(s, 202, "{b}");
 }
 
 #[tokio::test]
@@ -54,7 +40,7 @@ async fn a_process_receives_a_groups_traffic_only_while_it_holds_a_members_socke
 
     // Sent through node 2, delivered on node 1 only.
     for i in 0..3 {
-        send(&n2, &gid, &bob.token, &format!("early {i}")).await;
+        n2.send(&gid, &bob.token, &format!("early {i}")).await;
     }
     for seq in 1..=3u64 {
         let m = alice_sock
@@ -81,7 +67,7 @@ async fn a_process_receives_a_groups_traffic_only_while_it_holds_a_members_socke
         .unwrap_or_else(|| panic!("Carol's socket did not see her join\n{}", cluster.logs()));
     assert_eq!(joined["user_id"], carol.id.as_str());
 
-    send(&n1, &gid, &bob.token, "after the join").await;
+    n1.send(&gid, &bob.token, "after the join").await;
     for sock in [&mut carol_sock, &mut alice_sock] {
         let m = sock
             .next_event("message:new", WAIT)

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::cluster::{self, Cluster, NodeApi};
+use common::cluster::{self, Cluster};
 use common::sio::SioClient;
 use reqwest::Method;
 use serde_json::json;
@@ -60,11 +60,7 @@ fn restart_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_accepted_is_lost_through_kill_broker_restart_and_redis_restart() {
     let mut cluster = Cluster::start(3).await;
-    let apis: Vec<NodeApi> = cluster
-        .nodes
-        .iter()
-        .map(|n| NodeApi::new(&n.base))
-        .collect();
+    let apis = cluster.apis();
     let owner = apis[0].user().await;
     let (_, g) = apis[0]
         .call(

@@ -6,39 +6,20 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, NodeApi};
-use common::{metric_value, metrics_text};
+use common::cluster::Cluster;
 use conclave::domain::GroupId;
 use conclave::pipeline::partition_of;
-use reqwest::Method;
-use serde_json::json;
 
 /// `CONCLAVE_PARTITIONS` of the cluster harness.
 const PARTITIONS: u32 = 4;
 
-async fn persisted(cluster: &Cluster) -> Vec<f64> {
-    let mut v = Vec::new();
-    for n in &cluster.nodes {
-        let text = metrics_text(&format!("{}/metrics", n.base)).await;
-        v.push(metric_value(&text, "conclave_messages_persisted_total"));
-    }
-    v
-}
-
-async fn handoffs(cluster: &Cluster) -> f64 {
-    let mut sum = 0.0;
-    for n in &cluster.nodes {
-        let text = metrics_text(&format!("{}/metrics", n.base)).await;
-        sum += metric_value(&text, "conclave_pipeline_partition_handoffs_total");
-    }
-    sum
-}
+const PERSISTED: &str = "conclave_messages_persisted_total";
 
 /// Waits until the cluster has stored `total` messages in all; returns what each node stored.
 async fn stored_by_each(cluster: &Cluster, total: f64) -> Vec<f64> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let now = persisted(cluster).await;
+        let now = cluster.metric_on_each(PERSISTED).await;
         if now.iter().sum::<f64>() >= total {
             return now;
         }
@@ -54,11 +35,7 @@ async fn stored_by_each(cluster: &Cluster, total: f64) -> Vec<f64> {
 #[tokio::test]
 async fn every_process_writes_some_partitions_and_each_group_keeps_its_order() {
     let cluster = Cluster::start(3).await;
-    let api: Vec<NodeApi> = cluster
-        .nodes
-        .iter()
-        .map(|n| NodeApi::new(&n.base))
-        .collect();
+    let api = cluster.apis();
     let owner = api[0].user().await;
 
     // One group in every partition.
@@ -83,15 +60,7 @@ async fn every_process_writes_some_partitions_and_each_group_keeps_its_order() {
             let mut contents = Vec::new();
             for k in 0..EACH {
                 let content = format!("round {round} group {g} message {k}");
-                let (s, b) = api[(round + g + k) % 3]
-                    .call(
-                        Method::POST,
-                        &format!("/groups/{gid}/messages"),
-                        Some(token),
-                        Some(json!({"content": content})),
-                    )
-                    .await;
-                assert_eq!(s, 202, "{b}");
+                api[(round + g + k) % 3].send(gid, token, &content).await;
                 contents.push(content);
             }
             contents
@@ -105,7 +74,7 @@ async fn every_process_writes_some_partitions_and_each_group_keeps_its_order() {
     // would keep moving.
     let settled = vec![EACH as f64, EACH as f64, 2.0 * EACH as f64];
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut before = persisted(&cluster).await;
+    let mut before = cluster.metric_on_each(PERSISTED).await;
     let (mut round, mut stable) = (0, 0);
     while stable < 3 {
         for (g, c) in send_round(round).await.into_iter().enumerate() {
@@ -126,7 +95,12 @@ async fn every_process_writes_some_partitions_and_each_group_keeps_its_order() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(
-        handoffs(&cluster).await >= 1.0,
+        cluster
+            .metric_on_each("conclave_pipeline_partition_handoffs_total")
+            .await
+            .iter()
+            .sum::<f64>()
+            >= 1.0,
         "partitions moved from the first process"
     );
 

@@ -127,11 +127,7 @@ async fn wait_readyz(base: &str, what: &str, pred: impl Fn(u16, &Value) -> bool)
 async fn outage_under_load(dep: Dep) {
     let proxies = Proxies::start().await;
     let cluster = Cluster::start_with(2, proxies.options()).await;
-    let apis: Vec<NodeApi> = cluster
-        .nodes
-        .iter()
-        .map(|n| NodeApi::new(&n.base))
-        .collect();
+    let apis = cluster.apis();
     let owner = apis[0].user().await;
     let (s, g) = apis[0]
         .call(

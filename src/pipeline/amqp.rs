@@ -158,16 +158,16 @@ impl AmqpPipeline {
             publisher.clone(),
             stop.clone(),
         ));
-        let consumers = tokio::spawn(supervise_consumers(
-            s.url,
-            names.clone(),
-            s.partitions,
+        let consumers = tokio::spawn(supervise_consumers(ConsumerSetup {
+            url: s.url,
+            names: names.clone(),
+            partitions: s.partitions,
             store,
             sink,
             balance,
-            consuming.clone(),
-            stop.clone(),
-        ));
+            consuming: consuming.clone(),
+            stop: stop.clone(),
+        }));
         Self {
             publisher,
             consuming,
@@ -337,17 +337,30 @@ struct Consuming {
     stop: CancellationToken,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn supervise_consumers(
+/// What the consumer supervisor keeps across reconnections.
+struct ConsumerSetup {
     url: String,
     names: Names,
     partitions: u32,
     store: Arc<dyn Store>,
     sink: Arc<dyn EventSink>,
     balance: Balance,
+    /// Set while subscribed (readiness, and membership in the partition registry).
     consuming: Arc<AtomicBool>,
     stop: CancellationToken,
-) {
+}
+
+async fn supervise_consumers(s: ConsumerSetup) {
+    let ConsumerSetup {
+        url,
+        names,
+        partitions,
+        store,
+        sink,
+        balance,
+        consuming,
+        stop,
+    } = s;
     let mut attempt = 0;
     while !stop.is_cancelled() {
         let setup = async {

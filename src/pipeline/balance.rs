@@ -68,10 +68,14 @@ fn owner(members: &[String], p: u32) -> &str {
     &members[p as usize % members.len()]
 }
 
-/// Whether `me`, active on partition `p`, should hand it to its owner, given the members seen.
-fn hand_off(members: &[String], me: &str, p: u32) -> bool {
+/// To whom `me`, active on partition `p`, should hand it, given the members seen: its owner, or
+/// nobody when that is `me`.
+fn hand_off<'a>(members: &'a [String], me: &str, p: u32) -> Option<&'a str> {
     // Not registered (yet, or Redis lost us): we cannot know the others' view of the owners.
-    members.iter().any(|m| m == me) && owner(members, p) != me
+    if !members.iter().any(|m| m == me) {
+        return None;
+    }
+    Some(owner(members, p)).filter(|o| *o != me)
 }
 
 struct View {
@@ -127,11 +131,14 @@ impl Balance {
         let Some(inner) = &self.0 else { return false };
         let to = {
             let view = inner.view.read();
-            let fresh = view.at.is_some_and(|at| at.elapsed() < VIEW_STALE);
-            if !fresh || !hand_off(&view.members, &inner.me, p) {
+            let stale = view.at.is_none_or(|at| at.elapsed() >= VIEW_STALE);
+            if stale {
                 return false;
             }
-            owner(&view.members, p).to_owned()
+            match hand_off(&view.members, &inner.me, p) {
+                Some(owner) => owner.to_owned(),
+                None => return false,
+            }
         };
         let mut handed = inner.handed_off.lock();
         let now = Instant::now();
@@ -192,6 +199,7 @@ async fn heartbeat(
             }
             Err(_) => {}
         }
+        // Stopping: return once this round has taken us out of the set.
         if !present && stop.is_cancelled() {
             return;
         }
@@ -215,7 +223,10 @@ mod tests {
         let ms = members(3);
         let mut owned = HashMap::<&str, u32>::new();
         for p in 0..16 {
-            let keepers: Vec<_> = ms.iter().filter(|m| !hand_off(&ms, m, p)).collect();
+            let keepers: Vec<_> = ms
+                .iter()
+                .filter(|m| hand_off(&ms, m, p).is_none())
+                .collect();
             assert_eq!(keepers.len(), 1, "partition {p}: {keepers:?}");
             *owned.entry(keepers[0]).or_default() += 1;
         }
@@ -226,9 +237,9 @@ mod tests {
 
     #[test]
     fn an_unregistered_or_lone_process_keeps_what_it_is_given() {
-        assert!(!hand_off(&[], "m0", 3));
-        assert!(!hand_off(&members(2), "stranger", 3));
-        assert!(!hand_off(&members(1), "m0", 3));
+        assert!(hand_off(&[], "m0", 3).is_none());
+        assert!(hand_off(&members(2), "stranger", 3).is_none());
+        assert!(hand_off(&members(1), "m0", 3).is_none());
     }
 
     fn balance_with(members: Vec<String>, me: &str, seen: Option<Instant>) -> Balance {

@@ -63,12 +63,12 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        let lens: Vec<usize> = jobs.iter().map(|j| j.batch.len()).collect();
+        // Each caller's reply, with how many of the results are its own.
         let mut all = Vec::with_capacity(size);
         let mut replies = Vec::with_capacity(jobs.len());
         for j in jobs {
+            replies.push((j.done, j.batch.len()));
             all.extend(j.batch);
-            replies.push(j.done);
         }
         metrics::histogram!(m::PIPELINE_BATCH).record(size as f64);
         let started = Instant::now();
@@ -76,7 +76,7 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
             Ok(results) if results.len() == size => {
                 metrics::histogram!(m::STORE_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
                 let mut results = results.into_iter();
-                for (reply, n) in replies.into_iter().zip(lens) {
+                for (reply, n) in replies {
                     let _ = reply.send(Ok(results.by_ref().take(n).collect()));
                 }
             }
@@ -86,7 +86,7 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
                     answered = results.len(),
                     "the store answered a batch with the wrong number of results"
                 );
-                for reply in replies {
+                for (reply, _) in replies {
                     let _ = reply.send(Err(AppError::Internal(anyhow::anyhow!(
                         "store answered {} results for {size} messages",
                         results.len()
@@ -98,7 +98,7 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
                     AppError::Internal(cause) => format!("{cause:#}"),
                     other => other.to_string(),
                 };
-                for reply in replies {
+                for (reply, _) in replies {
                     let _ = reply.send(Err(AppError::Unavailable(why.clone())));
                 }
             }

@@ -356,6 +356,19 @@ impl NodeApi {
         assert_eq!(s, 200, "{b}");
     }
 
+    /// Posts a message over REST and expects it accepted.
+    pub async fn send(&self, group: &str, token: &str, content: &str) {
+        let (s, b) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/groups/{group}/messages"),
+                Some(token),
+                Some(serde_json::json!({ "content": content })),
+            )
+            .await;
+        assert_eq!(s, 202, "{b}");
+    }
+
     /// Every message of a group, ascending, paging forwards.
     pub async fn history(&self, group: &str, token: &str) -> Vec<serde_json::Value> {
         let mut all = Vec::new();
@@ -386,6 +399,21 @@ impl Cluster {
         (0..self.nodes.len())
             .map(|i| format!("--- node {i}\n{}", self.log(i)))
             .collect()
+    }
+
+    /// A client of each node, in node order.
+    pub fn apis(&self) -> Vec<NodeApi> {
+        self.nodes.iter().map(|n| NodeApi::new(&n.base)).collect()
+    }
+
+    /// One series' value on each node's `/metrics`, in node order (0 where not recorded yet).
+    pub async fn metric_on_each(&self, series: &str) -> Vec<f64> {
+        let mut values = Vec::new();
+        for n in &self.nodes {
+            let text = super::metrics_text(&format!("{}/metrics", n.base)).await;
+            values.push(super::metric_value(&text, series));
+        }
+        values
     }
 }
 
