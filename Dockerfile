@@ -14,8 +14,9 @@ ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
     CARGO_TERM_COLOR=never
 
 # 1. Dependencies only: the manifest and lock file with a dummy library and main, so this layer
-#    is rebuilt only when Cargo.toml or Cargo.lock change.
+#    is rebuilt only when Cargo.toml, Cargo.lock or a vendored crate change.
 COPY Cargo.toml Cargo.lock ./
+COPY vendor ./vendor
 RUN mkdir src \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
