@@ -196,8 +196,15 @@ impl Cluster {
         }
     }
 
-    /// Stops every node and removes this test's queues, exchanges and database. Best effort,
-    /// and bounded: a broker or database that does not answer must not hang a passed test.
+    /// Stops every node and removes this test's queues and exchanges. Best effort, and bounded:
+    /// a broker that does not answer must not hang a passed test.
+    ///
+    /// The database is left to the throwaway test server (in memory, stopped after the run).
+    /// Dropping it was a trap: a node killed in the middle of a store transaction leaves that
+    /// transaction open on the server (transactions belong to sessions, not connections, and
+    /// are reaped after 60 s idle), and SecantusDB-py's `dropDatabase` then spins forever on the
+    /// first document the orphan wrote, holding the server's storage lock, so every later test
+    /// hung (seen with py-spy: `Storage.drop_database` -> `_delete_keys`, on one key).
     pub async fn cleanup(mut self) {
         for i in 0..self.nodes.len() {
             self.kill9(i);
@@ -227,9 +234,6 @@ impl Cluster {
                 }
             }
             let _ = conn.close(200, "bye".into()).await;
-        }
-        if let Ok(client) = mongodb::Client::with_uri_str(&self.mongo_uri).await {
-            let _ = client.database(&self.db).drop().await;
         }
     }
 }
