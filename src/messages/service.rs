@@ -83,7 +83,7 @@ impl MessageService {
     ) -> AppResult<MessageId> {
         let (g, me) = self
             .store
-            .relation(group, sender)
+            .access(group, sender)
             .await?
             .ok_or(AppError::NotFound)?;
         can_send(g.visibility, &me)?;
@@ -134,7 +134,7 @@ impl MessageService {
     ) -> AppResult<Vec<MessageView>> {
         let (g, me) = self
             .store
-            .relation(group, reader)
+            .access(group, reader)
             .await?
             .ok_or(AppError::NotFound)?;
         can_read_messages(g.visibility, &me)?;

@@ -389,7 +389,7 @@ async fn typing(ctx: &Ctx, user: UserId, data: Option<Value>) -> AppResult<()> {
         .map_err(|retry_after| AppError::RateLimited { retry_after })?;
     let (g, me) = st
         .store
-        .relation(group, user)
+        .access(group, user)
         .await?
         .ok_or(AppError::NotFound)?;
     can_send(g.visibility, &me)?;

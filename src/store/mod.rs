@@ -105,6 +105,17 @@ pub trait Store: Send + Sync + 'static {
         group: GroupId,
         user: UserId,
     ) -> AppResult<Option<(GroupRecord, Relation)>>;
+    /// As [`Store::relation`], for access checks on the hot paths (send, history, typing): a
+    /// member's relation may come back with only its role, since pending requests, bans and
+    /// cooldowns never change what a member may read or send (`domain::access`); a non-member's
+    /// is complete.
+    async fn access(
+        &self,
+        group: GroupId,
+        user: UserId,
+    ) -> AppResult<Option<(GroupRecord, Relation)>> {
+        self.relation(group, user).await
+    }
     /// Decide and apply a membership command atomically (see the module docs). Refusals come
     /// back as the matching `AppError`; a missing group or target user is `NotFound`.
     async fn execute(

@@ -55,6 +55,7 @@ macro_rules! conformance_suite {
             prepared_schema_is_ready_and_preparing_again_is_harmless,
             create_group_makes_the_owner_its_first_member,
             unknown_group_is_absent_everywhere,
+            access_decides_exactly_as_the_full_relation_does,
             list_groups_filters_by_query_ignoring_case_and_by_visibility,
             list_groups_query_matches_wildcard_characters_literally,
             list_groups_pages_return_each_group_once,
@@ -671,6 +672,56 @@ pub async fn unknown_group_is_absent_everywhere(s: DynStore) {
     let owner = user(&s, "keeper").await;
     let g = group(&s, &owner, Visibility::Open, 10).await;
     assert_eq!(relation(&s, g.id, &u).await, Relation::default());
+}
+
+/// `access` (the hot paths' read) may leave out a member's pending/ban/cooldown records, but
+/// every access decision must come out as it does from the full relation.
+pub async fn access_decides_exactly_as_the_full_relation_does(s: DynStore) {
+    let owner = user(&s, "gatekeeper").await;
+    let g = group(&s, &owner, Visibility::Private, 10).await;
+    let member = user(&s, "insider").await;
+    ok(exec(&s, g.id, &member, Command::Join).await);
+    ok(exec(&s, g.id, &owner, Command::Approve { target: member.id }).await);
+    let pending = user(&s, "asker").await;
+    ok(exec(&s, g.id, &pending, Command::Join).await);
+    let banned = user(&s, "outcast").await;
+    ok(exec(&s, g.id, &banned, Command::Join).await);
+    ok(exec(&s, g.id, &owner, Command::Approve { target: banned.id }).await);
+    ok(exec(&s, g.id, &owner, Command::Ban { target: banned.id }).await);
+    let former = user(&s, "leaver").await;
+    ok(exec(&s, g.id, &former, Command::Join).await);
+    ok(exec(&s, g.id, &owner, Command::Approve { target: former.id }).await);
+    ok(exec(&s, g.id, &former, Command::Leave).await);
+    let stranger = user(&s, "passerby").await;
+
+    for u in [&owner, &member, &pending, &banned, &former, &stranger] {
+        let (fg, full) = s.relation(g.id, u.id).await.unwrap().unwrap();
+        let (ag, access) = s.access(g.id, u.id).await.unwrap().unwrap();
+        assert_eq!(ag, fg, "{}", u.username);
+        assert_eq!(access.role, full.role, "{}", u.username);
+        if full.role.is_none() {
+            assert_eq!(
+                access, full,
+                "a non-member's relation is complete: {}",
+                u.username
+            );
+        }
+        assert_eq!(
+            domain::can_send(g.visibility, &access),
+            domain::can_send(g.visibility, &full),
+            "{}",
+            u.username
+        );
+        assert_eq!(
+            domain::can_read_messages(g.visibility, &access),
+            domain::can_read_messages(g.visibility, &full),
+            "{}",
+            u.username
+        );
+    }
+    assert!(domain::can_send(g.visibility, &relation(&s, g.id, &member).await).is_ok());
+    assert!(domain::can_send(g.visibility, &relation(&s, g.id, &banned).await).is_err());
+    assert!(s.access(GroupId::new(), member.id).await.unwrap().is_none());
 }
 
 pub async fn list_groups_filters_by_query_ignoring_case_and_by_visibility(s: DynStore) {
