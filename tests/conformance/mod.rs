@@ -109,6 +109,7 @@ macro_rules! conformance_suite {
             transfer_racing_leaves_keeps_exactly_one_owner,
             concurrent_appends_get_contiguous_seq,
             concurrent_appends_of_one_client_msg_id_store_it_once,
+            retries_carrying_the_id_derived_from_the_client_key_are_stored_once,
             scan_messages_pages_every_group_once_in_order,
             replace_envelope_is_compare_and_set,
             audit_events_are_listed_per_group_oldest_first_with_all_fields,
@@ -2495,6 +2496,43 @@ pub async fn concurrent_appends_of_one_client_msg_id_store_it_once(s: DynStore) 
     }
     let all = history(&s, g.id, Some(0), None, 100).await;
     assert_eq!(all, (1..=RACE_ROUNDS as u64).collect::<Vec<_>>());
+}
+
+/// What the send path hands the store: a client-keyed message's id is derived from the key, so
+/// every retry carries the same id (the MongoDB engine then dedups by id alone). Stored once in
+/// one batch, across batches and from concurrent appends; a retry consumes no seq.
+pub async fn retries_carrying_the_id_derived_from_the_client_key_are_stored_once(s: DynStore) {
+    let u = user(&s, "keyed_retrier").await;
+    let g = group(&s, &u, Visibility::Open, 10).await;
+    let keyed = |body: &[u8], cmid: &str| {
+        let mut m = message(g.id, &u, body, Some(cmid));
+        m.id = MessageId::for_client_key(g.id, u.id, cmid);
+        m
+    };
+    let out = s
+        .append_messages(&[keyed(b"first", "k1"), keyed(b"first (retry)", "k1")])
+        .await
+        .unwrap();
+    let original = stored(&out[0]).clone();
+    assert_eq!(original.seq, 1);
+    assert_eq!(duplicate(&out[1]), &original);
+    let later = append_one(&s, keyed(b"first (later retry)", "k1")).await;
+    assert_eq!(duplicate(&later), &original);
+
+    let jobs: Vec<Job<Vec<Appended>>> = (0..6)
+        .map(|_| {
+            let (s, m) = (s.clone(), keyed(b"second", "k2"));
+            Box::pin(async move { s.append_messages(&[m]).await.unwrap() }) as Job<_>
+        })
+        .collect();
+    let results: Vec<Appended> = all_at_once(jobs).await.into_iter().flatten().collect();
+    let fresh: Vec<_> = results
+        .iter()
+        .filter(|r| matches!(r, Appended::Stored(_)))
+        .collect();
+    assert_eq!(fresh.len(), 1, "stored once: {results:?}");
+    assert_eq!(stored(fresh[0]).seq, 2, "no seq consumed by the retries");
+    assert_eq!(history(&s, g.id, Some(0), None, 10).await, vec![1, 2]);
 }
 
 pub async fn history_positions_beyond_i64_do_not_wrap(s: DynStore) {

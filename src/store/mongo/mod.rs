@@ -52,8 +52,9 @@
 //!   On a sharded cluster a unique index must start with the shard key, so there `_id` (the
 //!   message id) is unique per shard only. Deduplication never rests on a unique index: every
 //!   append to a group writes the group's `last_seq` in the same transaction as its duplicate
-//!   checks (by `_id` and by `(group_id, client_key)`), so two appends to one group can never
-//!   both miss each other's messages.
+//!   checks (by `_id`, and by `(group_id, client_key)` for a message whose id is not derived
+//!   from its client key), so two appends to one group can never both miss each other's
+//!   messages.
 //! - `memberships`, `join_requests`, `bans`, `cooldowns`: `{group_id: 1, user_id: 1}`. Every
 //!   membership transaction and every member listing names the group, so they stay on one shard
 //!   per collection, and the unique `(group_id, user_id)` index is the shard key index itself.
@@ -843,12 +844,18 @@ async fn append_tx(
     }
     type ClientKey = (GroupId, UserId, String);
     // One query per group (a batch usually holds one): equality on the group keeps it on one
-    // shard and on the `(group_id, client_key)` index.
+    // shard and on the `(group_id, client_key)` index. Only for messages whose id is not the
+    // one derived from their client key: a derived id is the same for every copy of that key,
+    // so the `_id` query above has found any stored copy already (and the send path always
+    // derives it; this saves a round trip per group in every transaction).
     let mut client_keys: Vec<(GroupId, Vec<String>)> = Vec::new();
     for m in batch {
         let Some(cmid) = &m.client_msg_id else {
             continue;
         };
+        if m.id == MessageId::for_client_key(m.group_id, m.sender_id, cmid) {
+            continue;
+        }
         let key = docs::client_key(m.sender_id, cmid);
         match client_keys.iter_mut().find(|(g, _)| *g == m.group_id) {
             Some((_, keys)) => keys.push(key),
