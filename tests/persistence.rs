@@ -61,6 +61,26 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Every file under `dir` with its bytes. SQLite deletes its `-wal` and `-shm` files when the
+/// last connection closes, which can happen just after the server has stopped: when a listed
+/// file is gone by the time it is read, the directory is listed and read again.
+fn read_files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    for _ in 0..50 {
+        let read: std::io::Result<Vec<_>> = files_under(dir)
+            .into_iter()
+            .map(|f| std::fs::read(&f).map(|bytes| (f, bytes)))
+            .collect();
+        match read {
+            Ok(files) => return files,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => panic!("reading {}: {e}", dir.display()),
+        }
+    }
+    panic!("files under {} kept disappearing", dir.display());
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -282,21 +302,21 @@ async fn message_plaintext_never_reaches_the_disk() {
     );
     app.stop().await;
 
-    let files = files_under(app.data_dir.path());
+    let files = read_files_under(app.data_dir.path());
     assert!(
-        files.iter().any(|f| f.ends_with("conclave.db")),
-        "{files:?}"
+        files.iter().any(|(f, _)| f.ends_with("conclave.db")),
+        "{:?}",
+        files.iter().map(|(f, _)| f).collect::<Vec<_>>()
     );
     let mut name_seen = false;
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap();
-        name_seen |= contains(&bytes, group_name.as_bytes());
+    for (f, bytes) in &files {
+        name_seen |= contains(bytes, group_name.as_bytes());
         for text in &secrets {
             // A distinctive slice is enough: no 16 consecutive bytes of any message may appear.
             let b = text.as_bytes();
             for probe in [&b[..16], &b[b.len() - 16..]] {
                 assert!(
-                    !contains(&bytes, probe),
+                    !contains(bytes, probe),
                     "{} holds message plaintext {:?}",
                     f.display(),
                     String::from_utf8_lossy(probe)
