@@ -2225,6 +2225,29 @@ async fn all_at_once<T: Send + 'static>(
 
 type Job<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// Six copies of one message appended at once, each alone: every result, and the messages
+/// among them that were newly stored.
+async fn append_copies_at_once(
+    s: &DynStore,
+    copy: impl Fn() -> NewMessage,
+) -> (Vec<Appended>, Vec<StoredMessage>) {
+    let jobs: Vec<Job<Vec<Appended>>> = (0..6)
+        .map(|_| {
+            let (s, m) = (s.clone(), copy());
+            Box::pin(async move { s.append_messages(&[m]).await.unwrap() }) as Job<_>
+        })
+        .collect();
+    let results: Vec<Appended> = all_at_once(jobs).await.into_iter().flatten().collect();
+    let fresh = results
+        .iter()
+        .filter_map(|r| match r {
+            Appended::Stored(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    (results, fresh)
+}
+
 fn exec_job(
     s: &DynStore,
     g: GroupId,
@@ -2468,19 +2491,10 @@ pub async fn concurrent_appends_of_one_client_msg_id_store_it_once(s: DynStore) 
     let g = group(&s, &u, Visibility::Open, 10).await;
     for round in 0..RACE_ROUNDS {
         let cmid = format!("click-{round}");
-        let jobs: Vec<Job<Vec<Appended>>> = (0..6)
-            .map(|_| {
-                let (s, m) = (s.clone(), message(g.id, &u, b"once", Some(&cmid)));
-                Box::pin(async move { s.append_messages(&[m]).await.unwrap() }) as Job<_>
-            })
-            .collect();
-        let results: Vec<Appended> = all_at_once(jobs).await.into_iter().flatten().collect();
-        let fresh: Vec<_> = results
-            .iter()
-            .filter(|r| matches!(r, Appended::Stored(_)))
-            .collect();
+        let (results, fresh) =
+            append_copies_at_once(&s, || message(g.id, &u, b"once", Some(&cmid))).await;
         assert_eq!(fresh.len(), 1, "round {round}: stored once: {results:?}");
-        let the_one = stored(fresh[0]).clone();
+        let the_one = fresh[0].clone();
         assert_eq!(
             the_one.seq,
             round as u64 + 1,
@@ -2519,19 +2533,9 @@ pub async fn retries_carrying_the_id_derived_from_the_client_key_are_stored_once
     let later = append_one(&s, keyed(b"first (later retry)", "k1")).await;
     assert_eq!(duplicate(&later), &original);
 
-    let jobs: Vec<Job<Vec<Appended>>> = (0..6)
-        .map(|_| {
-            let (s, m) = (s.clone(), keyed(b"second", "k2"));
-            Box::pin(async move { s.append_messages(&[m]).await.unwrap() }) as Job<_>
-        })
-        .collect();
-    let results: Vec<Appended> = all_at_once(jobs).await.into_iter().flatten().collect();
-    let fresh: Vec<_> = results
-        .iter()
-        .filter(|r| matches!(r, Appended::Stored(_)))
-        .collect();
+    let (results, fresh) = append_copies_at_once(&s, || keyed(b"second", "k2")).await;
     assert_eq!(fresh.len(), 1, "stored once: {results:?}");
-    assert_eq!(stored(fresh[0]).seq, 2, "no seq consumed by the retries");
+    assert_eq!(fresh[0].seq, 2, "no seq consumed by the retries");
     assert_eq!(history(&s, g.id, Some(0), None, 10).await, vec![1, 2]);
 }
 

@@ -484,6 +484,23 @@ impl MongoStore {
         self.client.start_session().await.map_err(db_error)
     }
 
+    /// A group and a user's relation to it (`None`: no such group), for `relation` and `access`.
+    async fn group_and_relation(
+        &self,
+        group: GroupId,
+        user: UserId,
+        reads: Reads,
+    ) -> AppResult<Option<(GroupRecord, Relation)>> {
+        let mut s = self.session().await?;
+        let Some(g) = load_group(&self.c, &mut s, group).await.map_err(app)? else {
+            return Ok(None);
+        };
+        let r = load_relation(&self.c, &mut s, group, user, reads)
+            .await
+            .map_err(app)?;
+        Ok(Some((g, r)))
+    }
+
     /// One page of a per-group listing of users (members, requests, bans), oldest first by
     /// `(time_field, user_id)` (`key`), with usernames (`name`) looked up in one more query.
     async fn user_listing<T>(
@@ -627,15 +644,29 @@ async fn load_group(
     Ok(d.as_ref().map(docs::group).transpose()?)
 }
 
+/// How much of a relation [`load_relation`] reads.
+#[derive(Clone, Copy)]
+enum Reads {
+    /// All four per-(group, user) collections.
+    Full,
+    /// A member's membership alone: pending requests, bans and cooldowns never change what a
+    /// member may read or send ([`Store::access`]); a non-member's relation is still read in full.
+    MemberShortcut,
+}
+
 async fn load_relation(
     c: &Colls,
     s: &mut ClientSession,
     gid: GroupId,
     uid: UserId,
+    reads: Reads,
 ) -> TxResult<Relation> {
     let key = doc! { "group_id": gid.to_string(), "user_id": uid.to_string() };
     let only_id = doc! { "_id": 1 };
     let membership = c.memberships.find_one(key.clone()).session(&mut *s).await?;
+    if let (Reads::MemberShortcut, Some(m)) = (reads, &membership) {
+        return Ok(docs::relation(Some(m), false, false, None)?);
+    }
     let pending = c
         .join_requests
         .find_one(key.clone())
@@ -686,7 +717,7 @@ async fn execute_tx(
         member_count: group.member_count,
         max_members: group.max_members,
     };
-    let actor_rel = load_relation(c, s, gid, actor).await?;
+    let actor_rel = load_relation(c, s, gid, actor, Reads::Full).await?;
     let target_rel = match cmd.target() {
         Some(t) if t == actor => actor_rel.clone(),
         Some(t) => {
@@ -700,7 +731,7 @@ async fn execute_tx(
             if !exists {
                 return Err(AppError::NotFound.into());
             }
-            load_relation(c, s, gid, t).await?
+            load_relation(c, s, gid, t, Reads::Full).await?
         }
         None => Relation::default(),
     };
@@ -1299,14 +1330,7 @@ impl Store for MongoStore {
         group: GroupId,
         user: UserId,
     ) -> AppResult<Option<(GroupRecord, Relation)>> {
-        let mut s = self.session().await?;
-        let Some(g) = load_group(&self.c, &mut s, group).await.map_err(app)? else {
-            return Ok(None);
-        };
-        let r = load_relation(&self.c, &mut s, group, user)
-            .await
-            .map_err(app)?;
-        Ok(Some((g, r)))
+        self.group_and_relation(group, user, Reads::Full).await
     }
 
     async fn access(
@@ -1314,26 +1338,9 @@ impl Store for MongoStore {
         group: GroupId,
         user: UserId,
     ) -> AppResult<Option<(GroupRecord, Relation)>> {
-        let mut s = self.session().await?;
-        let Some(g) = load_group(&self.c, &mut s, group).await.map_err(app)? else {
-            return Ok(None);
-        };
-        // A member is decided by the membership alone: two reads per send instead of five.
-        let key = doc! { "group_id": group.to_string(), "user_id": user.to_string() };
-        let membership = self
-            .c
-            .memberships
-            .find_one(key)
-            .session(&mut s)
+        // Two reads per send for a member instead of five.
+        self.group_and_relation(group, user, Reads::MemberShortcut)
             .await
-            .map_err(db_error)?;
-        let r = match membership {
-            Some(m) => docs::relation(Some(&m), false, false, None)?,
-            None => load_relation(&self.c, &mut s, group, user)
-                .await
-                .map_err(app)?,
-        };
-        Ok(Some((g, r)))
     }
 
     async fn execute(
