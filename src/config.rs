@@ -88,6 +88,9 @@ pub struct Settings {
     pub login_per_account: RateLimit,
     pub login_per_address: RateLimit,
     pub messages_per_user: RateLimit,
+    /// How long the send path trusts a "may send" it read (`messages::senders`); zero: always
+    /// read the store.
+    pub sender_cache_ttl: Duration,
     /// Groups created plus join requests per user: bounds join-request spam.
     pub group_actions_per_user: RateLimit,
     /// Groups one user may belong to (also bounds the rooms a socket joins on connect).
@@ -273,6 +276,7 @@ impl Settings {
                 max: r.num("CONCLAVE_MESSAGES_PER_USER", 50, 1, 1_000_000)?,
                 window: r.duration_in("CONCLAVE_MESSAGES_WINDOW", "10s", 1, 3_600)?,
             },
+            sender_cache_ttl: r.duration_in("CONCLAVE_SENDER_CACHE_TTL", "10s", 0, 300)?,
             group_actions_per_user: RateLimit {
                 max: r.num("CONCLAVE_GROUP_ACTIONS_PER_USER", 20, 1, 1_000_000)?,
                 window: r.duration_in("CONCLAVE_GROUP_ACTIONS_WINDOW", "1m", 1, 86_400)?,

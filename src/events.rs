@@ -44,6 +44,18 @@ pub enum GroupEvent {
     },
 }
 
+impl GroupEvent {
+    /// The member who lost access to the group through this event, if any.
+    pub fn lost_access(&self) -> Option<(GroupId, UserId)> {
+        match *self {
+            GroupEvent::MemberJoined { .. } => None,
+            GroupEvent::MemberLeft { group, user } | GroupEvent::Removed { group, user, .. } => {
+                Some((group, user))
+            }
+        }
+    }
+}
+
 #[async_trait::async_trait]
 pub trait EventSink: Send + Sync + 'static {
     /// Applied before the command's HTTP reply is sent, so a removed user's sockets are out of

@@ -541,6 +541,70 @@ async fn former_members_lose_access_but_their_messages_stay() {
     assert_eq!(got[3]["sender_id"], alice.id.as_str());
 }
 
+/// The server remembers for a while who may send (`CONCLAVE_SENDER_CACHE_TTL`, long here); a
+/// ban, a removal, a departure or the group's deletion must still stop the very next message.
+#[tokio::test]
+async fn losing_access_stops_the_next_message_of_someone_who_just_sent() {
+    let app = TestApp::spawn_with(&[("CONCLAVE_SENDER_CACHE_TTL", "300s")]).await;
+    let alice = app.user().await;
+    let open = app.group(&alice, "open").await;
+    let private = app.group(&alice, "private").await;
+    let (banned, removed, gone, deleted) = (
+        app.user().await,
+        app.user().await,
+        app.user().await,
+        app.user().await,
+    );
+    for (g, who) in [
+        (&open, &banned),
+        (&private, &removed),
+        (&open, &gone),
+        (&private, &deleted),
+    ] {
+        app.add_member(g, &alice, who).await;
+        app.send(g, who, "hello").await;
+    }
+    let r = app
+        .post(
+            &format!("/groups/{open}/bans"),
+            &alice.token,
+            json!({"user_id": banned.id}),
+        )
+        .await;
+    assert_eq!(r.0, 201, "{}", r.1);
+    let r = app
+        .delete(
+            &format!("/groups/{private}/members/{}", removed.id),
+            &alice.token,
+        )
+        .await;
+    assert_eq!(r.0, 204, "{}", r.1);
+    let r = app
+        .post(&format!("/groups/{open}/leave"), &gone.token, json!({}))
+        .await;
+    assert_eq!(r.0, 204, "{}", r.1);
+    let again = json!({"content": "again"});
+    send(&app, &banned, &open, again.clone())
+        .await
+        .assert_problem(403, "banned");
+    send(&app, &removed, &private, again.clone())
+        .await
+        .assert_problem(404, "not_found");
+    send(&app, &gone, &open, again.clone())
+        .await
+        .assert_problem(403, "forbidden");
+    let r = app
+        .delete(&format!("/groups/{private}"), &alice.token)
+        .await;
+    assert_eq!(r.0, 204, "{}", r.1);
+    send(&app, &deleted, &private, again)
+        .await
+        .assert_problem(404, "not_found");
+    // Nothing after the changes was stored.
+    let got = items(&history(&app, &alice, &open, "").await);
+    assert_eq!(seqs(&got), [1, 2]);
+}
+
 #[tokio::test]
 async fn sending_is_rate_limited_per_user() {
     let app = TestApp::spawn_with(&[("CONCLAVE_MESSAGES_PER_USER", "3")]).await;

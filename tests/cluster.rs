@@ -1,6 +1,6 @@
 //! Three cluster processes against the same Redis, RabbitMQ and MongoDB: users, groups, rooms and
 //! messages are shared; order holds across processes; a ban on one process acts on a socket held
-//! by another.
+//! by another, and on what another process remembered about who may send.
 
 mod common;
 
@@ -144,6 +144,19 @@ async fn a_ban_on_one_process_removes_the_socket_held_by_another() {
         .await
         .expect("dave receives on node 1 after approval on node 2");
     assert_eq!(m["content"], "welcome");
+    // Dave answers through node 1, which now remembers that he may send there.
+    let ack = dave_sock
+        .emit_with_ack(
+            "message:send",
+            json!({"group_id": gid, "content": "thanks"}),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let own = dave_sock
+        .next_event("message:new", WAIT)
+        .await
+        .expect("dave's own message comes back");
+    assert_eq!(own["content"], "thanks");
 
     let (s, b) = n3
         .call(
@@ -159,6 +172,16 @@ async fn a_ban_on_one_process_removes_the_socket_held_by_another() {
         .await
         .expect("group:removed on node 1");
     assert_eq!(removed["reason"], "banned");
+    // Node 1 forgot him with the same frame: his next message there is refused, not queued.
+    let (s, b) = n1
+        .call(
+            Method::POST,
+            &format!("/groups/{gid}/messages"),
+            Some(&dave.token),
+            Some(json!({"content": "still here?"})),
+        )
+        .await;
+    assert_eq!((s, b["code"].as_str()), (403, Some("banned")), "{b}");
     for i in 0..10 {
         let (s, _) = n2
             .call(

@@ -7,6 +7,8 @@
 //!   configured deadline: never a hang, never a 500;
 //! - `/readyz` names the missing dependency, and turns ready again by itself when it is back;
 //! - the senders get through again without anyone restarting a process;
+//! - a sender the process remembers as a member (`CONCLAVE_SENDER_CACHE_TTL`) needs no MongoDB
+//!   read to send: during a MongoDB outage their messages are queued, and stored once it is back;
 //! - every message acked `accepted` is stored exactly once, with contiguous `seq`.
 
 mod common;
@@ -93,6 +95,8 @@ struct Tally {
     accepted: HashMap<String, String>,
     /// 202s received after the dependency came back.
     accepted_after_restore: usize,
+    /// 202s received while it was down.
+    accepted_while_down: usize,
     unavailable: usize,
 }
 
@@ -124,9 +128,24 @@ async fn wait_readyz(base: &str, what: &str, pred: impl Fn(u16, &Value) -> bool)
     }
 }
 
-async fn outage_under_load(dep: Dep) {
+/// How long each process trusts a "may send" it read from MongoDB (`CONCLAVE_SENDER_CACHE_TTL`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Senders {
+    /// Every send reads MongoDB.
+    Forgotten,
+    /// Longer than the test: every sender was remembered before the outage.
+    Remembered,
+}
+
+async fn outage_under_load(dep: Dep, senders_cache: Senders) {
     let proxies = Proxies::start().await;
-    let cluster = Cluster::start_with(2, proxies.options()).await;
+    let mut options = proxies.options();
+    let ttl = match senders_cache {
+        Senders::Forgotten => "0",
+        Senders::Remembered => "300s",
+    };
+    options.env.push(("CONCLAVE_SENDER_CACHE_TTL", ttl.into()));
+    let cluster = Cluster::start_with(2, options).await;
     let apis = cluster.apis();
     let owner = apis[0].user().await;
     let (s, g) = apis[0]
@@ -160,11 +179,17 @@ async fn outage_under_load(dep: Dep) {
     let tally: Arc<Mutex<Tally>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let restored = Arc::new(AtomicBool::new(false));
+    let down = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for (i, u) in senders.iter().cloned().enumerate() {
         let api = apis[i].clone();
-        let (tally, stop, restored, gid) =
-            (tally.clone(), stop.clone(), restored.clone(), gid.clone());
+        let (tally, stop, restored, down, gid) = (
+            tally.clone(),
+            stop.clone(),
+            restored.clone(),
+            down.clone(),
+            gid.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut n = 0u32;
             while !stop.load(Ordering::SeqCst) {
@@ -200,6 +225,9 @@ async fn outage_under_load(dep: Dep) {
                             if restored.load(Ordering::SeqCst) {
                                 t.accepted_after_restore += 1;
                             }
+                            if down.load(Ordering::SeqCst) {
+                                t.accepted_while_down += 1;
+                            }
                             break;
                         }
                         503 => {
@@ -222,6 +250,7 @@ async fn outage_under_load(dep: Dep) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let proxy = proxies.get(dep);
     proxy.down();
+    down.store(true, Ordering::SeqCst);
     // Readiness names what is missing, on every node.
     for node in &cluster.nodes {
         let report = wait_readyz(&node.base, "readiness reports the outage", |s, b| {
@@ -236,6 +265,7 @@ async fn outage_under_load(dep: Dep) {
         }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    down.store(false, Ordering::SeqCst);
     proxy.up();
     restored.store(true, Ordering::SeqCst);
     for node in &cluster.nodes {
@@ -255,11 +285,20 @@ async fn outage_under_load(dep: Dep) {
         t.await.expect("sender task");
     }
     let tally = tally.lock().await;
-    if dep != Dep::Redis {
-        // Without MongoDB a sender cannot be checked for membership, without RabbitMQ nothing can
-        // be queued: some sends must have been refused. (Redis only carries fan-out and shared
-        // rate limits, so sends may go on without it.)
-        assert!(tally.unavailable > 0, "{dep:?}: no send was refused");
+    match (dep, senders_cache) {
+        // Redis only carries fan-out and shared rate limits: sends may go on without it.
+        (Dep::Redis, _) => {}
+        // A sender remembered as a member needs no MongoDB read: their messages are queued
+        // and stored once it is back (checked below).
+        (Dep::Mongo, Senders::Remembered) => assert!(
+            tally.accepted_while_down > 0,
+            "remembered senders were refused while MongoDB was down"
+        ),
+        // Without MongoDB a sender cannot be checked for membership, without RabbitMQ nothing
+        // can be queued: some sends must have been refused.
+        (Dep::Mongo, Senders::Forgotten) | (Dep::Rabbit, _) => {
+            assert!(tally.unavailable > 0, "{dep:?}: no send was refused")
+        }
     }
 
     // Everything accepted is stored exactly once, with contiguous seq (give the pipeline time).
@@ -285,17 +324,22 @@ async fn outage_under_load(dep: Dep) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mongodb_outage_under_load() {
-    outage_under_load(Dep::Mongo).await;
+    outage_under_load(Dep::Mongo, Senders::Forgotten).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongodb_outage_under_load_with_senders_remembered() {
+    outage_under_load(Dep::Mongo, Senders::Remembered).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rabbitmq_outage_under_load() {
-    outage_under_load(Dep::Rabbit).await;
+    outage_under_load(Dep::Rabbit, Senders::Remembered).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_outage_under_load() {
-    outage_under_load(Dep::Redis).await;
+    outage_under_load(Dep::Redis, Senders::Remembered).await;
 }
 
 /// A slow MongoDB (every packet held 10 s): requests that need it are answered 503 `unavailable`

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::{Built, CloseSockets, Common, EngineParts};
 use crate::events::EventSink;
 use crate::limits::{RateLimiter, RedisLimiter};
+use crate::messages::Senders;
 use crate::ops::health::{PipelineProbe, Probe, RedisProbe, StoreProbe};
 use crate::pipeline::{AmqpPipeline, AmqpSettings, Pipeline, Registry};
 use crate::realtime::{self, Fanout, Realtime};
@@ -82,12 +83,14 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<Built> {
         Arc::new(RedisLimiter::new(redis.clone(), &s.cluster_prefix));
 
     let (layer, io) = realtime::layer(c.socket_settings());
+    let senders = Senders::new(s.sender_cache_ttl);
     let fanout = wait_for("redis (fan-out)", || {
         Fanout::redis(
             io.clone(),
             &redis_url,
             &s.cluster_prefix,
             c.shutdown.clone(),
+            senders.clone(),
         )
     })
     .await;
@@ -116,6 +119,7 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<Built> {
         events,
         limiter,
         probes,
+        senders,
     })?;
     realtime::register(&io, state.clone(), fanout);
     realtime::handlers::spawn_expiry_sweep(io.clone(), c.shutdown.clone());

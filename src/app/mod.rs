@@ -22,7 +22,7 @@ use crate::crypto::Keyring;
 use crate::events::EventSink;
 use crate::groups::GroupService;
 use crate::limits::{MemoryLimiter, RateLimiter};
-use crate::messages::MessageService;
+use crate::messages::{MessageService, Senders};
 use crate::ops::health::{PipelineProbe, Probe, Readiness, StoreProbe};
 use crate::pipeline::{LocalPipeline, Pipeline};
 use crate::realtime::{self, Realtime, SocketSettings};
@@ -63,6 +63,8 @@ pub(crate) struct EngineParts {
     pub events: Arc<dyn EventSink>,
     pub limiter: Arc<dyn RateLimiter>,
     pub probes: Vec<(&'static str, Arc<dyn Probe>)>,
+    /// Shared by the send path and the fan-out, which forgets members who lose access.
+    pub senders: Senders,
 }
 
 /// Closes every Socket.IO connection (on drain), whatever the adapter.
@@ -112,6 +114,7 @@ impl Common {
                 self.keyring.clone(),
                 e.limiter.clone(),
                 s.clone(),
+                e.senders,
             ),
             readiness: Readiness::new(e.probes),
             settings: s.clone(),
@@ -138,7 +141,8 @@ async fn standalone(c: &Common) -> anyhow::Result<Built> {
     );
     let leader = tokio::spawn(leader);
     let (layer, io) = realtime::layer(c.socket_settings());
-    let fanout = realtime::Fanout::local(io.clone());
+    let senders = Senders::new(c.settings.sender_cache_ttl);
+    let fanout = realtime::Fanout::local(io.clone(), senders.clone());
     let events: Arc<dyn EventSink> = Arc::new(Realtime::new(fanout.clone(), c.keyring.clone()));
     let pipeline: Arc<dyn Pipeline> = Arc::new(LocalPipeline::start(
         store.clone(),
@@ -156,6 +160,7 @@ async fn standalone(c: &Common) -> anyhow::Result<Built> {
         events,
         limiter,
         probes,
+        senders,
     })?;
     realtime::register(&io, state.clone(), fanout);
     realtime::handlers::spawn_expiry_sweep(io.clone(), c.shutdown.clone());

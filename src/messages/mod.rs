@@ -2,6 +2,8 @@
 //! (decrypted on the way out).
 
 pub mod reencrypt;
+pub mod senders;
 pub mod service;
 
+pub use senders::Senders;
 pub use service::{MessageService, MessageView};

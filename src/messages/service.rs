@@ -14,6 +14,8 @@ use crate::ops::metrics as m;
 use crate::pipeline::Pipeline;
 use crate::store::{HistoryQuery, NewMessage, Store, StoredMessage};
 
+use super::Senders;
+
 /// A message as clients see it (HTTP and `message:new` alike).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MessageView {
@@ -36,6 +38,7 @@ pub struct MessageService {
     keyring: Keyring,
     limiter: Arc<dyn RateLimiter>,
     settings: Arc<Settings>,
+    senders: Senders,
 }
 
 /// A bounded label for group sizes, so activity can be read per kind of group without a label
@@ -64,6 +67,7 @@ impl MessageService {
         keyring: Keyring,
         limiter: Arc<dyn RateLimiter>,
         settings: Arc<Settings>,
+        senders: Senders,
     ) -> Self {
         Self {
             store,
@@ -71,6 +75,7 @@ impl MessageService {
             keyring,
             limiter,
             settings,
+            senders,
         }
     }
 
@@ -81,30 +86,29 @@ impl MessageService {
         content: Content,
         client_msg_id: Option<ClientMsgId>,
     ) -> AppResult<MessageId> {
-        let (g, me) = self
-            .store
-            .access(group, sender)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        can_send(g.visibility, &me)?;
-        if let Some(cmid) = &client_msg_id {
-            // A retry of something already stored answers at once with the same id.
-            if let Some(id) = self
-                .store
-                .message_id_for_client_id(group, sender, cmid.as_str())
-                .await?
-            {
-                return Ok(id);
-            }
-        }
+        let member_count = self.may_send(sender, group).await?;
         let key = format!("send:{sender}");
-        limits::spend(
+        let spent = limits::spend(
             &*self.limiter,
             &key,
             self.settings.messages_per_user,
             "message_send",
         )
-        .await?;
+        .await;
+        if let Err(refused) = spent {
+            // A retry of something already stored still learns its id. Asked only here: the
+            // id is derived from the client id, so the pipeline answers any other retry with
+            // the stored id anyway, without this read on every message.
+            if let Some(cmid) = &client_msg_id
+                && let Some(id) = self
+                    .store
+                    .message_id_for_client_id(group, sender, cmid.as_str())
+                    .await?
+            {
+                return Ok(id);
+            }
+            return Err(refused);
+        }
         let id = match &client_msg_id {
             Some(c) => MessageId::for_client_key(group, sender, c.as_str()),
             None => MessageId::new(),
@@ -121,9 +125,26 @@ impl MessageService {
             client_msg_id: client_msg_id.map(|c| c.as_str().to_owned()),
         };
         let id = self.pipeline.submit(msg).await?;
-        metrics::counter!(m::MESSAGES_BY_GROUP_SIZE, "group_size" => group_size_bucket(g.member_count))
+        metrics::counter!(m::MESSAGES_BY_GROUP_SIZE, "group_size" => group_size_bucket(member_count))
             .increment(1);
         Ok(id)
+    }
+
+    /// Whether `sender` may send to `group` (also for typing indicators); the group's member
+    /// count when so.
+    pub async fn may_send(&self, sender: UserId, group: GroupId) -> AppResult<u32> {
+        if let Some(n) = self.senders.get(group, sender) {
+            return Ok(n);
+        }
+        let ticket = self.senders.ticket();
+        let (g, me) = self
+            .store
+            .access(group, sender)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        can_send(g.visibility, &me)?;
+        self.senders.remember(ticket, group, sender, g.member_count);
+        Ok(g.member_count)
     }
 
     pub async fn history(

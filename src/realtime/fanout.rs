@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use super::{group_room, user_room};
 use crate::domain::{GroupId, UserId};
 use crate::events::GroupEvent;
+use crate::messages::Senders;
 use crate::ops::metrics as m;
 
 /// Frames read from Redis but not yet applied; beyond this they are dropped (and counted)
@@ -70,12 +71,19 @@ impl GroupEmit {
 pub struct Fanout {
     io: SocketIo,
     redis: Option<Arc<Channels>>,
+    /// Forgets the members who lose access, here and (through the membership channel) on every
+    /// process.
+    senders: Senders,
 }
 
 impl Fanout {
     /// Standalone: rooms live in this process.
-    pub fn local(io: SocketIo) -> Self {
-        Self { io, redis: None }
+    pub fn local(io: SocketIo, senders: Senders) -> Self {
+        Self {
+            io,
+            redis: None,
+            senders,
+        }
     }
 
     /// Cluster: per-group Redis channels. Connects (`url` must ask for RESP3, which pub/sub on a
@@ -86,11 +94,13 @@ impl Fanout {
         url: &str,
         prefix: &str,
         stop: CancellationToken,
+        senders: Senders,
     ) -> Result<Self, redis::RedisError> {
-        let channels = Channels::connect(url, prefix, io.clone(), stop).await?;
+        let channels = Channels::connect(url, prefix, io.clone(), stop, senders.clone()).await?;
         Ok(Self {
             io,
             redis: Some(channels),
+            senders,
         })
     }
 
@@ -130,6 +140,10 @@ impl Fanout {
 
     /// Moves sockets between rooms and tells them, on every process.
     pub async fn group_event(&self, ev: GroupEvent) {
+        // Here at once, whether or not the event reaches Redis.
+        if let Some((group, user)) = ev.lost_access() {
+            self.senders.forget(group, user);
+        }
         match &self.redis {
             None => apply(&self.io, ev, None).await,
             Some(ch) => ch.publish_members(ev).await,
@@ -275,6 +289,7 @@ struct Channels {
     conn: ConnectionManager,
     members_chan: String,
     group_prefix: String,
+    senders: Senders,
     /// Groups whose channel is subscribed. Locked across a subscription and the room joins
     /// that need it, and across the sweep's check-and-unsubscribe.
     subscribed: Mutex<HashSet<GroupId>>,
@@ -286,8 +301,11 @@ impl Channels {
         prefix: &str,
         io: SocketIo,
         stop: CancellationToken,
+        senders: Senders,
     ) -> Result<Arc<Self>, redis::RedisError> {
         let (tx, rx) = mpsc::channel::<(String, Vec<u8>)>(INBOUND_BUFFER);
+        let members_chan = format!("{prefix}fanout:members");
+        let on_loss = (members_chan.clone(), senders.clone());
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -295,16 +313,16 @@ impl Channels {
             .set_number_of_retries(2)
             .set_automatic_resubscription()
             .set_push_sender(move |msg: PushInfo| {
-                on_push(msg, &tx);
+                on_push(msg, &tx, &on_loss);
                 Ok::<(), std::convert::Infallible>(())
             });
         let mut conn = ConnectionManager::new_with_config(client, config).await?;
-        let members_chan = format!("{prefix}fanout:members");
         conn.subscribe(members_chan.as_str()).await?;
         let ch = Arc::new(Self {
             conn,
             members_chan,
             group_prefix: format!("{prefix}fanout:g:"),
+            senders,
             subscribed: Mutex::new(HashSet::new()),
         });
         tokio::spawn(read(ch.clone(), io.clone(), rx, stop.clone()));
@@ -365,8 +383,14 @@ impl Channels {
     }
 }
 
-/// Runs in the connection's reader: hands published frames to [`read`], never blocking it.
-fn on_push(msg: PushInfo, tx: &mpsc::Sender<(String, Vec<u8>)>) {
+/// Runs in the connection's reader: hands published frames to [`read`], never blocking it. A
+/// membership frame dropped or the connection lost is a membership event missed: `senders`
+/// forgets everyone.
+fn on_push(
+    msg: PushInfo,
+    tx: &mpsc::Sender<(String, Vec<u8>)>,
+    (members_chan, senders): &(String, Senders),
+) {
     match msg.kind {
         PushKind::Message | PushKind::SMessage if msg.data.len() >= 2 => {
             let mut it = msg.data.into_iter();
@@ -379,11 +403,15 @@ fn on_push(msg: PushInfo, tx: &mpsc::Sender<(String, Vec<u8>)>) {
             ) else {
                 return;
             };
-            if tx.try_send((chan, data)).is_err() {
+            if let Err(e) = tx.try_send((chan, data)) {
                 metrics::counter!(m::SOCKET_DROPPED, "event" => "adapter_inbound").increment(1);
+                if e.into_inner().0 == *members_chan {
+                    senders.forget_all();
+                }
             }
         }
         PushKind::Disconnection => {
+            senders.forget_all();
             metrics::counter!(m::ADAPTER_RECONNECTS).increment(1);
             tracing::warn!("Redis fan-out connection lost; it reconnects and re-subscribes");
         }
@@ -409,8 +437,16 @@ async fn read(
         if chan == ch.members_chan {
             metrics::counter!(m::FANOUT_FRAMES_IN, "channel" => "members").increment(1);
             match serde_json::from_slice::<GroupEvent>(&data) {
-                Ok(ev) => apply(&io, ev, Some(&ch)).await,
-                Err(e) => tracing::warn!(error = %e, "unreadable membership frame"),
+                Ok(ev) => {
+                    if let Some((group, user)) = ev.lost_access() {
+                        ch.senders.forget(group, user);
+                    }
+                    apply(&io, ev, Some(&ch)).await
+                }
+                Err(e) => {
+                    ch.senders.forget_all();
+                    tracing::warn!(error = %e, "unreadable membership frame")
+                }
             }
         } else if let Some(group) = chan
             .strip_prefix(ch.group_prefix.as_str())

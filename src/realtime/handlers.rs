@@ -17,7 +17,7 @@ use super::rate::Bucket;
 use super::{Fanout, GroupEmit, group_room, user_room};
 use crate::app::AppState;
 use crate::config::RateLimit;
-use crate::domain::{ClientMsgId, Content, GroupId, Limit, UserId, can_send};
+use crate::domain::{ClientMsgId, Content, GroupId, Limit, UserId};
 use crate::error::{AppError, AppResult};
 use crate::ops::metrics as m;
 use crate::store::HistoryQuery;
@@ -387,12 +387,7 @@ async fn typing(ctx: &Ctx, user: UserId, data: Option<Value>) -> AppResult<()> {
         )
         .await
         .map_err(|retry_after| AppError::RateLimited { retry_after })?;
-    let (g, me) = st
-        .store
-        .access(group, user)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    can_send(g.visibility, &me)?;
+    st.messages.may_send(user, group).await?;
     ctx.fanout
         .to_group(
             group,
