@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{self, Cluster, NodeApi, Options};
 use common::proxy::FaultProxy;
+use common::sio::SioClient;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -345,6 +346,116 @@ async fn redis_outage_under_load() {
 /// A slow MongoDB (every packet held 10 s): requests that need it are answered 503 `unavailable`
 /// at the REST deadline instead of waiting, readiness says the store timed out, and everything
 /// is normal again once the delay is gone.
+/// A ban while Redis is down cannot reach the other process's sockets through the fan-out. Once
+/// Redis is back, each process re-reads its sockets' groups: the banned user's socket there is
+/// told, and receives nothing of the group any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ban_during_a_redis_outage_acts_once_redis_is_back() {
+    const WAIT: Duration = Duration::from_secs(30);
+    let proxies = Proxies::start().await;
+    let cluster = Cluster::start_with(2, proxies.options()).await;
+    let apis = cluster.apis();
+    let (owner, dave) = (apis[0].user().await, apis[0].user().await);
+    let (s, g) = apis[0]
+        .call(
+            Method::POST,
+            "/groups",
+            Some(&owner.token),
+            Some(json!({"name": "outage", "visibility": "open"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let (s, b) = apis[0]
+        .call(
+            Method::POST,
+            &format!("/groups/{gid}/join"),
+            Some(&dave.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let messages = format!("/groups/{gid}/messages");
+    let mut dave_sock = SioClient::connect(&cluster.nodes[0].base, &dave.token)
+        .await
+        .expect("connect");
+    let (s, b) = apis[1]
+        .call(
+            Method::POST,
+            &messages,
+            Some(&owner.token),
+            Some(json!({"content": "before"})),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let m = dave_sock
+        .next_event("message:new", WAIT)
+        .await
+        .expect("dave receives on node 1 before the outage");
+    assert_eq!(m["content"], "before");
+
+    proxies.redis.down();
+    for node in &cluster.nodes {
+        wait_readyz(&node.base, "readiness reports the outage", |s, b| {
+            s == 503 && b["checks"]["redis"] != "ok"
+        })
+        .await;
+    }
+    let (s, b) = apis[1]
+        .call(
+            Method::POST,
+            &format!("/groups/{gid}/bans"),
+            Some(&owner.token),
+            Some(json!({"user_id": dave.id})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    proxies.redis.up();
+
+    let removed = dave_sock
+        .next_event("group:removed", WAIT)
+        .await
+        .expect("group:removed on node 1 once Redis is back");
+    assert_eq!(removed["group_id"], gid.as_str());
+    assert_eq!(removed["reason"], "banned");
+    for node in &cluster.nodes {
+        wait_readyz(&node.base, "recovers by itself", |s, _| s == 200).await;
+    }
+    // The owner's own socket on node 1 sees the next message, so it was delivered there; dave's
+    // saw nothing.
+    let mut owner_sock = SioClient::connect(&cluster.nodes[0].base, &owner.token)
+        .await
+        .expect("connect");
+    let until = Instant::now() + WAIT;
+    'delivered: loop {
+        assert!(
+            Instant::now() < until,
+            "the owner's messages are not delivered on node 1"
+        );
+        let (s, b) = apis[1]
+            .call(
+                Method::POST,
+                &messages,
+                Some(&owner.token),
+                Some(json!({"content": "after"})),
+            )
+            .await;
+        assert_eq!(s, 202, "{b}");
+        while let Some(m) = owner_sock
+            .next_event("message:new", Duration::from_secs(1))
+            .await
+        {
+            if m["content"] == "after" {
+                break 'delivered;
+            }
+        }
+    }
+    dave_sock
+        .expect_no_event("message:new", Duration::from_millis(500))
+        .await;
+    cluster.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_mongodb_hits_the_deadline() {
     let proxies = Proxies::start().await;

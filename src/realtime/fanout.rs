@@ -20,9 +20,13 @@
 //! Failure: the connection reconnects and re-subscribes every channel by itself, and a heartbeat
 //! makes it notice a dead server within a second. What was published meanwhile is lost to live
 //! sockets (counted); clients notice the gap in `seq` and catch up with `group:sync`.
+//! Membership events lost that way (or not published: the process that ran the command then
+//! applies it to its own sockets) are made good by `realtime::resync`, which [`Fanout::events_lost`]
+//! wakes once the connection is back.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -32,7 +36,7 @@ use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use socketioxide::operators::BroadcastOperators;
-use tokio::sync::{Mutex, MutexGuard, mpsc};
+use tokio::sync::{Mutex, MutexGuard, Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{group_room, user_room};
@@ -146,8 +150,38 @@ impl Fanout {
         }
         match &self.redis {
             None => apply(&self.io, ev, None).await,
-            Some(ch) => ch.publish_members(ev).await,
+            Some(ch) => {
+                if !ch.publish_members(&ev).await {
+                    // At least this process's sockets; the others re-read their sockets'
+                    // groups when their own connection comes back (`events_lost`).
+                    apply(&self.io, ev, Some(ch)).await;
+                }
+            }
         }
+    }
+
+    /// Resolves each time the fan-out is back after membership events may have been missed
+    /// (its Redis connection dropped, or a membership frame was dropped or not published);
+    /// never on a standalone process.
+    pub async fn events_lost(&self) {
+        match &self.redis {
+            Some(ch) => ch.lost.back.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Membership events may have been missed since `missed` was set; the heartbeat's next
+/// successful round trip clears it and wakes `back`.
+#[derive(Default)]
+struct Lost {
+    missed: AtomicBool,
+    back: Notify,
+}
+
+impl Lost {
+    fn mark(&self) {
+        self.missed.store(true, Ordering::SeqCst);
     }
 }
 
@@ -290,6 +324,7 @@ struct Channels {
     members_chan: String,
     group_prefix: String,
     senders: Senders,
+    lost: Arc<Lost>,
     /// Groups whose channel is subscribed. Locked across a subscription and the room joins
     /// that need it, and across the sweep's check-and-unsubscribe.
     subscribed: Mutex<HashSet<GroupId>>,
@@ -305,7 +340,8 @@ impl Channels {
     ) -> Result<Arc<Self>, redis::RedisError> {
         let (tx, rx) = mpsc::channel::<(String, Vec<u8>)>(INBOUND_BUFFER);
         let members_chan = format!("{prefix}fanout:members");
-        let on_loss = (members_chan.clone(), senders.clone());
+        let lost = Arc::new(Lost::default());
+        let on_loss = (members_chan.clone(), senders.clone(), lost.clone());
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -323,10 +359,11 @@ impl Channels {
             members_chan,
             group_prefix: format!("{prefix}fanout:g:"),
             senders,
+            lost,
             subscribed: Mutex::new(HashSet::new()),
         });
         tokio::spawn(read(ch.clone(), io.clone(), rx, stop.clone()));
-        tokio::spawn(heartbeat(ch.conn.clone(), stop.clone()));
+        tokio::spawn(heartbeat(ch.conn.clone(), ch.lost.clone(), stop.clone()));
         tokio::spawn(sweep(ch.clone(), io, stop));
         Ok(ch)
     }
@@ -369,17 +406,24 @@ impl Channels {
         }
     }
 
-    async fn publish_members(&self, ev: GroupEvent) {
-        let frame = match serde_json::to_vec(&ev) {
+    /// Whether the event went out.
+    async fn publish_members(&self, ev: &GroupEvent) -> bool {
+        let frame = match serde_json::to_vec(ev) {
             Ok(f) => f,
-            Err(e) => return tracing::error!(error = %e, "cannot serialize a membership event"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialize a membership event");
+                return false;
+            }
         };
         let sent: redis::RedisResult<()> =
             self.conn.clone().publish(&self.members_chan, frame).await;
         if let Err(e) = sent {
             metrics::counter!(m::SOCKET_DROPPED, "event" => "fanout_publish").increment(1);
             tracing::warn!(error = %e, "membership event not published");
+            self.lost.mark();
+            return false;
         }
+        true
     }
 }
 
@@ -389,7 +433,7 @@ impl Channels {
 fn on_push(
     msg: PushInfo,
     tx: &mpsc::Sender<(String, Vec<u8>)>,
-    (members_chan, senders): &(String, Senders),
+    (members_chan, senders, lost): &(String, Senders, Arc<Lost>),
 ) {
     match msg.kind {
         PushKind::Message | PushKind::SMessage if msg.data.len() >= 2 => {
@@ -407,11 +451,13 @@ fn on_push(
                 metrics::counter!(m::SOCKET_DROPPED, "event" => "adapter_inbound").increment(1);
                 if e.into_inner().0 == *members_chan {
                     senders.forget_all();
+                    lost.mark();
                 }
             }
         }
         PushKind::Disconnection => {
             senders.forget_all();
+            lost.mark();
             metrics::counter!(m::ADAPTER_RECONNECTS).increment(1);
             tracing::warn!("Redis fan-out connection lost; it reconnects and re-subscribes");
         }
@@ -445,6 +491,7 @@ async fn read(
                 }
                 Err(e) => {
                     ch.senders.forget_all();
+                    ch.lost.mark();
                     tracing::warn!(error = %e, "unreadable membership frame")
                 }
             }
@@ -461,15 +508,19 @@ async fn read(
     }
 }
 
-/// A PING a second: a command is what makes the manager notice a dead connection and rebuild it.
-async fn heartbeat(mut conn: ConnectionManager, stop: CancellationToken) {
+/// A PING a second: a command is what makes the manager notice a dead connection and rebuild it
+/// (re-subscribing every channel). The first PING answered after a loss wakes `events_lost`.
+async fn heartbeat(mut conn: ConnectionManager, lost: Arc<Lost>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let _: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
+        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
+        if pong.is_ok() && lost.missed.swap(false, Ordering::SeqCst) {
+            lost.back.notify_one();
+        }
     }
 }
 

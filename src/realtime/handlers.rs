@@ -24,8 +24,8 @@ use crate::store::HistoryQuery;
 
 /// Who a socket belongs to, set once authenticated.
 #[derive(Clone)]
-struct SocketUser {
-    id: UserId,
+pub(super) struct SocketUser {
+    pub(super) id: UserId,
     /// Access token expiry (unix seconds).
     exp: i64,
     bucket: Arc<Bucket>,
@@ -131,6 +131,11 @@ pub fn register(io: &SocketIo, state: AppState, fanout: Fanout) {
     };
     // One shared copy: every socket's handlers hold a pointer to it, not a clone of the state
     // (about 0.7 KiB per handler per socket).
+    tokio::spawn(super::resync::run(
+        io.clone(),
+        state.store.clone(),
+        fanout.clone(),
+    ));
     let st = Arc::new(Ctx { st: state, fanout });
     let set_up = move |s: SocketRef| set_up(st.clone(), s);
     // Middlewares run before the CONNECT ack is sent, the connect handler only after it (in a

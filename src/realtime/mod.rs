@@ -14,6 +14,7 @@ pub mod fanout;
 pub mod handlers;
 pub mod owned_parts;
 mod rate;
+mod resync;
 
 use std::time::Duration;
 

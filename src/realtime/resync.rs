@@ -1,0 +1,103 @@
+//! Rooms put right after the cluster's fan-out may have missed membership events (a Redis
+//! outage): a ban published while Redis was down never reached the other processes, so the banned
+//! user's sockets there would stay in the group's room, and receive its messages again once Redis
+//! is back. When the fan-out reconnects, every process re-reads the groups of the users whose
+//! sockets it holds and moves the sockets: into the rooms of groups they joined meanwhile, out of
+//! those they lost (telling them with `group:removed`, as the missed event would have).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::json;
+use socketioxide::SocketIo;
+use socketioxide::extract::SocketRef;
+
+use super::handlers::SocketUser;
+use super::{Fanout, group_room};
+use crate::domain::{GroupId, UserId};
+use crate::events::RemovalReason;
+use crate::store::Store;
+
+/// Runs for the process's life; does nothing on a standalone process (no fan-out to lose).
+pub async fn run(io: SocketIo, store: Arc<dyn Store>, fanout: Fanout) {
+    loop {
+        fanout.events_lost().await;
+        tracing::info!("fan-out back after a loss: re-reading the groups of every local socket");
+        resync(&io, &*store, &fanout).await;
+    }
+}
+
+async fn resync(io: &SocketIo, store: &dyn Store, fanout: &Fanout) {
+    // `io.of` is `None` once the drain has closed the namespace.
+    let Some(ns) = io.of("/") else { return };
+    let mut by_user: HashMap<UserId, Vec<SocketRef>> = HashMap::new();
+    for s in ns.sockets() {
+        if let Some(u) = s.extensions.get::<SocketUser>() {
+            by_user.entry(u.id).or_default().push(s);
+        }
+    }
+    for (user, sockets) in by_user {
+        if let Err(e) = resync_user(store, fanout, user, &sockets).await {
+            tracing::warn!(error = %e, %user, "cannot re-read the groups of a user's sockets");
+        }
+    }
+}
+
+async fn resync_user(
+    store: &dyn Store,
+    fanout: &Fanout,
+    user: UserId,
+    sockets: &[SocketRef],
+) -> anyhow::Result<()> {
+    let groups = store.group_ids_of_user(user).await?;
+    for s in sockets {
+        let rooms: HashSet<String> = s.rooms().into_iter().map(|r| r.into_owned()).collect();
+        let missing: Vec<GroupId> = groups
+            .iter()
+            .filter(|g| !rooms.contains(&group_room(**g)))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            fanout.enter(s, &missing).await?;
+        }
+    }
+    // Read again, as a connecting socket does: a removal committed after the first read, whose
+    // event was applied before the joins above, must not leave the socket in the room.
+    let now: HashSet<String> = store
+        .group_ids_of_user(user)
+        .await?
+        .into_iter()
+        .map(group_room)
+        .collect();
+    let mut told: HashSet<String> = HashSet::new();
+    for s in sockets {
+        for room in s.rooms() {
+            if !room.starts_with("g:") || now.contains(room.as_ref()) {
+                continue;
+            }
+            s.leave(room.clone());
+            let Ok(group) = room["g:".len()..].parse::<GroupId>() else {
+                continue;
+            };
+            let reason = removal_reason(store, group, user).await;
+            let body = json!({"group_id": group, "reason": reason.as_str()});
+            if let Err(e) = s.emit("group:removed", &body) {
+                tracing::debug!(error = %e, "group:removed not sent to a socket");
+            }
+            told.insert(room.into_owned());
+        }
+    }
+    if !told.is_empty() {
+        tracing::info!(%user, groups = told.len(), "sockets taken out of groups lost while the fan-out was down");
+    }
+    Ok(())
+}
+
+/// Why the user is no longer a member, as the missed event would have said.
+async fn removal_reason(store: &dyn Store, group: GroupId, user: UserId) -> RemovalReason {
+    match store.access(group, user).await {
+        Ok(None) => RemovalReason::Deleted,
+        Ok(Some((_, me))) if me.banned => RemovalReason::Banned,
+        _ => RemovalReason::Removed,
+    }
+}
