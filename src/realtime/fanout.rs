@@ -429,7 +429,7 @@ impl Channels {
 
 /// Runs in the connection's reader: hands published frames to [`read`], never blocking it. A
 /// membership frame dropped or the connection lost is a membership event missed: `senders`
-/// forgets everyone.
+/// forgets everyone, and `lost` has the rooms re-read once the connection answers again.
 fn on_push(
     msg: PushInfo,
     tx: &mpsc::Sender<(String, Vec<u8>)>,
