@@ -85,6 +85,7 @@ impl Proxies {
             amqp_url: Some(format!("amqp://guest:guest@{}/%2f", self.rabbit.addr())),
             redis_url: Some(format!("redis://{}", self.redis.addr())),
             env: vec![("CONCLAVE_REQUEST_TIMEOUT", "3s".into())],
+            node_env: Vec::new(),
         }
     }
 }
@@ -343,57 +344,102 @@ async fn redis_outage_under_load() {
     outage_under_load(Dep::Redis, Senders::Remembered).await;
 }
 
-/// A slow MongoDB (every packet held 10 s): requests that need it are answered 503 `unavailable`
-/// at the REST deadline instead of waiting, readiness says the store timed out, and everything
-/// is normal again once the delay is gone.
+/// Owner and dave in an open group, dave's socket on node 1 receiving it.
+struct BanScene {
+    apis: Vec<NodeApi>,
+    owner: cluster::ClusterUser,
+    dave: cluster::ClusterUser,
+    gid: String,
+    dave_sock: SioClient,
+}
+
+const SCENE_WAIT: Duration = Duration::from_secs(30);
+
+impl BanScene {
+    async fn set_up(cluster: &Cluster) -> BanScene {
+        let apis = cluster.apis();
+        let (owner, dave) = (apis[0].user().await, apis[0].user().await);
+        let gid = apis[0].group(&owner.token, "outage", "open").await;
+        apis[0].join(&gid, &dave.token).await;
+        let mut dave_sock = SioClient::connect(&cluster.nodes[0].base, &dave.token)
+            .await
+            .expect("connect");
+        apis[1].send(&gid, &owner.token, "before").await;
+        let m = dave_sock
+            .next_event("message:new", SCENE_WAIT)
+            .await
+            .expect("dave receives on node 1 before the outage");
+        assert_eq!(m["content"], "before");
+        BanScene {
+            apis,
+            owner,
+            dave,
+            gid,
+            dave_sock,
+        }
+    }
+
+    /// The owner bans dave through node 2.
+    async fn ban(&self) {
+        let (s, b) = self.apis[1]
+            .call(
+                Method::POST,
+                &format!("/groups/{}/bans", self.gid),
+                Some(&self.owner.token),
+                Some(json!({"user_id": self.dave.id})),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+
+    /// Dave's socket on node 1 is told, and gets none of the owner's later messages, which the
+    /// owner's own socket on node 1 receives.
+    async fn dave_is_cut_off(mut self, cluster: &Cluster) {
+        let removed = self
+            .dave_sock
+            .next_event("group:removed", SCENE_WAIT)
+            .await
+            .expect("group:removed on node 1 once Redis is back");
+        assert_eq!(removed["group_id"], self.gid.as_str());
+        assert_eq!(removed["reason"], "banned");
+        for node in &cluster.nodes {
+            wait_readyz(&node.base, "recovers by itself", |s, _| s == 200).await;
+        }
+        let mut owner_sock = SioClient::connect(&cluster.nodes[0].base, &self.owner.token)
+            .await
+            .expect("connect");
+        let until = Instant::now() + SCENE_WAIT;
+        'delivered: loop {
+            assert!(
+                Instant::now() < until,
+                "the owner's messages are not delivered on node 1"
+            );
+            self.apis[1]
+                .send(&self.gid, &self.owner.token, "after")
+                .await;
+            while let Some(m) = owner_sock
+                .next_event("message:new", Duration::from_secs(1))
+                .await
+            {
+                if m["content"] == "after" {
+                    break 'delivered;
+                }
+            }
+        }
+        self.dave_sock
+            .expect_no_event("message:new", Duration::from_millis(500))
+            .await;
+    }
+}
+
 /// A ban while Redis is down cannot reach the other process's sockets through the fan-out. Once
 /// Redis is back, each process re-reads its sockets' groups: the banned user's socket there is
 /// told, and receives nothing of the group any more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_ban_during_a_redis_outage_acts_once_redis_is_back() {
-    const WAIT: Duration = Duration::from_secs(30);
     let proxies = Proxies::start().await;
     let cluster = Cluster::start_with(2, proxies.options()).await;
-    let apis = cluster.apis();
-    let (owner, dave) = (apis[0].user().await, apis[0].user().await);
-    let (s, g) = apis[0]
-        .call(
-            Method::POST,
-            "/groups",
-            Some(&owner.token),
-            Some(json!({"name": "outage", "visibility": "open"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{g}");
-    let gid = g["id"].as_str().unwrap().to_owned();
-    let (s, b) = apis[0]
-        .call(
-            Method::POST,
-            &format!("/groups/{gid}/join"),
-            Some(&dave.token),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
-    let messages = format!("/groups/{gid}/messages");
-    let mut dave_sock = SioClient::connect(&cluster.nodes[0].base, &dave.token)
-        .await
-        .expect("connect");
-    let (s, b) = apis[1]
-        .call(
-            Method::POST,
-            &messages,
-            Some(&owner.token),
-            Some(json!({"content": "before"})),
-        )
-        .await;
-    assert_eq!(s, 202, "{b}");
-    let m = dave_sock
-        .next_event("message:new", WAIT)
-        .await
-        .expect("dave receives on node 1 before the outage");
-    assert_eq!(m["content"], "before");
-
+    let scene = BanScene::set_up(&cluster).await;
     proxies.redis.down();
     for node in &cluster.nodes {
         wait_readyz(&node.base, "readiness reports the outage", |s, b| {
@@ -401,61 +447,45 @@ async fn a_ban_during_a_redis_outage_acts_once_redis_is_back() {
         })
         .await;
     }
-    let (s, b) = apis[1]
-        .call(
-            Method::POST,
-            &format!("/groups/{gid}/bans"),
-            Some(&owner.token),
-            Some(json!({"user_id": dave.id})),
-        )
-        .await;
-    assert_eq!(s, 201, "{b}");
+    scene.ban().await;
     proxies.redis.up();
-
-    let removed = dave_sock
-        .next_event("group:removed", WAIT)
-        .await
-        .expect("group:removed on node 1 once Redis is back");
-    assert_eq!(removed["group_id"], gid.as_str());
-    assert_eq!(removed["reason"], "banned");
-    for node in &cluster.nodes {
-        wait_readyz(&node.base, "recovers by itself", |s, _| s == 200).await;
-    }
-    // The owner's own socket on node 1 sees the next message, so it was delivered there; dave's
-    // saw nothing.
-    let mut owner_sock = SioClient::connect(&cluster.nodes[0].base, &owner.token)
-        .await
-        .expect("connect");
-    let until = Instant::now() + WAIT;
-    'delivered: loop {
-        assert!(
-            Instant::now() < until,
-            "the owner's messages are not delivered on node 1"
-        );
-        let (s, b) = apis[1]
-            .call(
-                Method::POST,
-                &messages,
-                Some(&owner.token),
-                Some(json!({"content": "after"})),
-            )
-            .await;
-        assert_eq!(s, 202, "{b}");
-        while let Some(m) = owner_sock
-            .next_event("message:new", Duration::from_secs(1))
-            .await
-        {
-            if m["content"] == "after" {
-                break 'delivered;
-            }
-        }
-    }
-    dave_sock
-        .expect_no_event("message:new", Duration::from_millis(500))
-        .await;
+    scene.dave_is_cut_off(&cluster).await;
     cluster.cleanup().await;
 }
 
+/// Only the process that runs the ban has lost Redis: the other never lost anything, so it
+/// re-reads nothing by itself. Once Redis answers the first process again, it asks every process
+/// to re-read the users whose events it could not publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ban_on_a_process_cut_off_from_redis_reaches_the_others_when_it_is_back() {
+    let proxies = Proxies::start().await;
+    let node2_redis = FaultProxy::start("127.0.0.1:6379").await;
+    let mut options = proxies.options();
+    options.node_env.push((
+        1,
+        "CONCLAVE_REDIS_URL",
+        format!("redis://{}", node2_redis.addr()),
+    ));
+    let cluster = Cluster::start_with(2, options).await;
+    let scene = BanScene::set_up(&cluster).await;
+    node2_redis.down();
+    wait_readyz(
+        &cluster.nodes[1].base,
+        "node 2 reports the outage",
+        |s, b| s == 503 && b["checks"]["redis"] != "ok",
+    )
+    .await;
+    let (s, b) = readyz(&cluster.nodes[0].base).await;
+    assert_eq!(s, 200, "node 1 keeps its Redis: {b}");
+    scene.ban().await;
+    node2_redis.up();
+    scene.dave_is_cut_off(&cluster).await;
+    cluster.cleanup().await;
+}
+
+/// A slow MongoDB (every packet held 10 s): requests that need it are answered 503 `unavailable`
+/// at the REST deadline instead of waiting, readiness says the store timed out, and everything
+/// is normal again once the delay is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_mongodb_hits_the_deadline() {
     let proxies = Proxies::start().await;

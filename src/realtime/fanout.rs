@@ -20,18 +20,20 @@
 //! Failure: the connection reconnects and re-subscribes every channel by itself, and a heartbeat
 //! makes it notice a dead server within a second. What was published meanwhile is lost to live
 //! sockets (counted); clients notice the gap in `seq` and catch up with `group:sync`.
-//! Membership events lost that way (or not published: the process that ran the command then
-//! applies it to its own sockets) are made good by `realtime::resync`, which [`Fanout::events_lost`]
-//! wakes once the connection is back.
+//! Membership events lost that way are made good by `realtime::resync`, which
+//! [`Fanout::events_lost`] wakes once the connection is back. An event the process that ran the
+//! command could not publish is applied to its own sockets at once, and once Redis answers it
+//! again it publishes a re-read of that user on the membership channel (`RereadFrame`), for the
+//! processes that never lost Redis and so would not re-read anything by themselves.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, FromRedisValue, PushInfo, PushKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
@@ -50,6 +52,9 @@ use crate::ops::metrics as m;
 const INBOUND_BUFFER: usize = 4096;
 /// How often channels of groups with no local socket left are unsubscribed.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// Users whose membership events could not be published, kept to be re-read by every process
+/// once Redis answers again; beyond this many, every process re-reads everyone instead.
+const UNPUBLISHED_USERS: usize = 4096;
 
 /// An event emitted to a group room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,37 +157,106 @@ impl Fanout {
             None => apply(&self.io, ev, None).await,
             Some(ch) => {
                 if !ch.publish_members(&ev).await {
-                    // At least this process's sockets; the others re-read their sockets'
-                    // groups when their own connection comes back (`events_lost`).
+                    // At least this process's sockets now; once Redis answers again, every
+                    // process re-reads this user's groups (`Lost::unpublished`).
+                    ch.lost.unpublished(&ev);
                     apply(&self.io, ev, Some(ch)).await;
                 }
             }
         }
     }
 
-    /// Resolves each time the fan-out is back after membership events may have been missed
-    /// (its Redis connection dropped, or a membership frame was dropped or not published);
-    /// never on a standalone process.
-    pub async fn events_lost(&self) {
-        match &self.redis {
-            Some(ch) => ch.lost.back.notified().await,
-            None => std::future::pending().await,
+    /// Waits until membership events may have been missed and the fan-out works again: who
+    /// must have their sockets' rooms re-read. Never resolves on a standalone process.
+    pub async fn events_lost(&self) -> Reread {
+        let Some(ch) = &self.redis else {
+            return std::future::pending().await;
+        };
+        loop {
+            if let Some(r) = ch.lost.take() {
+                return r;
+            }
+            ch.lost.back.notified().await;
         }
     }
 }
 
-/// Membership events may have been missed since `missed` was set; the heartbeat's next
-/// successful round trip clears it and wakes `back`.
+/// Whose rooms to re-read after membership events were missed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reread {
+    Everyone,
+    Users(Vec<UserId>),
+}
+
+/// What may have been missed, and what to ask the other processes to re-read.
 #[derive(Default)]
 struct Lost {
+    /// Set when this process may have missed membership events; the heartbeat's next answered
+    /// PING turns it into a re-read of everyone.
     missed: AtomicBool,
+    state: SyncMutex<LostState>,
     back: Notify,
+}
+
+#[derive(Default)]
+struct LostState {
+    everyone: bool,
+    /// Re-reads asked by other processes (their events we never received).
+    users: HashSet<UserId>,
+    /// Users of events this process could not publish.
+    unpublished: HashSet<UserId>,
+    /// More than `UNPUBLISHED_USERS`: every process re-reads everyone.
+    unpublished_overflow: bool,
 }
 
 impl Lost {
     fn mark(&self) {
         self.missed.store(true, Ordering::SeqCst);
     }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LostState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn unpublished(&self, ev: &GroupEvent) {
+        let user = match *ev {
+            GroupEvent::MemberJoined { user, .. }
+            | GroupEvent::MemberLeft { user, .. }
+            | GroupEvent::Removed { user, .. } => user,
+        };
+        let mut st = self.state();
+        if st.unpublished.len() < UNPUBLISHED_USERS {
+            st.unpublished.insert(user);
+        } else {
+            st.unpublished_overflow = true;
+        }
+    }
+
+    fn wake(&self, f: impl FnOnce(&mut LostState)) {
+        f(&mut self.state());
+        self.back.notify_one();
+    }
+
+    fn take(&self) -> Option<Reread> {
+        let mut st = self.state();
+        if std::mem::take(&mut st.everyone) {
+            st.users.clear();
+            return Some(Reread::Everyone);
+        }
+        if st.users.is_empty() {
+            return None;
+        }
+        Some(Reread::Users(st.users.drain().collect()))
+    }
+}
+
+/// The membership channel's other frame: a process that could not publish a user's membership
+/// events asks every process to re-read that user's groups (`None`: everyone's). An enum, so
+/// that serde checks the `kind`.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum RereadFrame {
+    Reread { user: Option<UserId> },
 }
 
 /// Counts what a broadcast could not hand to a socket (full buffer or closed).
@@ -363,7 +437,7 @@ impl Channels {
             subscribed: Mutex::new(HashSet::new()),
         });
         tokio::spawn(read(ch.clone(), io.clone(), rx, stop.clone()));
-        tokio::spawn(heartbeat(ch.conn.clone(), ch.lost.clone(), stop.clone()));
+        tokio::spawn(heartbeat(ch.clone(), stop.clone()));
         tokio::spawn(sweep(ch.clone(), io, stop));
         Ok(ch)
     }
@@ -403,6 +477,50 @@ impl Channels {
             metrics::counter!(m::SOCKET_DROPPED, "event" => "fanout_publish")
                 .increment(events.len() as u64);
             tracing::warn!(error = %e, "group events not published; clients catch up by seq");
+        }
+    }
+
+    /// Asks every process (this one included) to re-read the users whose events could not be
+    /// published; kept for the next heartbeat if Redis refuses again.
+    async fn publish_rereads(&self) {
+        let (users, overflow) = {
+            let mut st = self.lost.state();
+            if st.unpublished.is_empty() && !st.unpublished_overflow {
+                return;
+            }
+            (
+                std::mem::take(&mut st.unpublished),
+                std::mem::take(&mut st.unpublished_overflow),
+            )
+        };
+        let frames: Vec<RereadFrame> = if overflow {
+            vec![RereadFrame::Reread { user: None }]
+        } else {
+            users
+                .iter()
+                .map(|u| RereadFrame::Reread { user: Some(*u) })
+                .collect()
+        };
+        let mut pipe = redis::pipe();
+        for f in &frames {
+            match serde_json::to_vec(f) {
+                Ok(bytes) => {
+                    pipe.publish(&self.members_chan, bytes).ignore();
+                }
+                Err(e) => tracing::error!(error = %e, "cannot serialize a re-read frame"),
+            }
+        }
+        if let Err(e) = pipe.exec_async(&mut self.conn.clone()).await {
+            tracing::warn!(error = %e, "re-read requests not published; retried next heartbeat");
+            let mut st = self.lost.state();
+            st.unpublished.extend(users);
+            st.unpublished_overflow |= overflow;
+        } else {
+            tracing::info!(
+                users = users.len(),
+                everyone = overflow,
+                "asked every process to re-read users whose membership events were not published"
+            );
         }
     }
 
@@ -489,6 +607,16 @@ async fn read(
                     }
                     apply(&io, ev, Some(&ch)).await
                 }
+                Err(_) if let Ok(RereadFrame::Reread { user }) = serde_json::from_slice(&data) => {
+                    // Whatever that user lost, this process never heard of it.
+                    ch.senders.forget_all();
+                    ch.lost.wake(|st| match user {
+                        Some(u) => {
+                            st.users.insert(u);
+                        }
+                        None => st.everyone = true,
+                    });
+                }
                 Err(e) => {
                     ch.senders.forget_all();
                     ch.lost.mark();
@@ -510,7 +638,8 @@ async fn read(
 
 /// A PING a second: a command is what makes the manager notice a dead connection and rebuild it
 /// (re-subscribing every channel). The first PING answered after a loss wakes `events_lost`.
-async fn heartbeat(mut conn: ConnectionManager, lost: Arc<Lost>, stop: CancellationToken) {
+async fn heartbeat(ch: Arc<Channels>, stop: CancellationToken) {
+    let mut conn = ch.conn.clone();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -518,8 +647,12 @@ async fn heartbeat(mut conn: ConnectionManager, lost: Arc<Lost>, stop: Cancellat
             _ = tick.tick() => {}
         }
         let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
-        if pong.is_ok() && lost.missed.swap(false, Ordering::SeqCst) {
-            lost.back.notify_one();
+        if pong.is_err() {
+            continue;
+        }
+        ch.publish_rereads().await;
+        if ch.lost.missed.swap(false, Ordering::SeqCst) {
+            ch.lost.wake(|st| st.everyone = true);
         }
     }
 }
@@ -571,6 +704,28 @@ mod tests {
         assert_eq!(decode_group_frame(b""), None);
         assert_eq!(decode_group_frame(b"T\x01\x02"), None);
         assert_eq!(decode_group_frame(b"X{}"), None);
+    }
+
+    #[test]
+    fn reread_frames_are_told_apart_from_membership_events() {
+        let user = UserId::new();
+        for frame in [
+            RereadFrame::Reread { user: Some(user) },
+            RereadFrame::Reread { user: None },
+        ] {
+            let bytes = serde_json::to_vec(&frame).unwrap();
+            assert!(serde_json::from_slice::<GroupEvent>(&bytes).is_err());
+            assert_eq!(
+                serde_json::from_slice::<RereadFrame>(&bytes).unwrap(),
+                frame
+            );
+        }
+        let ev = GroupEvent::MemberLeft {
+            group: GroupId::new(),
+            user,
+        };
+        let bytes = serde_json::to_vec(&ev).unwrap();
+        assert!(serde_json::from_slice::<RereadFrame>(&bytes).is_err());
     }
 
     #[test]

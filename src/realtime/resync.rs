@@ -3,7 +3,9 @@
 //! user's sockets there would stay in the group's room, and receive its messages again once Redis
 //! is back. When the fan-out reconnects, every process re-reads the groups of the users whose
 //! sockets it holds and moves the sockets: into the rooms of groups they joined meanwhile, out of
-//! those they lost (telling them with `group:removed`, as the missed event would have).
+//! those they lost (telling them with `group:removed`, as the missed event would have). A process
+//! that could not publish a user's event asks every process to re-read that user once Redis
+//! answers it again (`fanout::Reread`), which also covers the processes that never lost Redis.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use serde_json::json;
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 
+use super::fanout::Reread;
 use super::handlers::SocketUser;
 use super::{Fanout, group_room};
 use crate::domain::{GroupId, UserId};
@@ -21,19 +24,28 @@ use crate::store::Store;
 /// Runs for the process's life; does nothing on a standalone process (no fan-out to lose).
 pub async fn run(io: SocketIo, store: Arc<dyn Store>, fanout: Fanout) {
     loop {
-        fanout.events_lost().await;
-        tracing::info!("fan-out back after a loss: re-reading the groups of every local socket");
-        resync(&io, &*store, &fanout).await;
+        let who = fanout.events_lost().await;
+        tracing::info!(
+            ?who,
+            "fan-out back after a loss: re-reading the groups of local sockets"
+        );
+        resync(&io, &*store, &fanout, who).await;
     }
 }
 
-async fn resync(io: &SocketIo, store: &dyn Store, fanout: &Fanout) {
+async fn resync(io: &SocketIo, store: &dyn Store, fanout: &Fanout, who: Reread) {
     // `io.of` is `None` once the drain has closed the namespace.
     let Some(ns) = io.of("/") else { return };
     let mut by_user: HashMap<UserId, Vec<SocketRef>> = HashMap::new();
     for s in ns.sockets() {
         if let Some(u) = s.extensions.get::<SocketUser>() {
-            by_user.entry(u.id).or_default().push(s);
+            let wanted = match &who {
+                Reread::Everyone => true,
+                Reread::Users(users) => users.contains(&u.id),
+            };
+            if wanted {
+                by_user.entry(u.id).or_default().push(s);
+            }
         }
     }
     for (user, sockets) in by_user {

@@ -27,6 +27,8 @@ pub struct Options {
     pub amqp_url: Option<String>,
     pub redis_url: Option<String>,
     pub env: Vec<(&'static str, String)>,
+    /// Set for one node only: `(node index, name, value)`, after `env`.
+    pub node_env: Vec<(usize, &'static str, String)>,
 }
 
 pub struct Cluster {
@@ -126,6 +128,9 @@ impl Cluster {
             cmd.env("CONCLAVE_REDIS_URL", url);
         }
         for (k, v) in &self.opts.env {
+            cmd.env(k, v);
+        }
+        for (_, k, v) in self.opts.node_env.iter().filter(|(n, _, _)| *n == i) {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("conclave binary starts");
