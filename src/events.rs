@@ -45,6 +45,15 @@ pub enum GroupEvent {
 }
 
 impl GroupEvent {
+    /// The user the event is about.
+    pub fn user(&self) -> UserId {
+        match *self {
+            GroupEvent::MemberJoined { user, .. }
+            | GroupEvent::MemberLeft { user, .. }
+            | GroupEvent::Removed { user, .. } => user,
+        }
+    }
+
     /// The member who lost access to the group through this event, if any.
     pub fn lost_access(&self) -> Option<(GroupId, UserId)> {
         match *self {

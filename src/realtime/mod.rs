@@ -36,6 +36,11 @@ pub fn group_room(g: GroupId) -> String {
     format!("g:{g}")
 }
 
+/// The group whose room this is (the inverse of [`group_room`]).
+pub fn group_of_room(room: &str) -> Option<GroupId> {
+    room.strip_prefix("g:")?.parse().ok()
+}
+
 pub fn user_room(u: UserId) -> String {
     format!("u:{u}")
 }

@@ -16,7 +16,7 @@ use socketioxide::extract::SocketRef;
 
 use super::fanout::Reread;
 use super::handlers::SocketUser;
-use super::{Fanout, group_room};
+use super::{Fanout, group_of_room, group_room};
 use crate::domain::{GroupId, UserId};
 use crate::events::RemovalReason;
 use crate::store::Store;
@@ -63,10 +63,10 @@ async fn resync_user(
 ) -> anyhow::Result<()> {
     let groups = store.group_ids_of_user(user).await?;
     for s in sockets {
-        let rooms: HashSet<String> = s.rooms().into_iter().map(|r| r.into_owned()).collect();
+        let joined = groups_of(s);
         let missing: Vec<GroupId> = groups
             .iter()
-            .filter(|g| !rooms.contains(&group_room(**g)))
+            .filter(|g| !joined.contains(g))
             .copied()
             .collect();
         if !missing.is_empty() {
@@ -75,39 +75,39 @@ async fn resync_user(
     }
     // Read again, as a connecting socket does: a removal committed after the first read, whose
     // event was applied before the joins above, must not leave the socket in the room.
-    let now: HashSet<String> = store
-        .group_ids_of_user(user)
-        .await?
-        .into_iter()
-        .map(group_room)
-        .collect();
-    let mut told: HashSet<String> = HashSet::new();
+    let now: HashSet<GroupId> = store.group_ids_of_user(user).await?.into_iter().collect();
+    let mut reasons: HashMap<GroupId, RemovalReason> = HashMap::new();
     for s in sockets {
-        for room in s.rooms() {
-            if !room.starts_with("g:") || now.contains(room.as_ref()) {
-                continue;
-            }
-            s.leave(room.clone());
-            let Ok(group) = room["g:".len()..].parse::<GroupId>() else {
-                continue;
+        for group in groups_of(s).into_iter().filter(|g| !now.contains(g)) {
+            s.leave(group_room(group));
+            // Looked up once per group, whatever the number of the user's sockets here.
+            let reason = match reasons.get(&group) {
+                Some(r) => *r,
+                None => {
+                    let r = removal_reason(store, group, user).await;
+                    reasons.insert(group, r);
+                    r
+                }
             };
-            let reason = removal_reason(store, group, user).await;
             let body = json!({"group_id": group, "reason": reason.as_str()});
             if let Err(e) = s.emit("group:removed", &body) {
                 tracing::debug!(error = %e, "group:removed not sent to a socket");
             }
-            told.insert(room.into_owned());
         }
     }
-    if !told.is_empty() {
-        tracing::info!(%user, groups = told.len(), "sockets taken out of groups lost while the fan-out was down");
+    if !reasons.is_empty() {
+        tracing::info!(%user, groups = reasons.len(), "sockets taken out of groups lost while the fan-out was down");
     }
     Ok(())
 }
 
+fn groups_of(s: &SocketRef) -> HashSet<GroupId> {
+    s.rooms().iter().filter_map(|r| group_of_room(r)).collect()
+}
+
 /// Why the user is no longer a member, as the missed event would have said.
 async fn removal_reason(store: &dyn Store, group: GroupId, user: UserId) -> RemovalReason {
-    match store.access(group, user).await {
+    match store.relation(group, user).await {
         Ok(None) => RemovalReason::Deleted,
         Ok(Some((_, me))) if me.banned => RemovalReason::Banned,
         _ => RemovalReason::Removed,

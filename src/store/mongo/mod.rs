@@ -1338,7 +1338,7 @@ impl Store for MongoStore {
         group: GroupId,
         user: UserId,
     ) -> AppResult<Option<(GroupRecord, Relation)>> {
-        // Two reads per send for a member instead of five.
+        // Two reads for a member instead of five.
         self.group_and_relation(group, user, Reads::MemberShortcut)
             .await
     }

@@ -26,19 +26,21 @@
 //! again it publishes a re-read of that user on the membership channel (`RereadFrame`), for the
 //! processes that never lost Redis and so would not re-read anything by themselves.
 
+mod lost;
+
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex as SyncMutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, FromRedisValue, PushInfo, PushKind};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use socketioxide::operators::BroadcastOperators;
-use tokio::sync::{Mutex, MutexGuard, Notify, mpsc};
+use tokio::sync::{Mutex, MutexGuard, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{group_room, user_room};
@@ -46,15 +48,14 @@ use crate::domain::{GroupId, UserId};
 use crate::events::GroupEvent;
 use crate::messages::Senders;
 use crate::ops::metrics as m;
+pub use lost::Reread;
+use lost::{Lost, RereadFrame};
 
 /// Frames read from Redis but not yet applied; beyond this they are dropped (and counted)
 /// rather than grow memory while the process cannot keep up.
 const INBOUND_BUFFER: usize = 4096;
 /// How often channels of groups with no local socket left are unsubscribed.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
-/// Users whose membership events could not be published, kept to be re-read by every process
-/// once Redis answers again; beyond this many, every process re-reads everyone instead.
-const UNPUBLISHED_USERS: usize = 4096;
 
 /// An event emitted to a group room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,84 +180,6 @@ impl Fanout {
             ch.lost.back.notified().await;
         }
     }
-}
-
-/// Whose rooms to re-read after membership events were missed.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Reread {
-    Everyone,
-    Users(Vec<UserId>),
-}
-
-/// What may have been missed, and what to ask the other processes to re-read.
-#[derive(Default)]
-struct Lost {
-    /// Set when this process may have missed membership events; the heartbeat's next answered
-    /// PING turns it into a re-read of everyone.
-    missed: AtomicBool,
-    state: SyncMutex<LostState>,
-    back: Notify,
-}
-
-#[derive(Default)]
-struct LostState {
-    everyone: bool,
-    /// Re-reads asked by other processes (their events we never received).
-    users: HashSet<UserId>,
-    /// Users of events this process could not publish.
-    unpublished: HashSet<UserId>,
-    /// More than `UNPUBLISHED_USERS`: every process re-reads everyone.
-    unpublished_overflow: bool,
-}
-
-impl Lost {
-    fn mark(&self) {
-        self.missed.store(true, Ordering::SeqCst);
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, LostState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn unpublished(&self, ev: &GroupEvent) {
-        let user = match *ev {
-            GroupEvent::MemberJoined { user, .. }
-            | GroupEvent::MemberLeft { user, .. }
-            | GroupEvent::Removed { user, .. } => user,
-        };
-        let mut st = self.state();
-        if st.unpublished.len() < UNPUBLISHED_USERS {
-            st.unpublished.insert(user);
-        } else {
-            st.unpublished_overflow = true;
-        }
-    }
-
-    fn wake(&self, f: impl FnOnce(&mut LostState)) {
-        f(&mut self.state());
-        self.back.notify_one();
-    }
-
-    fn take(&self) -> Option<Reread> {
-        let mut st = self.state();
-        if std::mem::take(&mut st.everyone) {
-            st.users.clear();
-            return Some(Reread::Everyone);
-        }
-        if st.users.is_empty() {
-            return None;
-        }
-        Some(Reread::Users(st.users.drain().collect()))
-    }
-}
-
-/// The membership channel's other frame: a process that could not publish a user's membership
-/// events asks every process to re-read that user's groups (`None`: everyone's). An enum, so
-/// that serde checks the `kind`.
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum RereadFrame {
-    Reread { user: Option<UserId> },
 }
 
 /// Counts what a broadcast could not hand to a socket (full buffer or closed).
@@ -414,8 +337,8 @@ impl Channels {
     ) -> Result<Arc<Self>, redis::RedisError> {
         let (tx, rx) = mpsc::channel::<(String, Vec<u8>)>(INBOUND_BUFFER);
         let members_chan = format!("{prefix}fanout:members");
-        let lost = Arc::new(Lost::default());
-        let on_loss = (members_chan.clone(), senders.clone(), lost.clone());
+        let lost = Arc::new(Lost::new(senders.clone()));
+        let on_loss = (members_chan.clone(), lost.clone());
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -546,12 +469,11 @@ impl Channels {
 }
 
 /// Runs in the connection's reader: hands published frames to [`read`], never blocking it. A
-/// membership frame dropped or the connection lost is a membership event missed: `senders`
-/// forgets everyone, and `lost` has the rooms re-read once the connection answers again.
+/// membership frame dropped or the connection lost is a membership event missed (`Lost::mark`).
 fn on_push(
     msg: PushInfo,
     tx: &mpsc::Sender<(String, Vec<u8>)>,
-    (members_chan, senders, lost): &(String, Senders, Arc<Lost>),
+    (members_chan, lost): &(String, Arc<Lost>),
 ) {
     match msg.kind {
         PushKind::Message | PushKind::SMessage if msg.data.len() >= 2 => {
@@ -568,13 +490,11 @@ fn on_push(
             if let Err(e) = tx.try_send((chan, data)) {
                 metrics::counter!(m::SOCKET_DROPPED, "event" => "adapter_inbound").increment(1);
                 if e.into_inner().0 == *members_chan {
-                    senders.forget_all();
                     lost.mark();
                 }
             }
         }
         PushKind::Disconnection => {
-            senders.forget_all();
             lost.mark();
             metrics::counter!(m::ADAPTER_RECONNECTS).increment(1);
             tracing::warn!("Redis fan-out connection lost; it reconnects and re-subscribes");
@@ -618,7 +538,6 @@ async fn read(
                     });
                 }
                 Err(e) => {
-                    ch.senders.forget_all();
                     ch.lost.mark();
                     tracing::warn!(error = %e, "unreadable membership frame")
                 }
