@@ -90,6 +90,7 @@ macro_rules! conformance_suite {
             join_requests_page_once_each_even_with_equal_times,
             bans_page_once_each_even_with_equal_times,
             append_assigns_contiguous_seq_per_group_independently,
+            one_batch_over_many_groups_gets_each_its_own_seqs,
             append_returns_stored_messages_in_batch_order_with_all_fields,
             duplicate_message_id_is_not_stored_again_and_consumes_no_seq,
             duplicate_within_one_batch_is_stored_once,
@@ -1860,6 +1861,66 @@ pub async fn append_assigns_contiguous_seq_per_group_independently(s: DynStore) 
         stored(&append_one(&s, message(c.id, &u, b"first", None)).await).seq,
         1
     );
+}
+
+/// A busy writer's batch: many groups, some sharing a count of new messages, some not, with a
+/// gone group among them; each group's seqs continue from what it held.
+pub async fn one_batch_over_many_groups_gets_each_its_own_seqs(s: DynStore) {
+    let u = user(&s, "busy").await;
+    let mut groups = Vec::new();
+    for _ in 0..6 {
+        groups.push(group(&s, &u, Visibility::Open, 10).await.id);
+    }
+    // Groups 0 and 3 hold messages already.
+    append_one(&s, message(groups[0], &u, b"earlier", None)).await;
+    for _ in 0..3 {
+        append_one(&s, message(groups[3], &u, b"earlier", None)).await;
+    }
+    let gone = group(&s, &u, Visibility::Open, 10).await;
+    ok(exec(&s, gone.id, &u, Command::Delete).await);
+    // New messages per group: 0 → 2, 1 → 1, 2 → 3, 3 → 2, 4 → 1, 5 → 3, gone → 2; interleaved.
+    let counts = [2, 1, 3, 2, 1, 3];
+    let mut batch = Vec::new();
+    for round in 0..3 {
+        for (i, g) in groups.iter().enumerate() {
+            if round < counts[i] {
+                batch.push(message(*g, &u, format!("{i}-{round}").as_bytes(), None));
+            }
+        }
+        if round < 2 {
+            batch.push(message(gone.id, &u, b"too late", None));
+        }
+    }
+    let out = s.append_messages(&batch).await.unwrap();
+    assert_eq!(out.len(), batch.len());
+    for (m, r) in batch.iter().zip(&out) {
+        if m.group_id == gone.id {
+            assert_eq!(*r, Appended::GroupGone);
+        } else {
+            assert_eq!(stored(r).id, m.id);
+        }
+    }
+    let held_before = [1, 0, 0, 3, 0, 0];
+    for (i, g) in groups.iter().enumerate() {
+        let seqs: Vec<u64> = batch
+            .iter()
+            .zip(&out)
+            .filter(|(m, _)| m.group_id == *g)
+            .map(|(_, r)| stored(r).seq)
+            .collect();
+        let want: Vec<u64> = (held_before[i] + 1..=held_before[i] + counts[i] as u64).collect();
+        assert_eq!(seqs, want, "group {i}");
+        assert_eq!(
+            history(&s, *g, Some(0), None, 100).await,
+            (1..=held_before[i] + counts[i] as u64).collect::<Vec<_>>(),
+            "group {i}"
+        );
+    }
+    // The next message of each continues after the batch.
+    for (i, g) in groups.iter().enumerate() {
+        let next = stored(&append_one(&s, message(*g, &u, b"after", None)).await).seq;
+        assert_eq!(next, held_before[i] + counts[i] as u64 + 1, "group {i}");
+    }
 }
 
 pub async fn append_returns_stored_messages_in_batch_order_with_all_fields(s: DynStore) {

@@ -936,25 +936,7 @@ async fn append_tx(
         slots.push(slot);
     }
 
-    // Reserve each group's seqs: one `$inc` per group, in this transaction.
-    let mut next_seq: HashMap<GroupId, Option<u64>> = HashMap::new();
-    for (gid, n) in new_per_group {
-        let after = c
-            .groups
-            .find_one_and_update(
-                doc! { "_id": gid.to_string() },
-                doc! { "$inc": { "last_seq": n } },
-            )
-            .return_document(ReturnDocument::After)
-            .projection(doc! { "last_seq": 1 })
-            .session(&mut *s)
-            .await?;
-        let first = match after {
-            Some(d) => Some((docs::int(&d, "last_seq")? - n + 1) as u64),
-            None => None,
-        };
-        next_seq.insert(gid, first);
-    }
+    let mut next_seq = reserve_seqs(c, s, &new_per_group).await?;
 
     let mut out: Vec<Appended> = Vec::with_capacity(batch.len());
     let mut inserts = Vec::new();
@@ -987,6 +969,66 @@ async fn append_tx(
     }
     if !inserts.is_empty() {
         c.messages.insert_many(inserts).session(&mut *s).await?;
+    }
+    Ok(out)
+}
+
+/// Reserves each group's next `counts` seqs in the transaction: the first seq of each group's
+/// new messages, or `None` for a group that is gone. One group (a light load's batch): one
+/// `findAndModify`. Several: one `$inc` per distinct count and one read of what they made,
+/// instead of a round trip per group (a busy process's batch spans many groups, and those round
+/// trips were most of its transaction).
+async fn reserve_seqs(
+    c: &Colls,
+    s: &mut ClientSession,
+    counts: &[(GroupId, i64)],
+) -> TxResult<HashMap<GroupId, Option<u64>>> {
+    let first = |last: i64, n: i64| (last - n + 1) as u64;
+    let mut out = HashMap::with_capacity(counts.len());
+    if let [(gid, n)] = counts {
+        let after = c
+            .groups
+            .find_one_and_update(
+                doc! { "_id": gid.to_string() },
+                doc! { "$inc": { "last_seq": n } },
+            )
+            .return_document(ReturnDocument::After)
+            .projection(doc! { "last_seq": 1 })
+            .session(&mut *s)
+            .await?;
+        let last = after.map(|d| docs::int(&d, "last_seq")).transpose()?;
+        out.insert(*gid, last.map(|l| first(l, *n)));
+        return Ok(out);
+    }
+    let mut by_count: HashMap<i64, Vec<String>> = HashMap::new();
+    for (gid, n) in counts {
+        by_count.entry(*n).or_default().push(gid.to_string());
+    }
+    for (n, ids) in by_count {
+        c.groups
+            .update_many(
+                doc! { "_id": { "$in": ids } },
+                doc! { "$inc": { "last_seq": n } },
+            )
+            .session(&mut *s)
+            .await?;
+    }
+    // Read in this transaction: its own increments, which no other writer can interleave with
+    // (a concurrent one conflicts and is retried).
+    let ids: Vec<String> = counts.iter().map(|(g, _)| g.to_string()).collect();
+    let mut last: HashMap<GroupId, i64> = HashMap::with_capacity(counts.len());
+    let mut cursor = c
+        .groups
+        .find(doc! { "_id": { "$in": ids } })
+        .projection(doc! { "last_seq": 1 })
+        .session(&mut *s)
+        .await?;
+    let rows: Vec<Document> = cursor.stream(s).try_collect().await?;
+    for d in rows {
+        last.insert(docs::id(&d, "_id")?, docs::int(&d, "last_seq")?);
+    }
+    for (gid, n) in counts {
+        out.insert(*gid, last.get(gid).map(|l| first(*l, *n)));
     }
     Ok(out)
 }
