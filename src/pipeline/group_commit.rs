@@ -6,11 +6,15 @@
 //! is written alone, as before; under load the transactions grow instead of queueing, and the
 //! store's per-transaction cost (session, look-ups, commit) is shared by more messages: with
 //! small per-partition batches that cost dominated the test store's CPU.
+//!
+//! [`IN_FLIGHT`] transactions may run at once, so a batch that arrives just after one started
+//! need not wait for its commit. They never touch the same group (a group is in one partition,
+//! and a partition has one batch in hand), so they do not conflict.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
 use crate::ops::metrics as m;
@@ -18,6 +22,8 @@ use crate::store::{Appended, NewMessage, Store};
 
 /// Most messages written in one transaction (a partition's batch is never split).
 const MAX_MESSAGES: usize = 1024;
+/// Transactions of one process in flight at once.
+const IN_FLIGHT: usize = 2;
 
 struct Job {
     batch: Vec<NewMessage>,
@@ -51,7 +57,12 @@ impl GroupCommit {
 }
 
 async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = rx.recv().await {
+        // A free slot first: while every slot is busy, what arrives joins the next transaction.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let mut size = first.batch.len();
         let mut jobs = vec![first];
         while size < MAX_MESSAGES {
@@ -63,44 +74,53 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        // Each caller's reply, with how many of the results are its own.
-        let mut all = Vec::with_capacity(size);
-        let mut replies = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            replies.push((j.done, j.batch.len()));
-            all.extend(j.batch);
+        let store = store.clone();
+        tokio::spawn(async move {
+            write(&*store, jobs, size).await;
+            drop(slot);
+        });
+    }
+}
+
+/// One transaction for `jobs` (`size` messages in all); answers each job.
+async fn write(store: &dyn Store, jobs: Vec<Job>, size: usize) {
+    // Each caller's reply, with how many of the results are its own.
+    let mut all = Vec::with_capacity(size);
+    let mut replies = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        replies.push((j.done, j.batch.len()));
+        all.extend(j.batch);
+    }
+    metrics::histogram!(m::PIPELINE_BATCH).record(size as f64);
+    let started = Instant::now();
+    match store.append_messages(&all).await {
+        Ok(results) if results.len() == size => {
+            metrics::histogram!(m::STORE_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
+            let mut results = results.into_iter();
+            for (reply, n) in replies {
+                let _ = reply.send(Ok(results.by_ref().take(n).collect()));
+            }
         }
-        metrics::histogram!(m::PIPELINE_BATCH).record(size as f64);
-        let started = Instant::now();
-        match store.append_messages(&all).await {
-            Ok(results) if results.len() == size => {
-                metrics::histogram!(m::STORE_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
-                let mut results = results.into_iter();
-                for (reply, n) in replies {
-                    let _ = reply.send(Ok(results.by_ref().take(n).collect()));
-                }
+        Ok(results) => {
+            tracing::error!(
+                asked = size,
+                answered = results.len(),
+                "the store answered a batch with the wrong number of results"
+            );
+            for (reply, _) in replies {
+                let _ = reply.send(Err(AppError::Internal(anyhow::anyhow!(
+                    "store answered {} results for {size} messages",
+                    results.len()
+                ))));
             }
-            Ok(results) => {
-                tracing::error!(
-                    asked = size,
-                    answered = results.len(),
-                    "the store answered a batch with the wrong number of results"
-                );
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(AppError::Internal(anyhow::anyhow!(
-                        "store answered {} results for {size} messages",
-                        results.len()
-                    ))));
-                }
-            }
-            Err(e) => {
-                let why = match &e {
-                    AppError::Internal(cause) => format!("{cause:#}"),
-                    other => other.to_string(),
-                };
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(AppError::Unavailable(why.clone())));
-                }
+        }
+        Err(e) => {
+            let why = match &e {
+                AppError::Internal(cause) => format!("{cause:#}"),
+                other => other.to_string(),
+            };
+            for (reply, _) in replies {
+                let _ = reply.send(Err(AppError::Unavailable(why.clone())));
             }
         }
     }
