@@ -80,6 +80,7 @@
 //! The conformance suite runs against SecantusDB (wire-compatible, test-only, never a
 //! dependency): see `scripts/mongo-test-server`.
 
+mod append;
 mod docs;
 mod tx;
 
@@ -852,187 +853,6 @@ async fn apply(
     Ok(())
 }
 
-/// What to do with one message of a batch.
-enum Slot {
-    /// Stored before this batch.
-    Stored(StoredMessage),
-    /// Same id or client id as an earlier message of this batch.
-    SameAs(usize),
-    New,
-}
-
-async fn append_tx(
-    c: &Colls,
-    s: &mut ClientSession,
-    batch: &[NewMessage],
-) -> TxResult<Vec<Appended>> {
-    // What is stored already, by id and by (group, sender, client id): two queries per batch.
-    let ids: Vec<String> = batch.iter().map(|m| m.id.to_string()).collect();
-    let mut by_id: HashMap<MessageId, StoredMessage> = HashMap::new();
-    for d in collect(&c.messages, s, doc! { "_id": { "$in": ids } }).await? {
-        let m = docs::message(&d)?;
-        by_id.insert(m.id, m);
-    }
-    type ClientKey = (GroupId, UserId, String);
-    // One query per group (a batch usually holds one): equality on the group keeps it on one
-    // shard and on the `(group_id, client_key)` index. Only for messages whose id is not the
-    // one derived from their client key: a derived id is the same for every copy of that key,
-    // so the `_id` query above has found any stored copy already (and the send path always
-    // derives it; this saves a round trip per group in every transaction).
-    let mut client_keys: Vec<(GroupId, Vec<String>)> = Vec::new();
-    for m in batch {
-        let Some(cmid) = &m.client_msg_id else {
-            continue;
-        };
-        if m.id == MessageId::for_client_key(m.group_id, m.sender_id, cmid) {
-            continue;
-        }
-        let key = docs::client_key(m.sender_id, cmid);
-        match client_keys.iter_mut().find(|(g, _)| *g == m.group_id) {
-            Some((_, keys)) => keys.push(key),
-            None => client_keys.push((m.group_id, vec![key])),
-        }
-    }
-    let mut by_client: HashMap<ClientKey, StoredMessage> = HashMap::new();
-    for (gid, keys) in client_keys {
-        let filter = doc! { "group_id": gid.to_string(), "client_key": { "$in": keys } };
-        for d in collect(&c.messages, s, filter).await? {
-            let m = docs::message(&d)?;
-            if let Some(cmid) = m.client_msg_id.clone() {
-                by_client.insert((m.group_id, m.sender_id, cmid), m);
-            }
-        }
-    }
-
-    // Classify in batch order, counting the new messages of each group.
-    let mut slots = Vec::with_capacity(batch.len());
-    let mut seen_id: HashMap<MessageId, usize> = HashMap::new();
-    let mut seen_client: HashMap<ClientKey, usize> = HashMap::new();
-    let mut new_per_group: Vec<(GroupId, i64)> = Vec::new();
-    for (i, m) in batch.iter().enumerate() {
-        let client_key = m
-            .client_msg_id
-            .as_ref()
-            .map(|c| (m.group_id, m.sender_id, c.clone()));
-        let slot = if let Some(x) = by_id.get(&m.id) {
-            Slot::Stored(x.clone())
-        } else if let Some(&j) = seen_id.get(&m.id) {
-            Slot::SameAs(j)
-        } else if let Some(x) = client_key.as_ref().and_then(|k| by_client.get(k)) {
-            Slot::Stored(x.clone())
-        } else if let Some(&j) = client_key.as_ref().and_then(|k| seen_client.get(k)) {
-            Slot::SameAs(j)
-        } else {
-            seen_id.insert(m.id, i);
-            if let Some(k) = client_key {
-                seen_client.insert(k, i);
-            }
-            match new_per_group.iter_mut().find(|(g, _)| *g == m.group_id) {
-                Some((_, n)) => *n += 1,
-                None => new_per_group.push((m.group_id, 1)),
-            }
-            Slot::New
-        };
-        slots.push(slot);
-    }
-
-    let mut next_seq = reserve_seqs(c, s, &new_per_group).await?;
-
-    let mut out: Vec<Appended> = Vec::with_capacity(batch.len());
-    let mut inserts = Vec::new();
-    for (m, slot) in batch.iter().zip(slots) {
-        let appended = match slot {
-            Slot::Stored(x) => Appended::Duplicate(x),
-            Slot::SameAs(j) => match &out[j] {
-                Appended::Stored(x) | Appended::Duplicate(x) => Appended::Duplicate(x.clone()),
-                Appended::GroupGone => Appended::GroupGone,
-            },
-            Slot::New => match next_seq.get_mut(&m.group_id) {
-                Some(Some(seq)) => {
-                    let stored = StoredMessage {
-                        id: m.id,
-                        group_id: m.group_id,
-                        seq: *seq,
-                        sender_id: m.sender_id,
-                        envelope: m.envelope.clone(),
-                        sent_at: m.sent_at,
-                        client_msg_id: m.client_msg_id.clone(),
-                    };
-                    *seq += 1;
-                    inserts.push(docs::message_doc(&stored));
-                    Appended::Stored(stored)
-                }
-                _ => Appended::GroupGone,
-            },
-        };
-        out.push(appended);
-    }
-    if !inserts.is_empty() {
-        c.messages.insert_many(inserts).session(&mut *s).await?;
-    }
-    Ok(out)
-}
-
-/// Reserves each group's next `counts` seqs in the transaction: the first seq of each group's
-/// new messages, or `None` for a group that is gone. One group (a light load's batch): one
-/// `findAndModify`. Several: one `$inc` per distinct count and one read of what they made,
-/// instead of a round trip per group (a busy process's batch spans many groups, and those round
-/// trips were most of its transaction).
-async fn reserve_seqs(
-    c: &Colls,
-    s: &mut ClientSession,
-    counts: &[(GroupId, i64)],
-) -> TxResult<HashMap<GroupId, Option<u64>>> {
-    let first = |last: i64, n: i64| (last - n + 1) as u64;
-    let mut out = HashMap::with_capacity(counts.len());
-    if let [(gid, n)] = counts {
-        let after = c
-            .groups
-            .find_one_and_update(
-                doc! { "_id": gid.to_string() },
-                doc! { "$inc": { "last_seq": n } },
-            )
-            .return_document(ReturnDocument::After)
-            .projection(doc! { "last_seq": 1 })
-            .session(&mut *s)
-            .await?;
-        let last = after.map(|d| docs::int(&d, "last_seq")).transpose()?;
-        out.insert(*gid, last.map(|l| first(l, *n)));
-        return Ok(out);
-    }
-    let mut by_count: HashMap<i64, Vec<String>> = HashMap::new();
-    for (gid, n) in counts {
-        by_count.entry(*n).or_default().push(gid.to_string());
-    }
-    for (n, ids) in by_count {
-        c.groups
-            .update_many(
-                doc! { "_id": { "$in": ids } },
-                doc! { "$inc": { "last_seq": n } },
-            )
-            .session(&mut *s)
-            .await?;
-    }
-    // Read in this transaction: its own increments, which no other writer can interleave with
-    // (a concurrent one conflicts and is retried).
-    let ids: Vec<String> = counts.iter().map(|(g, _)| g.to_string()).collect();
-    let mut last: HashMap<GroupId, i64> = HashMap::with_capacity(counts.len());
-    let mut cursor = c
-        .groups
-        .find(doc! { "_id": { "$in": ids } })
-        .projection(doc! { "last_seq": 1 })
-        .session(&mut *s)
-        .await?;
-    let rows: Vec<Document> = cursor.stream(s).try_collect().await?;
-    for d in rows {
-        last.insert(docs::id(&d, "_id")?, docs::int(&d, "last_seq")?);
-    }
-    for (gid, n) in counts {
-        out.insert(*gid, last.get(gid).map(|l| first(*l, *n)));
-    }
-    Ok(out)
-}
-
 async fn rotate_tx(
     c: &Colls,
     s: &mut ClientSession,
@@ -1561,7 +1381,7 @@ impl Store for MongoStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        transaction!(self, |s| append_tx(&self.c, s, batch))
+        transaction!(self, |s| append::append_tx(&self.c, s, batch))
     }
 
     async fn messages(
