@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::domain::{GroupId, UserId};
+use crate::events::GroupEvent;
 
 /// Beyond this many entries the expired ones are dropped, and if that is not enough, all of them
 /// (a few MB at most; an active sender is simply read again).
@@ -105,6 +106,14 @@ impl Senders {
         let mut entries = inner.lock();
         inner.epoch.fetch_add(1, Ordering::AcqRel);
         entries.remove(&(group, user));
+    }
+
+    /// Forgets the member who lost access to a group through `ev` (left, removed, banned, or the
+    /// group deleted), if any.
+    pub fn forget_event(&self, ev: &GroupEvent) {
+        if let Some((group, user)) = ev.lost_access() {
+            self.forget(group, user);
+        }
     }
 
     /// Membership events may have been missed.

@@ -6,13 +6,14 @@ use time::OffsetDateTime;
 use crate::config::Settings;
 use crate::crypto::Keyring;
 use crate::domain::{
-    self, ClientMsgId, Content, GroupId, MessageId, UserId, can_read_messages, can_send,
+    self, ClientMsgId, Content, GroupId, MessageId, Refusal, Relation, UserId, Visibility,
+    can_read_messages, can_send,
 };
 use crate::error::{AppError, AppResult};
 use crate::limits::{self, RateLimiter};
 use crate::ops::metrics as m;
 use crate::pipeline::Pipeline;
-use crate::store::{HistoryQuery, NewMessage, Store, StoredMessage};
+use crate::store::{GroupRecord, HistoryQuery, NewMessage, Store, StoredMessage};
 
 use super::Senders;
 
@@ -137,12 +138,7 @@ impl MessageService {
             return Ok(n);
         }
         let ticket = self.senders.ticket();
-        let (g, me) = self
-            .store
-            .access(group, sender)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        can_send(g.visibility, &me)?;
+        let g = self.allowed(group, sender, can_send).await?;
         self.senders.remember(ticket, group, sender, g.member_count);
         Ok(g.member_count)
     }
@@ -153,14 +149,26 @@ impl MessageService {
         group: GroupId,
         q: HistoryQuery,
     ) -> AppResult<Vec<MessageView>> {
-        let (g, me) = self
-            .store
-            .access(group, reader)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        can_read_messages(g.visibility, &me)?;
+        self.allowed(group, reader, can_read_messages).await?;
         let stored = self.store.messages(group, &q).await?;
         stored.iter().map(|m| self.view(m)).collect()
+    }
+
+    /// The group, if `rule` lets `user` act on it (read from the store's hot-path access check);
+    /// a group that does not exist is `NotFound`.
+    async fn allowed(
+        &self,
+        group: GroupId,
+        user: UserId,
+        rule: fn(Visibility, &Relation) -> Result<(), Refusal>,
+    ) -> AppResult<GroupRecord> {
+        let (g, me) = self
+            .store
+            .access(group, user)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        rule(g.visibility, &me)?;
+        Ok(g)
     }
 
     pub fn view(&self, m: &StoredMessage) -> AppResult<MessageView> {

@@ -129,13 +129,13 @@ pub fn register(io: &SocketIo, state: AppState, fanout: Fanout) {
             Ok::<(), Refused>(())
         }
     };
-    // One shared copy: every socket's handlers hold a pointer to it, not a clone of the state
-    // (about 0.7 KiB per handler per socket).
     tokio::spawn(super::resync::run(
         io.clone(),
         state.store.clone(),
         fanout.clone(),
     ));
+    // One shared copy: every socket's handlers hold a pointer to it, not a clone of the state
+    // (about 0.7 KiB per handler per socket).
     let st = Arc::new(Ctx { st: state, fanout });
     let set_up = move |s: SocketRef| set_up(st.clone(), s);
     // Middlewares run before the CONNECT ack is sent, the connect handler only after it (in a

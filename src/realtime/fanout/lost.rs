@@ -31,8 +31,9 @@ pub(super) struct Lost {
     pub(super) missed: AtomicBool,
     state: Mutex<LostState>,
     pub(super) back: Notify,
-    /// Forgets every remembered sender whenever events may have been missed.
-    senders: Senders,
+    /// Forgets every remembered sender whenever events may have been missed; the reader also
+    /// makes it forget the members who lose access.
+    pub(super) senders: Senders,
 }
 
 #[derive(Default)]

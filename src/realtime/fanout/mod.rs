@@ -151,9 +151,7 @@ impl Fanout {
     /// Moves sockets between rooms and tells them, on every process.
     pub async fn group_event(&self, ev: GroupEvent) {
         // Here at once, whether or not the event reaches Redis.
-        if let Some((group, user)) = ev.lost_access() {
-            self.senders.forget(group, user);
-        }
+        self.senders.forget_event(&ev);
         match &self.redis {
             None => apply(&self.io, ev, None).await,
             Some(ch) => {
@@ -320,7 +318,7 @@ struct Channels {
     conn: ConnectionManager,
     members_chan: String,
     group_prefix: String,
-    senders: Senders,
+    /// Also holds the send cache, which the reader makes forget.
     lost: Arc<Lost>,
     /// Groups whose channel is subscribed. Locked across a subscription and the room joins
     /// that need it, and across the sweep's check-and-unsubscribe.
@@ -337,7 +335,7 @@ impl Channels {
     ) -> Result<Arc<Self>, redis::RedisError> {
         let (tx, rx) = mpsc::channel::<(String, Vec<u8>)>(INBOUND_BUFFER);
         let members_chan = format!("{prefix}fanout:members");
-        let lost = Arc::new(Lost::new(senders.clone()));
+        let lost = Arc::new(Lost::new(senders));
         let on_loss = (members_chan.clone(), lost.clone());
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -355,7 +353,6 @@ impl Channels {
             conn,
             members_chan,
             group_prefix: format!("{prefix}fanout:g:"),
-            senders,
             lost,
             subscribed: Mutex::new(HashSet::new()),
         });
@@ -522,14 +519,12 @@ async fn read(
             metrics::counter!(m::FANOUT_FRAMES_IN, "channel" => "members").increment(1);
             match serde_json::from_slice::<GroupEvent>(&data) {
                 Ok(ev) => {
-                    if let Some((group, user)) = ev.lost_access() {
-                        ch.senders.forget(group, user);
-                    }
+                    ch.lost.senders.forget_event(&ev);
                     apply(&io, ev, Some(&ch)).await
                 }
                 Err(_) if let Ok(RereadFrame::Reread { user }) = serde_json::from_slice(&data) => {
                     // Whatever that user lost, this process never heard of it.
-                    ch.senders.forget_all();
+                    ch.lost.senders.forget_all();
                     ch.lost.wake(|st| match user {
                         Some(u) => {
                             st.users.insert(u);

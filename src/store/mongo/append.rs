@@ -3,9 +3,8 @@
 
 use std::collections::HashMap;
 
-use futures::TryStreamExt;
 use mongodb::ClientSession;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::doc;
 use mongodb::options::ReturnDocument;
 
 use super::tx::TxResult;
@@ -30,7 +29,7 @@ pub(super) async fn append_tx(
     // What is stored already, by id and by (group, sender, client id): two queries per batch.
     let ids: Vec<String> = batch.iter().map(|m| m.id.to_string()).collect();
     let mut by_id: HashMap<MessageId, StoredMessage> = HashMap::new();
-    for d in collect(&c.messages, s, doc! { "_id": { "$in": ids } }).await? {
+    for d in collect(&c.messages, s, doc! { "_id": { "$in": ids } }, None).await? {
         let m = docs::message(&d)?;
         by_id.insert(m.id, m);
     }
@@ -57,7 +56,7 @@ pub(super) async fn append_tx(
     let mut by_client: HashMap<ClientKey, StoredMessage> = HashMap::new();
     for (gid, keys) in client_keys {
         let filter = doc! { "group_id": gid.to_string(), "client_key": { "$in": keys } };
-        for d in collect(&c.messages, s, filter).await? {
+        for d in collect(&c.messages, s, filter, None).await? {
             let m = docs::message(&d)?;
             if let Some(cmid) = m.client_msg_id.clone() {
                 by_client.insert((m.group_id, m.sender_id, cmid), m);
@@ -178,14 +177,8 @@ async fn reserve_seqs(
     // (a concurrent one conflicts and is retried).
     let ids: Vec<String> = counts.iter().map(|(g, _)| g.to_string()).collect();
     let mut last: HashMap<GroupId, i64> = HashMap::with_capacity(counts.len());
-    let mut cursor = c
-        .groups
-        .find(doc! { "_id": { "$in": ids } })
-        .projection(doc! { "last_seq": 1 })
-        .session(&mut *s)
-        .await?;
-    let rows: Vec<Document> = cursor.stream(s).try_collect().await?;
-    for d in rows {
+    let filter = doc! { "_id": { "$in": ids } };
+    for d in collect(&c.groups, s, filter, Some(doc! { "last_seq": 1 })).await? {
         last.insert(docs::id(&d, "_id")?, docs::int(&d, "last_seq")?);
     }
     for (gid, n) in counts {

@@ -600,12 +600,19 @@ fn after_time_key(gid: GroupId, field: &str, after: Option<&Cursor>) -> AppResul
     Ok(f)
 }
 
+/// Every document matching `filter`, read in the session's transaction; with `fields`, only
+/// those fields.
 async fn collect(
     coll: &Collection<Document>,
     s: &mut ClientSession,
     filter: Document,
+    fields: Option<Document>,
 ) -> mongodb::error::Result<Vec<Document>> {
-    let mut cursor = coll.find(filter).session(&mut *s).await?;
+    let mut find = coll.find(filter);
+    if let Some(f) = fields {
+        find = find.projection(f);
+    }
+    let mut cursor = find.session(&mut *s).await?;
     cursor.stream(s).try_collect().await
 }
 
@@ -615,13 +622,8 @@ async fn usernames(
     ids: impl Iterator<Item = String>,
 ) -> TxResult<HashMap<String, String>> {
     let ids: Vec<String> = ids.collect();
-    let mut cursor = c
-        .users
-        .find(doc! { "_id": { "$in": ids } })
-        .projection(doc! { "username": 1 })
-        .session(&mut *s)
-        .await?;
-    let docs: Vec<Document> = cursor.stream(s).try_collect().await?;
+    let filter = doc! { "_id": { "$in": ids } };
+    let docs = collect(&c.users, s, filter, Some(doc! { "username": 1 })).await?;
     docs.iter()
         .map(|d| {
             Ok((
@@ -744,7 +746,7 @@ async fn execute_tx(
     };
     let decision = decide(cmd, &snapshot, now, policy.rejoin_cooldown).map_err(AppError::from)?;
     let former_members = if decision.effects.contains(&Effect::DeleteGroup) {
-        collect(&c.memberships, s, doc! { "group_id": &g })
+        collect(&c.memberships, s, doc! { "group_id": &g }, None)
             .await?
             .iter()
             .map(|d| docs::id(d, "user_id"))
@@ -1130,9 +1132,14 @@ impl Store for MongoStore {
             .map(|d| docs::text(d, "group_id").map(str::to_owned))
             .collect::<AppResult<_>>()?;
         let mut groups: HashMap<String, GroupRecord> = HashMap::new();
-        for d in collect(&self.c.groups, &mut s, doc! { "_id": { "$in": gids } })
-            .await
-            .map_err(db_error)?
+        for d in collect(
+            &self.c.groups,
+            &mut s,
+            doc! { "_id": { "$in": gids } },
+            None,
+        )
+        .await
+        .map_err(db_error)?
         {
             let g = docs::group(&d)?;
             groups.insert(g.id.to_string(), g);
