@@ -1,5 +1,10 @@
 //! The append transaction: a batch of new messages, deduplicated against what is stored and
 //! against itself, each group's `seq`s reserved, inserted in one go.
+//!
+//! The first attempt does not ask whether the batch's ids are stored already: they almost never
+//! are (a message comes back only after a failure), and the unique `_id` says so anyway. A
+//! duplicate aborts that attempt (its seqs with it), and the transaction runs again with the
+//! look-up. That saves a round trip in every transaction but the rare one after a redelivery.
 
 use std::collections::HashMap;
 
@@ -7,7 +12,7 @@ use mongodb::ClientSession;
 use mongodb::bson::doc;
 use mongodb::options::ReturnDocument;
 
-use super::tx::TxResult;
+use super::tx::{TxError, TxResult, is_duplicate_key};
 use super::{Colls, collect, docs};
 use crate::domain::{GroupId, MessageId, UserId};
 use crate::store::{Appended, NewMessage, StoredMessage};
@@ -21,24 +26,29 @@ enum Slot {
     New,
 }
 
+/// `look_up`: ask for the batch's ids first. Without it a duplicate id makes this return
+/// [`TxError::Again`] with `look_up` set, so the next attempt asks.
 pub(super) async fn append_tx(
     c: &Colls,
     s: &mut ClientSession,
     batch: &[NewMessage],
+    look_up: &mut bool,
 ) -> TxResult<Vec<Appended>> {
-    // What is stored already, by id and by (group, sender, client id): two queries per batch.
-    let ids: Vec<String> = batch.iter().map(|m| m.id.to_string()).collect();
+    // What is stored already, by id (when asked to) and by (group, sender, client id).
     let mut by_id: HashMap<MessageId, StoredMessage> = HashMap::new();
-    for d in collect(&c.messages, s, doc! { "_id": { "$in": ids } }, None).await? {
-        let m = docs::message(&d)?;
-        by_id.insert(m.id, m);
+    if *look_up {
+        let ids: Vec<String> = batch.iter().map(|m| m.id.to_string()).collect();
+        for d in collect(&c.messages, s, doc! { "_id": { "$in": ids } }, None).await? {
+            let m = docs::message(&d)?;
+            by_id.insert(m.id, m);
+        }
     }
     type ClientKey = (GroupId, UserId, String);
     // One query per group (a batch usually holds one): equality on the group keeps it on one
     // shard and on the `(group_id, client_key)` index. Only for messages whose id is not the
     // one derived from their client key: a derived id is the same for every copy of that key,
-    // so the `_id` query above has found any stored copy already (and the send path always
-    // derives it; this saves a round trip per group in every transaction).
+    // so a stored copy is found by id (the unique `_id` on the first attempt, the look-up on the
+    // next; the send path always derives it, so this saves a round trip per group).
     let mut client_keys: Vec<(GroupId, Vec<String>)> = Vec::new();
     for m in batch {
         let Some(cmid) = &m.client_msg_id else {
@@ -128,7 +138,14 @@ pub(super) async fn append_tx(
         out.push(appended);
     }
     if !inserts.is_empty() {
-        c.messages.insert_many(inserts).session(&mut *s).await?;
+        match c.messages.insert_many(inserts).session(&mut *s).await {
+            Ok(_) => {}
+            Err(e) if !*look_up && is_duplicate_key(&e) => {
+                *look_up = true;
+                return Err(TxError::Again);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(out)
 }

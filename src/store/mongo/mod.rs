@@ -1388,7 +1388,8 @@ impl Store for MongoStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        transaction!(self, |s| append::append_tx(&self.c, s, batch))
+        let mut look_up = false;
+        transaction!(self, |s| append::append_tx(&self.c, s, batch, &mut look_up))
     }
 
     async fn messages(

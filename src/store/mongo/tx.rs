@@ -11,12 +11,14 @@ use rand::Rng;
 
 use crate::error::{AppError, AppResult};
 
-/// Why a transaction body stopped: the database failed (maybe worth a retry), or the rules
-/// refused (never retried: the refusal is the answer).
+/// Why a transaction body stopped: the database failed (maybe worth a retry), the rules
+/// refused (never retried: the refusal is the answer), or the body bet on something that turned
+/// out false and has changed its mind (run again at once; the body must not bet twice).
 #[derive(Debug)]
 pub(super) enum TxError {
     Db(Error),
     App(AppError),
+    Again,
 }
 
 impl From<Error> for TxError {
@@ -104,6 +106,7 @@ pub(super) fn tx_error(e: TxError) -> AppError {
     match e {
         TxError::Db(e) => db_error(e),
         TxError::App(e) => e,
+        TxError::Again => AppError::Internal(anyhow::anyhow!("transaction asked to run again")),
     }
 }
 
@@ -174,6 +177,10 @@ pub(super) async fn finish<T>(
             let _ = s.abort_transaction().await;
             match e {
                 TxError::Db(e) if is_transient(&e) && retry.wait().await => {
+                    ControlFlow::Continue(())
+                }
+                TxError::Again => {
+                    metrics::counter!("conclave_store_tx_retries_total").increment(1);
                     ControlFlow::Continue(())
                 }
                 e => ControlFlow::Break(Err(tx_error(e))),
