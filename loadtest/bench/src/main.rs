@@ -36,7 +36,7 @@ use tokio::time::Instant;
 use worker::Tally;
 
 const USAGE: &str = "usage: bench --url http://IP:PORT[,http://IP:PORT..] [--pid PID[,PID..]] \
-[--label NAME] [--conclave] [--sockets N] [--group-size M] [--senders S] [--rate MSG_PER_S] \
+[--label NAME] [--service NAME=PID[,NAME=PID..]: a service the target uses, whose CPU is printed] [--conclave] [--sockets N] [--group-size M] [--senders S] [--rate MSG_PER_S] \
 [--duration SECS] [--grace SECS: end once no delivery came for this long] \
 [--no-client-msg-id] [--placement socket|group] [--sockets-per-user N: divides the group size] [--workers K: generator processes, whole groups each] [--sources K: source addresses, split \
 over the workers] [--connect-concurrency C] [--setup-concurrency C] [--header]";
@@ -49,6 +49,9 @@ pub struct Args {
     urls: String,
     targets: Vec<SocketAddr>,
     pids: Vec<u32>,
+    /// Services the target uses on this machine (broker, database, Redis): their CPU over the
+    /// send window goes to stderr beside the servers', since they share the cores.
+    services: Vec<(String, u32)>,
     conclave: bool,
     sockets: usize,
     group_size: usize,
@@ -105,6 +108,7 @@ fn parse_args() -> Result<Args, String> {
         urls: String::new(),
         targets: Vec::new(),
         pids: Vec::new(),
+        services: Vec::new(),
         conclave: false,
         sockets: 100,
         group_size: 10,
@@ -153,6 +157,15 @@ fn parse_args() -> Result<Args, String> {
                     a.pids.push(p.parse().map_err(|_| format!("--pid: {p}"))?);
                 }
             }
+            "--service" => {
+                for s in val()?.split(',') {
+                    let (name, pid) = s
+                        .split_once('=')
+                        .and_then(|(n, p)| Some((n.to_string(), p.parse().ok()?)))
+                        .ok_or(format!("--service: want NAME=PID, got {s}"))?;
+                    a.services.push((name, pid));
+                }
+            }
             "--conclave" => a.conclave = true,
             "--header" => a.header = true,
             "--no-client-msg-id" => a.client_msg_id = false,
@@ -197,7 +210,7 @@ fn parse_args() -> Result<Args, String> {
             "need --group-size >= 2, --sockets >= group size, --senders >= 1, --rate > 0".into(),
         );
     }
-    if a.sockets_per_user == 0 || a.group_size % a.sockets_per_user != 0 {
+    if a.sockets_per_user == 0 || !a.group_size.is_multiple_of(a.sockets_per_user) {
         return Err("--sockets-per-user must divide --group-size".into());
     }
     a.senders = a.senders.min(a.group_size);
@@ -379,13 +392,20 @@ async fn coordinate(a: Args) -> Result<(), String> {
     let idle0 = procfs::each_cpu(&a.pids);
     let idle_window = Duration::from_secs(2);
     tokio::time::sleep(idle_window).await;
-    let idle = procfs::per_sec(&idle0, &procfs::each_cpu(&a.pids), idle_window.as_secs_f64());
+    let idle = procfs::per_sec(
+        &idle0,
+        &procfs::each_cpu(&a.pids),
+        idle_window.as_secs_f64(),
+    );
     let rss_idle = procfs::total_rss(&a.pids);
     eprintln!(
         "bench: {}: {connected}/{} sockets connected by {k} generator process(es) in {connect_secs:.1}s; sending for {}s",
         a.label, a.sockets, a.duration
     );
 
+    let service_pids: Vec<u32> = a.services.iter().map(|(_, p)| *p).collect();
+    let services0 = procfs::each_cpu(&service_pids);
+    let machine0 = procfs::machine_ticks();
     let cpu0 = procfs::each_cpu(&a.pids);
     let t_send = Instant::now();
     for w in &mut ws {
@@ -402,6 +422,12 @@ async fn coordinate(a: Args) -> Result<(), String> {
     let drain_secs = drain.elapsed().as_secs_f64();
     let cpu1 = procfs::each_cpu(&a.pids);
     let busy = procfs::per_sec(&cpu0, &cpu1, t_send.elapsed().as_secs_f64());
+    let services = procfs::per_sec(
+        &services0,
+        &procfs::each_cpu(&service_pids),
+        t_send.elapsed().as_secs_f64(),
+    );
+    let machine = procfs::machine_busy(machine0, procfs::machine_ticks());
     let cpu: f64 = cpu1.iter().zip(&cpu0).map(|(b, a)| b - a).sum();
     if a.pids.len() > 1 {
         let pct = |v: &[f64]| {
@@ -415,6 +441,28 @@ async fn coordinate(a: Args) -> Result<(), String> {
             a.label,
             pct(&idle),
             pct(&busy)
+        );
+    }
+    // The cores are shared: what the rest of the machine did meanwhile says whether a latency
+    // is the target's own or a queue for a core.
+    let mut shares: Vec<String> = a
+        .services
+        .iter()
+        .zip(&services)
+        .map(|((name, _), c)| format!("{name} {:.1}%", c * 100.0))
+        .collect();
+    if let Some((busy, cores)) = machine {
+        shares.push(format!(
+            "the machine {:.0}% of {}%",
+            busy * 100.0,
+            cores * 100
+        ));
+    }
+    if !shares.is_empty() {
+        eprintln!(
+            "bench: {}: over the send window and drain: {}",
+            a.label,
+            shares.join(", ")
         );
     }
     let mut total = Tally::default();
@@ -501,6 +549,7 @@ mod tests {
             urls: String::new(),
             targets: Vec::new(),
             pids: Vec::new(),
+            services: Vec::new(),
             conclave: false,
             sockets,
             group_size,
@@ -514,6 +563,8 @@ mod tests {
             setup_concurrency: 1,
             header: false,
             client_msg_id: true,
+            group_placement: false,
+            sockets_per_user: 1,
             workers: 1,
             worker: false,
             range: 0..0,
