@@ -45,6 +45,9 @@ pub const SOCKET_DROPPED: &str = "conclave_socket_dropped_total";
 pub const BROKER_RECONNECTS: &str = "conclave_broker_reconnects_total";
 pub const MESSAGES_DEAD_LETTERED: &str = "conclave_messages_dead_lettered_total";
 pub const STORE_BATCH_LATENCY: &str = "conclave_store_batch_duration_seconds";
+/// MongoDB transactions run again: after a conflict or transient error, or an append whose
+/// duplicate-free bet lost.
+pub const STORE_TX_RETRIES: &str = "conclave_store_tx_retries_total";
 pub const DEAD_LETTER_DEPTH: &str = "conclave_pipeline_dead_letter_messages";
 pub const ADAPTER_RECONNECTS: &str = "conclave_adapter_reconnects_total";
 /// Groups whose Redis channel this process subscribes (it holds a socket of a member).
@@ -152,6 +155,10 @@ fn describe() {
     describe_histogram!(PERSIST_LATENCY, Unit::Seconds, "Time from submit to stored");
     describe_histogram!(PIPELINE_BATCH, "Messages per store batch");
     describe_counter!(PIPELINE_ERRORS, "Store batches that failed");
+    describe_counter!(
+        STORE_TX_RETRIES,
+        "MongoDB transactions run again (conflicts, transient errors, appends that met a stored id)"
+    );
     describe_counter!(
         PIPELINE_HANDOFFS,
         "Partitions this process was active on and handed to their owning process"

@@ -42,9 +42,16 @@ pub fn total_rss(pids: &[u32]) -> u64 {
     pids.iter().map(|p| rss_kib(*p)).sum()
 }
 
-/// The machine's CPU time so far, from the first line of `/proc/stat`: (busy, all) in clock
-/// ticks, summed over the cores, and the number of cores.
-pub fn machine_ticks() -> Option<(u64, u64, u32)> {
+/// The machine's CPU time so far, summed over its cores, in clock ticks.
+#[derive(Clone, Copy, Debug)]
+pub struct MachineTicks {
+    busy: u64,
+    total: u64,
+    cores: u32,
+}
+
+/// From the first line of `/proc/stat`.
+pub fn machine_ticks() -> Option<MachineTicks> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let all: Vec<u64> = stat
         .lines()
@@ -60,21 +67,23 @@ pub fn machine_ticks() -> Option<(u64, u64, u32)> {
         .lines()
         .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
         .count();
-    Some((total - idle, total, cores as u32))
+    Some(MachineTicks {
+        busy: total - idle,
+        total,
+        cores: cores as u32,
+    })
 }
 
 /// Busy share of the whole machine between two readings, in cores (2.0 = both of 2 busy), and
 /// the number of cores.
 pub fn machine_busy(
-    before: Option<(u64, u64, u32)>,
-    after: Option<(u64, u64, u32)>,
+    before: Option<MachineTicks>,
+    after: Option<MachineTicks>,
 ) -> Option<(f64, u32)> {
-    let ((b0, t0, cores), (b1, t1, _)) = (before?, after?);
-    let total = t1.checked_sub(t0).filter(|t| *t > 0)?;
-    Some((
-        b1.saturating_sub(b0) as f64 / total as f64 * cores as f64,
-        cores,
-    ))
+    let (b, a) = (before?, after?);
+    let total = a.total.checked_sub(b.total).filter(|t| *t > 0)?;
+    let busy = a.busy.saturating_sub(b.busy) as f64 / total as f64;
+    Some((busy * b.cores as f64, b.cores))
 }
 
 #[cfg(test)]
@@ -83,14 +92,19 @@ mod tests {
 
     #[test]
     fn machine_busy_is_in_cores() {
+        let t = |busy, total| MachineTicks {
+            busy,
+            total,
+            cores: 2,
+        };
         // 300 of 600 ticks busy on 2 cores: one core's worth.
         assert_eq!(
-            machine_busy(Some((100, 1000, 2)), Some((400, 1600, 2))),
+            machine_busy(Some(t(100, 1000)), Some(t(400, 1600))),
             Some((1.0, 2))
         );
-        assert_eq!(machine_busy(Some((5, 10, 2)), Some((5, 10, 2))), None);
-        assert_eq!(machine_busy(None, Some((5, 10, 2))), None);
+        assert_eq!(machine_busy(Some(t(5, 10)), Some(t(5, 10))), None);
+        assert_eq!(machine_busy(None, Some(t(5, 10))), None);
         let now = machine_ticks().expect("/proc/stat");
-        assert!(now.0 <= now.1 && now.2 >= 1, "{now:?}");
+        assert!(now.busy <= now.total && now.cores >= 1, "{now:?}");
     }
 }
