@@ -93,6 +93,11 @@ pub struct Settings {
     pub sender_cache_ttl: Duration,
     /// Groups created plus join requests per user: bounds join-request spam.
     pub group_actions_per_user: RateLimit,
+    /// `typing` relays per user and group.
+    pub typing_per_user: RateLimit,
+    /// How long a process trusts that the account an access token names exists (one store read
+    /// per user per this period instead of one per request); zero: read every time.
+    pub account_cache_ttl: Duration,
     /// Groups one user may belong to (also bounds the rooms a socket joins on connect).
     pub max_groups_per_user: u32,
     pub max_body_bytes: usize,
@@ -131,6 +136,42 @@ pub struct Settings {
     pub drain_delay: Duration,
 }
 
+/// What the account service needs: sessions, hashing and login limits.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    pub refresh_token_ttl: Duration,
+    pub argon2: Argon2Settings,
+    pub login_per_account: RateLimit,
+    pub login_per_address: RateLimit,
+    pub account_cache_ttl: Duration,
+}
+
+/// What the group service needs: sizes, the rejoin rule and anti-spam limits.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupSettings {
+    pub rejoin_cooldown: Duration,
+    pub max_group_members: u32,
+    pub default_group_members: u32,
+    pub group_actions_per_user: RateLimit,
+    pub max_groups_per_user: u32,
+}
+
+/// What the message service needs: the send budget and its caches.
+#[derive(Clone, Copy, Debug)]
+pub struct MessageSettings {
+    pub messages_per_user: RateLimit,
+    pub typing_per_user: RateLimit,
+    pub sender_cache_ttl: Duration,
+}
+
+/// What the HTTP surface needs: body and time limits, and whom to believe about addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpSettings {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub trust_forwarded_for: bool,
+}
+
 /// The audit trail's buffer and writer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuditSettings {
@@ -160,6 +201,42 @@ fn err(setting: &str, message: impl Into<String>) -> ConfigError {
 }
 
 impl Settings {
+    pub fn auth(&self) -> AuthSettings {
+        AuthSettings {
+            refresh_token_ttl: self.refresh_token_ttl,
+            argon2: self.argon2,
+            login_per_account: self.login_per_account,
+            login_per_address: self.login_per_address,
+            account_cache_ttl: self.account_cache_ttl,
+        }
+    }
+
+    pub fn groups(&self) -> GroupSettings {
+        GroupSettings {
+            rejoin_cooldown: self.rejoin_cooldown,
+            max_group_members: self.max_group_members,
+            default_group_members: self.default_group_members,
+            group_actions_per_user: self.group_actions_per_user,
+            max_groups_per_user: self.max_groups_per_user,
+        }
+    }
+
+    pub fn messages(&self) -> MessageSettings {
+        MessageSettings {
+            messages_per_user: self.messages_per_user,
+            typing_per_user: self.typing_per_user,
+            sender_cache_ttl: self.sender_cache_ttl,
+        }
+    }
+
+    pub fn http(&self) -> HttpSettings {
+        HttpSettings {
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: self.request_timeout,
+            trust_forwarded_for: self.trust_forwarded_for,
+        }
+    }
+
     /// From the process environment, with `config_file` (if any) underneath it.
     pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
         let file_path = config_file
@@ -281,6 +358,11 @@ impl Settings {
                 max: r.num("CONCLAVE_GROUP_ACTIONS_PER_USER", 20, 1, 1_000_000)?,
                 window: r.duration_in("CONCLAVE_GROUP_ACTIONS_WINDOW", "1m", 1, 86_400)?,
             },
+            typing_per_user: RateLimit {
+                max: r.num("CONCLAVE_TYPING_PER_USER", 2, 1, 1_000)?,
+                window: r.duration_in("CONCLAVE_TYPING_WINDOW", "1s", 1, 60)?,
+            },
+            account_cache_ttl: r.duration_in("CONCLAVE_ACCOUNT_CACHE_TTL", "30s", 0, 3_600)?,
             max_groups_per_user: r.num("CONCLAVE_MAX_GROUPS_PER_USER", 500, 1, 100_000)?,
             max_body_bytes: r.num("CONCLAVE_MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024)?,
             request_timeout: r.duration_in("CONCLAVE_REQUEST_TIMEOUT", "30s", 1, 600)?,

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Built, CloseSockets, Common, EngineParts};
+use super::{Assembled, EngineParts, Foundations};
 use crate::events::EventSink;
 use crate::limits::{RateLimiter, RedisLimiter};
 use crate::messages::Senders;
@@ -40,7 +40,7 @@ async fn wait_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
     }
 }
 
-pub(super) async fn build(c: &Common) -> anyhow::Result<Built> {
+pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
     let s = &c.settings;
     let mongo = wait_for("mongodb", || async {
         let m = MongoStore::connect(&s.mongodb_uri, &s.mongodb_db)
@@ -113,27 +113,15 @@ pub(super) async fn build(c: &Common) -> anyhow::Result<Built> {
         ("rabbitmq", Arc::new(PipelineProbe(pipeline.clone()))),
         ("redis", Arc::new(RedisProbe(redis))),
     ];
-    let state = c.state(EngineParts {
+    let parts = EngineParts {
         store,
         pipeline,
         events,
         limiter,
         probes,
         senders,
-    })?;
-    realtime::register(&io, state.clone(), fanout);
-    realtime::handlers::spawn_expiry_sweep(io.clone(), c.shutdown.clone());
-    let close_sockets: CloseSockets = Box::new(move || Box::pin(async move { io.close().await }));
-    Ok(Built {
-        // Outside the Socket.IO layer, so engineioxide keeps owned request parts (see
-        // `realtime::owned_parts`).
-        app: crate::http::router(state.clone())
-            .layer(layer)
-            .layer(realtime::owned_parts::OwnedPartsLayer),
-        state,
-        close_sockets,
-        leader,
-    })
+    };
+    c.serve(parts, (io, layer), fanout, leader)
 }
 
 /// The URL with `protocol=resp3` unless it names a protocol already (pub/sub on a multiplexed

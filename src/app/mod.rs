@@ -11,6 +11,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use futures::future::BoxFuture;
+use socketioxide::SocketIo;
+use socketioxide::layer::SocketIoLayer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -25,27 +27,13 @@ use crate::limits::{MemoryLimiter, RateLimiter};
 use crate::messages::{MessageService, Senders};
 use crate::ops::health::{PipelineProbe, Probe, Readiness, StoreProbe};
 use crate::pipeline::{LocalPipeline, Pipeline};
-use crate::realtime::{self, Realtime, SocketSettings};
+use crate::realtime::{self, Fanout, Realtime, SocketSettings};
+use crate::state::AppState;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
-/// Everything a handler may need, cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub store: Arc<dyn Store>,
-    pub auth: AuthService,
-    pub groups: GroupService,
-    pub messages: MessageService,
-    pub readiness: Readiness,
-    pub metrics: crate::ops::metrics::Metrics,
-    pub pipeline: Arc<dyn Pipeline>,
-    pub limiter: Arc<dyn RateLimiter>,
-    pub audit: Audit,
-}
-
 /// What the engines share: secrets, token issuer, keyring, metrics.
-pub(crate) struct Common {
+pub(crate) struct Foundations {
     pub settings: Arc<Settings>,
     pub keyring: Keyring,
     pub tokens: TokenIssuer,
@@ -71,9 +59,13 @@ pub(crate) struct EngineParts {
 type CloseSockets = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 
 /// What an engine's wiring hands to the server.
-pub(crate) struct Built {
+pub(crate) struct Assembled {
     pub app: Router,
     pub state: AppState,
+    /// Finishes its batches and hands its partitions back at shutdown.
+    pub pipeline: Arc<dyn Pipeline>,
+    /// Written out last at shutdown.
+    pub audit: Audit,
     /// Closes the engine.io transport of every socket: clients see a transport close and
     /// reconnect (a Socket.IO `disconnect` packet would tell them not to).
     pub close_sockets: CloseSockets,
@@ -81,15 +73,18 @@ pub(crate) struct Built {
     pub leader: JoinHandle<()>,
 }
 
-impl Common {
+impl Foundations {
     fn socket_settings(&self) -> SocketSettings {
         SocketSettings {
             max_payload: self.settings.socket_max_payload,
             max_buffer: self.settings.socket_buffer,
+            events_per_sec: self.settings.socket_events_per_sec,
         }
     }
 
-    fn state(&self, e: EngineParts) -> anyhow::Result<AppState> {
+    /// The services over one engine's parts, and the handlers' state; the pipeline and the
+    /// audit writer come back too, for the shutdown.
+    fn services(&self, e: EngineParts) -> anyhow::Result<(AppState, Arc<dyn Pipeline>, Audit)> {
         let s = &self.settings;
         let audit = Audit::start(e.store.clone(), s.audit);
         let auth = AuthService::new(
@@ -98,37 +93,67 @@ impl Common {
             self.tokens.clone(),
             e.limiter.clone(),
             audit.clone(),
-            s.clone(),
+            s.auth(),
         );
-        Ok(AppState {
+        let state = AppState {
+            http: s.http(),
             groups: GroupService::new(
                 e.store.clone(),
                 e.events.clone(),
                 audit.clone(),
                 e.limiter.clone(),
-                s.clone(),
+                s.groups(),
             ),
             messages: MessageService::new(
-                e.store.clone(),
+                e.store,
                 e.pipeline.clone(),
                 self.keyring.clone(),
-                e.limiter.clone(),
-                s.clone(),
+                e.limiter,
+                s.messages(),
                 e.senders,
             ),
             readiness: Readiness::new(e.probes),
-            settings: s.clone(),
-            store: e.store,
             auth,
             metrics: self.metrics.clone(),
-            pipeline: e.pipeline,
-            limiter: e.limiter,
+        };
+        Ok((state, e.pipeline, audit))
+    }
+
+    /// The HTTP router with the Socket.IO layer over the services; `leader` is the engine's
+    /// leadership task, awaited at shutdown.
+    fn serve(
+        &self,
+        parts: EngineParts,
+        (io, layer): (SocketIo, SocketIoLayer),
+        fanout: Fanout,
+        leader: JoinHandle<()>,
+    ) -> anyhow::Result<Assembled> {
+        let (state, pipeline, audit) = self.services(parts)?;
+        realtime::register(
+            &io,
+            state.clone(),
+            fanout,
+            self.settings.socket_events_per_sec,
+        );
+        realtime::session::spawn_expiry_sweep(io.clone(), self.shutdown.clone());
+        let close_sockets: CloseSockets =
+            Box::new(move || Box::pin(async move { io.close().await }));
+        Ok(Assembled {
+            // Outside the Socket.IO layer, so engineioxide keeps owned request parts (see
+            // `realtime::owned_parts`).
+            app: crate::http::router(state.clone())
+                .layer(layer)
+                .layer(realtime::owned_parts::OwnedPartsLayer),
+            state,
+            pipeline,
             audit,
+            close_sockets,
+            leader,
         })
     }
 }
 
-async fn standalone(c: &Common) -> anyhow::Result<Built> {
+async fn standalone(c: &Foundations) -> anyhow::Result<Assembled> {
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&c.settings.data_dir)
             .context("opening the standalone store")?
@@ -154,27 +179,15 @@ async fn standalone(c: &Common) -> anyhow::Result<Built> {
         ("pipeline", Arc::new(PipelineProbe(pipeline.clone()))),
     ];
     let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new());
-    let state = c.state(EngineParts {
+    let parts = EngineParts {
         store,
         pipeline,
         events,
         limiter,
         probes,
         senders,
-    })?;
-    realtime::register(&io, state.clone(), fanout);
-    realtime::handlers::spawn_expiry_sweep(io.clone(), c.shutdown.clone());
-    let close_sockets: CloseSockets = Box::new(move || Box::pin(async move { io.close().await }));
-    Ok(Built {
-        // Outside the Socket.IO layer, so engineioxide keeps owned request parts (see
-        // `realtime::owned_parts`).
-        app: crate::http::router(state.clone())
-            .layer(layer)
-            .layer(realtime::owned_parts::OwnedPartsLayer),
-        state,
-        close_sockets,
-        leader,
-    })
+    };
+    c.serve(parts, (io, layer), fanout, leader)
 }
 
 /// A running server.
@@ -197,7 +210,7 @@ impl Server {
             &settings.jwt_audience,
             settings.access_token_ttl,
         );
-        let common = Common {
+        let common = Foundations {
             settings: settings.clone(),
             keyring,
             tokens,
@@ -205,9 +218,11 @@ impl Server {
             draining: CancellationToken::new(),
             shutdown: CancellationToken::new(),
         };
-        let Built {
+        let Assembled {
             app,
             state,
+            pipeline,
+            audit,
             close_sockets,
             leader,
         } = match settings.engine {
@@ -232,8 +247,6 @@ impl Server {
         let draining = common.draining.clone();
         let background = common.shutdown.clone();
         let readiness = state.readiness.clone();
-        let pipeline = state.pipeline.clone();
-        let audit = state.audit.clone();
         let (pause, grace) = (settings.drain_delay, settings.shutdown_grace);
         let stop = draining.clone();
         let task = tokio::spawn(async move {

@@ -8,8 +8,6 @@
 //! writes what is left when the server shuts down ([`Audit::close`]). Events are never on the
 //! message path: only account and moderation actions are audited.
 
-mod event;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +16,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use event::{AuditEvent, AuditKind};
+pub use crate::domain::{AuditEvent, AuditKind};
 
 use crate::config::AuditSettings;
 use crate::ops::metrics as m;

@@ -1,10 +1,11 @@
 //! Accounts and sessions: argon2id password hashes, short-lived JWT access tokens with the
 //! algorithm pinned, and rotating refresh tokens whose reuse revokes their family.
 
+mod known;
 pub mod password;
 pub mod service;
 pub mod token;
 
 pub use password::PasswordHasher;
-pub use service::{AuthService, TokenPair};
+pub use service::{AuthService, Authenticated, TokenPair};
 pub use token::{AccessClaims, TokenIssuer};

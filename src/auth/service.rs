@@ -9,10 +9,12 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use super::known::KnownAccounts;
 use super::{PasswordHasher, TokenIssuer};
-use crate::audit::{Audit, AuditEvent, AuditKind};
-use crate::config::Settings;
+use crate::audit::Audit;
+use crate::config::AuthSettings;
 use crate::domain::{self, Password, UserId, Username};
+use crate::domain::{AuditEvent, AuditKind};
 use crate::error::{AppError, AppResult};
 use crate::limits::{self, RateLimiter};
 use crate::ops::metrics as m;
@@ -25,6 +27,14 @@ pub struct TokenPair {
     pub refresh_token: String,
 }
 
+/// Who an access token proved to be.
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated {
+    pub user: UserId,
+    /// When the token expires (unix seconds).
+    pub expires_at: i64,
+}
+
 #[derive(Clone)]
 pub struct AuthService {
     store: Arc<dyn Store>,
@@ -32,7 +42,8 @@ pub struct AuthService {
     tokens: TokenIssuer,
     limiter: Arc<dyn RateLimiter>,
     audit: Audit,
-    settings: Arc<Settings>,
+    settings: AuthSettings,
+    known: KnownAccounts,
 }
 
 impl AuthService {
@@ -42,9 +53,10 @@ impl AuthService {
         tokens: TokenIssuer,
         limiter: Arc<dyn RateLimiter>,
         audit: Audit,
-        settings: Arc<Settings>,
+        settings: AuthSettings,
     ) -> Self {
         Self {
+            known: KnownAccounts::new(settings.account_cache_ttl),
             store,
             hasher,
             tokens,
@@ -56,6 +68,32 @@ impl AuthService {
 
     pub fn tokens(&self) -> &TokenIssuer {
         &self.tokens
+    }
+
+    /// The one door for both transports: a valid access token naming an account that exists.
+    /// Whether it exists is remembered for `CONCLAVE_ACCOUNT_CACHE_TTL`, so a busy client costs
+    /// the store one read per period, not one per request.
+    pub async fn authenticate(&self, token: &str) -> AppResult<Authenticated> {
+        let claims = self.tokens.verify(token)?;
+        let user = claims.user_id()?;
+        if !self.known.contains(user) {
+            if self.store.user_by_id(user).await?.is_none() {
+                return Err(AppError::Unauthenticated);
+            }
+            self.known.insert(user);
+        }
+        Ok(Authenticated {
+            user,
+            expires_at: claims.exp,
+        })
+    }
+
+    /// The caller's account; `Unauthenticated` if it no longer exists.
+    pub async fn account(&self, user: UserId) -> AppResult<UserRecord> {
+        self.store
+            .user_by_id(user)
+            .await?
+            .ok_or(AppError::Unauthenticated)
     }
 
     pub async fn register(

@@ -3,6 +3,7 @@
 //! the effects they return inside one transaction.
 
 pub mod access;
+pub mod audit;
 pub mod group;
 pub mod ids;
 pub mod membership;
@@ -13,6 +14,7 @@ pub mod user;
 use time::OffsetDateTime;
 
 pub use access::{can_read_members, can_read_messages, can_send};
+pub use audit::{AuditEvent, AuditKind};
 pub use group::{Description, GroupName, MaxMembers, Visibility};
 pub use ids::{AuditId, GroupId, MessageId, UserId};
 pub use membership::{Command, Decision, Effect, GroupFacts, Outcome, Refusal, Relation, Role};

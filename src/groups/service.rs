@@ -2,12 +2,13 @@ use std::sync::Arc;
 
 use std::net::IpAddr;
 
-use crate::audit::{Audit, AuditEvent, AuditKind};
-use crate::config::Settings;
+use crate::audit::Audit;
+use crate::config::GroupSettings;
 use crate::domain::{
     self, Command, Cursor, Description, Effect, GroupId, GroupName, Limit, MaxMembers, Relation,
     UserId, Visibility, can_read_members,
 };
+use crate::domain::{AuditEvent, AuditKind};
 use crate::error::{AppError, AppResult};
 use crate::events::{EventSink, GroupEvent, RemovalReason};
 use crate::limits::{self, RateLimiter};
@@ -30,7 +31,7 @@ pub struct GroupService {
     events: Arc<dyn EventSink>,
     audit: Audit,
     limiter: Arc<dyn RateLimiter>,
-    settings: Arc<Settings>,
+    settings: GroupSettings,
 }
 
 impl GroupService {
@@ -39,7 +40,7 @@ impl GroupService {
         events: Arc<dyn EventSink>,
         audit: Audit,
         limiter: Arc<dyn RateLimiter>,
-        settings: Arc<Settings>,
+        settings: GroupSettings,
     ) -> Self {
         Self {
             store,
@@ -74,6 +75,16 @@ impl GroupService {
             }])
             .await;
         Ok(record)
+    }
+
+    /// The largest `max_members` a group may ask for.
+    pub fn max_members_ceiling(&self) -> u32 {
+        self.settings.max_group_members
+    }
+
+    /// Every group the user belongs to (the rooms of their sockets).
+    pub async fn ids_of_member(&self, user: UserId) -> AppResult<Vec<GroupId>> {
+        self.store.group_ids_of_user(user).await
     }
 
     pub async fn get(&self, id: GroupId) -> AppResult<GroupRecord> {

@@ -36,7 +36,7 @@ pub struct PageParams {
 
 impl PageParams {
     pub fn parse(&self) -> Result<(Limit, Option<Cursor>), AppError> {
-        let mut v = super::validate::Validator::default();
+        let mut v = crate::input::Validator::default();
         let limit = v.check(Limit::parse(self.limit));
         let cursor = self.cursor.as_deref().map(Cursor::decode).transpose();
         let cursor = v.check(cursor);

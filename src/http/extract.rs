@@ -10,9 +10,10 @@ use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::app::AppState;
 use crate::domain::{FieldError, UserId};
 use crate::error::AppError;
+use crate::input::{known_field, parse_json};
+use crate::state::AppState;
 
 /// A JSON body: wrong content type or broken JSON is 400 `malformed_request`; valid JSON of the
 /// wrong shape is 422 `validation_failed` naming the field; too large is 413.
@@ -63,64 +64,6 @@ fn is_too_large(e: &dyn std::error::Error) -> bool {
     false
 }
 
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let msg = inner.to_string();
-                // "missing field `x`" has no path of its own: name the field.
-                let field = msg
-                    .strip_prefix("missing field `")
-                    .and_then(|r| r.split('`').next())
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| if path == "." { "body".into() } else { path });
-                let message = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-                AppError::Validation(vec![FieldError {
-                    field: leak_field(field),
-                    message,
-                }])
-            }
-            _ => AppError::Malformed(format!("the body is not valid JSON: {inner}")),
-        }
-    })?;
-    // Anything after the value (`{..} garbage`) makes the body invalid JSON.
-    de.end()
-        .map_err(|e| AppError::Malformed(format!("the body is not valid JSON: {e}")))?;
-    // Every body is an object; serde would also fill a struct from an array, by field order.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(AppError::field("body", "must be a JSON object"));
-    }
-    Ok(value)
-}
-
-/// Field names in validation errors are `&'static str`; names coming from a client body are
-/// mapped onto the known set, anything else reported as `body`.
-fn leak_field(name: String) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "username",
-        "password",
-        "refresh_token",
-        "name",
-        "description",
-        "visibility",
-        "max_members",
-        "user_id",
-        "new_owner_id",
-        "content",
-        "client_msg_id",
-        "limit",
-        "cursor",
-        "after_seq",
-        "before_seq",
-        "query",
-        "group_id",
-    ];
-    KNOWN.iter().copied().find(|k| *k == name).unwrap_or("body")
-}
-
 /// A query string, with the same error mapping as bodies.
 pub struct ApiQuery<T>(pub T);
 
@@ -133,7 +76,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
             .map_err(|e| {
-                let field = leak_field(e.path().to_string());
+                let field = known_field(e.path().to_string());
                 AppError::Validation(vec![FieldError::new(field, e.into_inner().to_string())])
             })
     }
@@ -165,7 +108,7 @@ where
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .ok_or(AppError::Unauthenticated)?;
-        let user = state.auth.tokens().verify(token.trim())?.user_id()?;
+        let user = state.auth.authenticate(token.trim()).await?.user;
         tracing::Span::current().record("user_id", tracing::field::display(user));
         Ok(AuthUser(user))
     }
@@ -183,7 +126,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        if state.settings.trust_forwarded_for
+        if state.http.trust_forwarded_for
             && let Some(ip) = parts
                 .headers
                 .get("x-forwarded-for")

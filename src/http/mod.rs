@@ -7,7 +7,6 @@ pub mod extract;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
-pub mod validate;
 
 use axum::Router;
 use axum::extract::State;
@@ -26,9 +25,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::app::AppState;
 use crate::error::AppError;
 use crate::ops::metrics::track_http;
+use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -57,9 +56,9 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::transfer))
         .routes(routes!(groups::audit))
         .routes(routes!(messages::send, messages::history))
-        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(DefaultBodyLimit::max(state.http.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
-            state.settings.request_timeout,
+            state.http.request_timeout,
             deadline,
         ));
     let (router, mut openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

@@ -6,4 +6,4 @@ pub mod senders;
 pub mod service;
 
 pub use senders::Senders;
-pub use service::{MessageService, MessageView};
+pub use service::{MessageService, MessageView, SendRequest};

@@ -3,19 +3,46 @@ use std::sync::Arc;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::config::Settings;
+use crate::config::MessageSettings;
 use crate::crypto::Keyring;
 use crate::domain::{
     self, ClientMsgId, Content, GroupId, MessageId, Refusal, Relation, UserId, Visibility,
     can_read_messages, can_send,
 };
 use crate::error::{AppError, AppResult};
+use crate::input::Validator;
 use crate::limits::{self, RateLimiter};
 use crate::ops::metrics as m;
 use crate::pipeline::Pipeline;
 use crate::store::{GroupRecord, HistoryQuery, NewMessage, Store, StoredMessage};
 
 use super::Senders;
+
+/// A send as a client asks for it, whichever transport carried it.
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    pub content: String,
+    pub client_msg_id: Option<String>,
+}
+
+impl SendRequest {
+    /// Every bad field at once (422 `validation_failed`).
+    pub fn validate(self) -> AppResult<(Content, Option<ClientMsgId>)> {
+        let mut v = Validator::default();
+        let content = v.check(Content::parse(self.content));
+        let cmid = v.check(
+            self.client_msg_id
+                .as_deref()
+                .map(ClientMsgId::parse)
+                .transpose(),
+        );
+        v.finish()?;
+        match (content, cmid) {
+            (Some(content), Some(cmid)) => Ok((content, cmid)),
+            _ => unreachable!("validated above"),
+        }
+    }
+}
 
 /// A message as clients see it (HTTP and `message:new` alike).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -38,7 +65,7 @@ pub struct MessageService {
     pipeline: Arc<dyn Pipeline>,
     keyring: Keyring,
     limiter: Arc<dyn RateLimiter>,
-    settings: Arc<Settings>,
+    settings: MessageSettings,
     senders: Senders,
 }
 
@@ -67,7 +94,7 @@ impl MessageService {
         pipeline: Arc<dyn Pipeline>,
         keyring: Keyring,
         limiter: Arc<dyn RateLimiter>,
-        settings: Arc<Settings>,
+        settings: MessageSettings,
         senders: Senders,
     ) -> Self {
         Self {
@@ -78,6 +105,17 @@ impl MessageService {
             settings,
             senders,
         }
+    }
+
+    /// Validates a send request (the one parse both transports use) and sends it.
+    pub async fn send_request(
+        &self,
+        sender: UserId,
+        group: GroupId,
+        request: SendRequest,
+    ) -> AppResult<MessageId> {
+        let (content, client_msg_id) = request.validate()?;
+        self.send(sender, group, content, client_msg_id).await
     }
 
     pub async fn send(
@@ -141,6 +179,21 @@ impl MessageService {
         let g = self.allowed(group, sender, can_send).await?;
         self.senders.remember(ticket, group, sender, g.member_count);
         Ok(g.member_count)
+    }
+
+    /// Whether a `typing` indicator from `user` may be relayed to `group`: within the per-user
+    /// typing budget (one relay per user and group every half second is plenty for an indicator),
+    /// and only from someone who may send there.
+    pub async fn may_type(&self, user: UserId, group: GroupId) -> AppResult<()> {
+        self.limiter
+            .hit(
+                &format!("typing:{user}:{group}"),
+                self.settings.typing_per_user,
+            )
+            .await
+            .map_err(|retry_after| AppError::RateLimited { retry_after })?;
+        self.may_send(user, group).await?;
+        Ok(())
     }
 
     pub async fn history(

@@ -11,69 +11,28 @@ use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
-use tokio_util::sync::CancellationToken;
 
-use super::rate::Bucket;
+use super::session::SocketUser;
 use super::{Fanout, GroupEmit, group_room, user_room};
-use crate::app::AppState;
-use crate::config::RateLimit;
-use crate::domain::{ClientMsgId, Content, GroupId, Limit, UserId};
+use crate::domain::{GroupId, Limit, UserId};
 use crate::error::{AppError, AppResult};
+use crate::messages::SendRequest;
 use crate::ops::metrics as m;
+use crate::state::AppState;
 use crate::store::HistoryQuery;
 
-/// Who a socket belongs to, set once authenticated.
-#[derive(Clone)]
-pub(super) struct SocketUser {
-    pub(super) id: UserId,
-    /// Access token expiry (unix seconds).
-    exp: i64,
-    bucket: Arc<Bucket>,
-}
-
-#[derive(Debug)]
-struct Unauthorized;
-
-impl std::fmt::Display for Unauthorized {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("unauthorized")
-    }
-}
-
 /// Why a connect is refused: the `connect_error` message.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum Refused {
+    #[error("unauthorized")]
     Unauthorized,
+    /// A dependency (the store) did not answer; the client may retry.
+    #[error("unavailable")]
     Unavailable,
 }
 
-impl From<Unauthorized> for Refused {
-    fn from(_: Unauthorized) -> Self {
-        Refused::Unauthorized
-    }
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refused::Unauthorized => Unauthorized.fmt(f),
-            Refused::Unavailable => Unavailable.fmt(f),
-        }
-    }
-}
-
-/// A connect refused for want of a dependency (the store); the client may retry.
-#[derive(Debug)]
-struct Unavailable;
-
-impl std::fmt::Display for Unavailable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("unavailable")
-    }
-}
-
 /// Registers the namespace: authentication, then rooms (through `fanout`) and event handlers.
-pub fn register(io: &SocketIo, state: AppState, fanout: Fanout) {
+pub fn register(io: &SocketIo, state: AppState, fanout: Fanout, events_per_sec: u32) {
     let st = state.clone();
     let authenticate = move |s: SocketRef, TryData(auth): TryData<Value>| {
         let st = st.clone();
@@ -81,33 +40,17 @@ pub fn register(io: &SocketIo, state: AppState, fanout: Fanout) {
             let token = auth
                 .ok()
                 .and_then(|a| a.get("token").and_then(Value::as_str).map(str::to_owned));
-            let claims = token
-                .as_deref()
-                .ok_or(Unauthorized)
-                .and_then(|t| st.auth.tokens().verify(t).map_err(|_| Unauthorized));
+            let who = match token {
+                Some(t) => st.auth.authenticate(&t).await,
+                None => Err(AppError::Unauthenticated),
+            };
             // The JWT check allows a few seconds of clock skew; a socket does not: a token
             // expiring within that leeway would connect, have every event refused and be swept
             // at once, instead of telling the client (connect_error) to refresh.
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            let claims = claims.and_then(|c| {
-                if c.exp > now {
-                    Ok(c)
-                } else {
-                    Err(Unauthorized)
-                }
-            });
-            let claims = match claims {
-                Ok(c) => c,
-                Err(e) => {
-                    metrics::counter!(m::SOCKET_AUTH_FAILURES).increment(1);
-                    return Err(e.into());
-                }
-            };
-            let id = claims.user_id().map_err(|_| Refused::Unauthorized)?;
-            // As GET /users/me: a well-signed token naming no account authenticates no one.
-            match st.store.user_by_id(id).await {
-                Ok(Some(_)) => {}
-                Ok(None) => {
+            let who = match who {
+                Ok(w) if w.expires_at > now => w,
+                Ok(_) | Err(AppError::Unauthenticated) => {
                     metrics::counter!(m::SOCKET_AUTH_FAILURES).increment(1);
                     return Err(Refused::Unauthorized);
                 }
@@ -115,28 +58,20 @@ pub fn register(io: &SocketIo, state: AppState, fanout: Fanout) {
                     tracing::warn!(error = %e, "cannot load the account of a connecting socket");
                     return Err(Refused::Unavailable);
                 }
-            }
-            let s_cfg = &st.settings;
-            let bucket = Bucket::new(
-                s_cfg.socket_events_per_sec as f64,
-                s_cfg.socket_events_per_sec as f64 * 2.0,
-            );
-            s.extensions.insert(SocketUser {
-                id,
-                exp: claims.exp,
-                bucket: Arc::new(bucket),
-            });
+            };
+            s.extensions
+                .insert(SocketUser::new(who.user, who.expires_at, events_per_sec));
             Ok::<(), Refused>(())
         }
     };
     tokio::spawn(super::resync::run(
         io.clone(),
-        state.store.clone(),
+        state.groups.clone(),
         fanout.clone(),
     ));
     // One shared copy: every socket's handlers hold a pointer to it, not a clone of the state
     // (about 0.7 KiB per handler per socket).
-    let st = Arc::new(Ctx { st: state, fanout });
+    let st = Arc::new(SocketContext { st: state, fanout });
     let set_up = move |s: SocketRef| set_up(st.clone(), s);
     // Middlewares run before the CONNECT ack is sent, the connect handler only after it (in a
     // task of its own). So the rooms and event handlers are set up in a middleware: a client may
@@ -148,33 +83,33 @@ pub fn register(io: &SocketIo, state: AppState, fanout: Fanout) {
 }
 
 /// What every socket's handlers share.
-struct Ctx {
+struct SocketContext {
     st: AppState,
     fanout: Fanout,
 }
 
 /// The socket's rooms and event handlers, once authenticated.
-async fn set_up(ctx: Arc<Ctx>, s: SocketRef) -> Result<(), Unavailable> {
+async fn set_up(ctx: Arc<SocketContext>, s: SocketRef) -> Result<(), Refused> {
     let st = &ctx.st;
     let Some(user) = s.extensions.get::<SocketUser>() else {
-        return Err(Unavailable);
+        return Err(Refused::Unavailable);
     };
     // The user room first: a membership change from now on reaches this socket as an event, so
     // reading the groups afterwards cannot miss one. A second read closes the window in which a
     // removal committed between the first read and the joins.
     s.join(user_room(user.id));
-    let groups = match st.store.group_ids_of_user(user.id).await {
+    let groups = match st.groups.ids_of_member(user.id).await {
         Ok(groups) => groups,
         Err(e) => {
             tracing::warn!(error = %e, "cannot load groups of a connecting socket");
-            return Err(Unavailable);
+            return Err(Refused::Unavailable);
         }
     };
     if let Err(e) = ctx.fanout.enter(&s, &groups).await {
         tracing::warn!(error = %e, "cannot subscribe the groups of a connecting socket");
-        return Err(Unavailable);
+        return Err(Refused::Unavailable);
     }
-    if let Ok(now) = st.store.group_ids_of_user(user.id).await {
+    if let Ok(now) = st.groups.ids_of_member(user.id).await {
         for room in s.rooms() {
             if room.starts_with("g:") && !now.iter().any(|g| group_room(*g) == room.as_ref()) {
                 s.leave(room);
@@ -260,7 +195,7 @@ fn guard(s: &SocketRef, event: &'static str) -> AppResult<UserId> {
         .extensions
         .get::<SocketUser>()
         .ok_or(AppError::Unauthenticated)?;
-    if user.exp <= time::OffsetDateTime::now_utc().unix_timestamp() {
+    if user.expired(time::OffsetDateTime::now_utc().unix_timestamp()) {
         let s = s.clone();
         // Answer first, then close: the client learns why.
         tokio::spawn(async move {
@@ -307,7 +242,7 @@ fn payload<T: serde::de::DeserializeOwned>(data: Option<Value>) -> AppResult<T> 
     let data =
         data.ok_or_else(|| AppError::Malformed("the event needs a JSON object payload".into()))?;
     let bytes = serde_json::to_vec(&data).map_err(|e| AppError::Malformed(e.to_string()))?;
-    crate::http::extract::parse_json(&bytes)
+    crate::input::parse_json(&bytes)
 }
 
 fn group_id(raw: &str) -> AppResult<GroupId> {
@@ -323,24 +258,13 @@ struct SendPayload {
 
 async fn send(st: &AppState, user: UserId, data: Option<Value>) -> AppResult<String> {
     let p: SendPayload = payload(data)?;
-    let mut errors = Vec::new();
-    let content = Content::parse(p.content).map_err(|e| errors.push(e)).ok();
-    let cmid = p
-        .client_msg_id
-        .as_deref()
-        .map(ClientMsgId::parse)
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok();
-    if !errors.is_empty() {
-        return Err(AppError::Validation(errors));
-    }
-    let (Some(content), Some(cmid)) = (content, cmid) else {
-        unreachable!("checked above")
+    let request = SendRequest {
+        content: p.content,
+        client_msg_id: p.client_msg_id,
     };
     let id = st
         .messages
-        .send(user, group_id(&p.group_id)?, content, cmid)
+        .send_request(user, group_id(&p.group_id)?, request)
         .await?;
     Ok(id.to_string())
 }
@@ -377,22 +301,11 @@ struct TypingPayload {
     group_id: String,
 }
 
-async fn typing(ctx: &Ctx, user: UserId, data: Option<Value>) -> AppResult<()> {
+async fn typing(ctx: &SocketContext, user: UserId, data: Option<Value>) -> AppResult<()> {
     let st = &ctx.st;
     let p: TypingPayload = payload(data)?;
     let group = group_id(&p.group_id)?;
-    // One relay per user and group every half second is plenty for an indicator.
-    st.limiter
-        .hit(
-            &format!("typing:{user}:{group}"),
-            RateLimit {
-                max: 2,
-                window: Duration::from_secs(1),
-            },
-        )
-        .await
-        .map_err(|retry_after| AppError::RateLimited { retry_after })?;
-    st.messages.may_send(user, group).await?;
+    st.messages.may_type(user, group).await?;
     ctx.fanout
         .to_group(
             group,
@@ -401,31 +314,6 @@ async fn typing(ctx: &Ctx, user: UserId, data: Option<Value>) -> AppResult<()> {
         )
         .await;
     Ok(())
-}
-
-/// Disconnects sockets whose access token has expired, every few seconds, until shutdown.
-pub fn spawn_expiry_sweep(io: SocketIo, stop: CancellationToken) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            // `io.sockets()` panics once `io.close()` (the drain) has removed the namespace.
-            let Some(ns) = io.of("/") else { return };
-            for s in ns.sockets() {
-                if s.extensions
-                    .get::<SocketUser>()
-                    .is_some_and(|u| u.exp <= now)
-                {
-                    metrics::counter!(m::SOCKET_EXPIRED).increment(1);
-                    let _ = s.disconnect();
-                }
-            }
-        }
-    });
 }
 
 #[cfg(test)]

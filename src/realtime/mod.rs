@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod owned_parts;
 mod rate;
 mod resync;
+pub mod session;
 
 use std::time::Duration;
 
@@ -53,6 +54,8 @@ pub struct SocketSettings {
     /// Packets buffered for one socket before further ones are dropped (a slow client must not
     /// grow the server's memory); a client notices the gap in `seq` and catches up with `group:sync`.
     pub max_buffer: usize,
+    /// Inbound events per second per socket (burst: twice that).
+    pub events_per_sec: u32,
 }
 
 /// Bytes of each socket's WebSocket read buffer (grown while a larger frame is read).

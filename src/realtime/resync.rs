@@ -8,32 +8,32 @@
 //! answers it again (`fanout::Reread`), which also covers the processes that never lost Redis.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use serde_json::json;
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 
 use super::fanout::Reread;
-use super::handlers::SocketUser;
+use super::session::SocketUser;
 use super::{Fanout, group_of_room, group_room};
 use crate::domain::{GroupId, UserId};
+use crate::error::AppError;
 use crate::events::RemovalReason;
-use crate::store::Store;
+use crate::groups::GroupService;
 
 /// Runs for the process's life; does nothing on a standalone process (no fan-out to lose).
-pub async fn run(io: SocketIo, store: Arc<dyn Store>, fanout: Fanout) {
+pub async fn run(io: SocketIo, groups: GroupService, fanout: Fanout) {
     loop {
         let who = fanout.events_lost().await;
         tracing::info!(
             ?who,
             "fan-out back after a loss: re-reading the groups of local sockets"
         );
-        resync(&io, &*store, &fanout, who).await;
+        resync(&io, &groups, &fanout, who).await;
     }
 }
 
-async fn resync(io: &SocketIo, store: &dyn Store, fanout: &Fanout, who: Reread) {
+async fn resync(io: &SocketIo, groups: &GroupService, fanout: &Fanout, who: Reread) {
     // `io.of` is `None` once the drain has closed the namespace.
     let Some(ns) = io.of("/") else { return };
     let mut by_user: HashMap<UserId, Vec<SocketRef>> = HashMap::new();
@@ -49,19 +49,19 @@ async fn resync(io: &SocketIo, store: &dyn Store, fanout: &Fanout, who: Reread) 
         }
     }
     for (user, sockets) in by_user {
-        if let Err(e) = resync_user(store, fanout, user, &sockets).await {
+        if let Err(e) = resync_user(groups, fanout, user, &sockets).await {
             tracing::warn!(error = %e, %user, "cannot re-read the groups of a user's sockets");
         }
     }
 }
 
 async fn resync_user(
-    store: &dyn Store,
+    service: &GroupService,
     fanout: &Fanout,
     user: UserId,
     sockets: &[SocketRef],
 ) -> anyhow::Result<()> {
-    let groups = store.group_ids_of_user(user).await?;
+    let groups = service.ids_of_member(user).await?;
     for s in sockets {
         let joined = groups_of(s);
         let missing: Vec<GroupId> = groups
@@ -75,7 +75,7 @@ async fn resync_user(
     }
     // Read again, as a connecting socket does: a removal committed after the first read, whose
     // event was applied before the joins above, must not leave the socket in the room.
-    let now: HashSet<GroupId> = store.group_ids_of_user(user).await?.into_iter().collect();
+    let now: HashSet<GroupId> = service.ids_of_member(user).await?.into_iter().collect();
     let mut reasons: HashMap<GroupId, RemovalReason> = HashMap::new();
     for s in sockets {
         for group in groups_of(s).into_iter().filter(|g| !now.contains(g)) {
@@ -84,7 +84,7 @@ async fn resync_user(
             let reason = match reasons.get(&group) {
                 Some(r) => *r,
                 None => {
-                    let r = removal_reason(store, group, user).await;
+                    let r = removal_reason(service, group, user).await;
                     reasons.insert(group, r);
                     r
                 }
@@ -106,10 +106,10 @@ fn groups_of(s: &SocketRef) -> HashSet<GroupId> {
 }
 
 /// Why the user is no longer a member, as the missed event would have said.
-async fn removal_reason(store: &dyn Store, group: GroupId, user: UserId) -> RemovalReason {
-    match store.relation(group, user).await {
-        Ok(None) => RemovalReason::Deleted,
-        Ok(Some((_, me))) if me.banned => RemovalReason::Banned,
+async fn removal_reason(groups: &GroupService, group: GroupId, user: UserId) -> RemovalReason {
+    match groups.relation(group, user).await {
+        Err(AppError::NotFound) => RemovalReason::Deleted,
+        Ok((_, me)) if me.banned => RemovalReason::Banned,
         _ => RemovalReason::Removed,
     }
 }

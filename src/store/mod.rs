@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::audit::AuditEvent;
+use crate::domain::AuditEvent;
 use crate::domain::{
     Command, Cursor, Effect, GroupId, Limit, MessageId, Outcome, Relation, UserId, Username,
 };

@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::domain::{Password, Username};
 use crate::error::AppResult;
 use crate::http::extract::{ApiJson, ClientAddr};
 use crate::http::problem::Problem;
-use crate::http::validate::Validator;
+use crate::input::Validator;
+use crate::state::AppState;
 use crate::store::UserRecord;
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -5,8 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
-use crate::audit::{AuditEvent, AuditKind};
+use crate::domain::{AuditEvent, AuditKind};
 use crate::domain::{
     Command, Description, GroupId, GroupName, MaxMembers, Outcome, Role, UserId, Visibility,
 };
@@ -15,7 +14,8 @@ use crate::groups::NewGroup;
 use crate::http::dto::{List, PageParams, StatusReply};
 use crate::http::extract::{ApiJson, ApiQuery, AuthUser, ClientAddr, path_id};
 use crate::http::problem::Problem;
-use crate::http::validate::Validator;
+use crate::input::Validator;
+use crate::state::AppState;
 use crate::store::{BanRecord, GroupFilter, GroupRecord, JoinRequestRecord, MemberRecord};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -182,7 +182,7 @@ pub async fn create(
     let description = v.check(Description::parse(b.description.as_deref().unwrap_or("")));
     let max_members = v.check(
         b.max_members
-            .map(|m| MaxMembers::parse(m, s.settings.max_group_members))
+            .map(|m| MaxMembers::parse(m, s.groups.max_members_ceiling()))
             .transpose(),
     );
     v.finish()?;

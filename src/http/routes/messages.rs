@@ -4,14 +4,13 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::AppState;
-use crate::domain::{ClientMsgId, Content, Cursor, GroupId, Limit};
+use crate::domain::{Cursor, GroupId, Limit};
 use crate::error::{AppError, AppResult};
 use crate::http::dto::List;
 use crate::http::extract::{ApiJson, ApiQuery, AuthUser, path_id};
 use crate::http::problem::Problem;
-use crate::http::validate::Validator;
-use crate::messages::MessageView;
+use crate::messages::{MessageView, SendRequest};
+use crate::state::AppState;
 use crate::store::HistoryQuery;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -68,19 +67,11 @@ pub async fn send(
     ApiJson(b): ApiJson<SendMessage>,
 ) -> AppResult<(StatusCode, Json<Accepted>)> {
     let gid: GroupId = path_id(&id)?;
-    let mut v = Validator::default();
-    let content = v.check(Content::parse(b.content));
-    let cmid = v.check(
-        b.client_msg_id
-            .as_deref()
-            .map(ClientMsgId::parse)
-            .transpose(),
-    );
-    v.finish()?;
-    let (Some(content), Some(cmid)) = (content, cmid) else {
-        unreachable!("validated above")
+    let request = SendRequest {
+        content: b.content,
+        client_msg_id: b.client_msg_id,
     };
-    let mid = s.messages.send(me, gid, content, cmid).await?;
+    let mid = s.messages.send_request(me, gid, request).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {

@@ -9,7 +9,7 @@ use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use time::OffsetDateTime;
 
 use super::super::{GroupRecord, StoredMessage, UserRecord};
-use crate::audit::{AuditEvent, AuditKind};
+use crate::domain::{AuditEvent, AuditKind};
 use crate::domain::{Relation, Role, UserId, Username, Visibility, from_millis, to_millis};
 use crate::error::AppError;
 

@@ -105,7 +105,7 @@ use super::{
     MemberRecord, NewMessage, Page, Policy, Purged, RefreshTokenRecord, Rotation, Store,
     StoredMessage, TokenHash, UserRecord,
 };
-use crate::audit::AuditEvent;
+use crate::domain::AuditEvent;
 use crate::domain::membership::{Snapshot, decide};
 use crate::domain::{
     Command, Cursor, Effect, GroupFacts, GroupId, Limit, MessageId, Relation, UserId, Username,

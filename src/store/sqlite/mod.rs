@@ -23,8 +23,8 @@ use super::{
     MemberRecord, NewMessage, Page, Policy, Purged, RefreshTokenRecord, Rotation, Store,
     StoredMessage, TokenHash, UserRecord,
 };
-use crate::audit::{AuditEvent, AuditKind};
 use crate::domain::membership::{Snapshot, decide};
+use crate::domain::{AuditEvent, AuditKind};
 use crate::domain::{
     Command, Cursor, Effect, GroupFacts, GroupId, Limit, MessageId, Relation, Role, UserId,
     Username, Visibility, from_millis, now as domain_now, to_millis,

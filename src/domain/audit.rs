@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::domain::{self, AuditId, Command, GroupId, UserId};
+use super::{AuditId, Command, GroupId, UserId};
+use crate::domain;
 
 /// The kinds of security events. Account events (`user_registered`, `login_*`,
 /// `refresh_token_reuse`) carry no group; the others belong to the group they changed.

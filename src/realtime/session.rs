@@ -1,0 +1,62 @@
+//! Who a socket belongs to, and how long that holds: set once at connect, read by every event
+//! handler and by the resync, and swept when the access token expires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use socketioxide::SocketIo;
+use tokio_util::sync::CancellationToken;
+
+use super::rate::Bucket;
+use crate::domain::UserId;
+use crate::ops::metrics as m;
+
+/// Set in a socket's extensions once it has authenticated.
+#[derive(Clone)]
+pub(crate) struct SocketUser {
+    pub(crate) id: UserId,
+    /// Access token expiry (unix seconds).
+    pub(crate) exp: i64,
+    /// The socket's own event budget.
+    pub(crate) bucket: Arc<Bucket>,
+}
+
+impl SocketUser {
+    pub(crate) fn new(id: UserId, exp: i64, events_per_sec: u32) -> Self {
+        let rate = f64::from(events_per_sec);
+        Self {
+            id,
+            exp,
+            bucket: Arc::new(Bucket::new(rate, rate * 2.0)),
+        }
+    }
+
+    pub(crate) fn expired(&self, now: i64) -> bool {
+        self.exp <= now
+    }
+}
+
+/// Disconnects sockets whose access token has expired, every few seconds, until shutdown.
+pub fn spawn_expiry_sweep(io: SocketIo, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            // `io.sockets()` panics once `io.close()` (the drain) has removed the namespace.
+            let Some(ns) = io.of("/") else { return };
+            for s in ns.sockets() {
+                if s.extensions
+                    .get::<SocketUser>()
+                    .is_some_and(|u| u.expired(now))
+                {
+                    metrics::counter!(m::SOCKET_EXPIRED).increment(1);
+                    let _ = s.disconnect();
+                }
+            }
+        }
+    });
+}
