@@ -88,3 +88,10 @@ from the Deployment.
 {{- fail "securityContext.enabled is a Bitnami chart convention this chart does not use: securityContext is rendered as the container's securityContext as it stands, and Kubernetes has no `enabled` field. Remove the key." -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The reencrypt Job's pods: not the server's selector labels, so the Service, the PDB and the
+     server's NetworkPolicy never select them. */}}
+{{- define "conclave.reencryptSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "conclave.name" . }}-reencrypt
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
