@@ -19,296 +19,8 @@ import json
 import os
 import sys
 
-SCHEMA_VERSION = 39
-DS = {"type": "prometheus", "uid": "${datasource}"}
-# Selector of the Conclave series chosen by the template variables.
-SEL = 'namespace="$namespace", pod=~"$pod"'
-# The Conclave container in the pod (the chart's default name), for the cAdvisor and
-# kube-state-metrics series.
-CONTAINER = 'namespace="$namespace", pod=~"$pod", container="conclave"'
-RI = "$__rate_interval"
-# Probes and scrapes, left out where the alert rules leave them out.
-NOT_OPS = 'route!~"/healthz|/readyz|/metrics"'
-
-
-class Layout:
-    """Places panels left to right on Grafana's 24-column grid."""
-
-    def __init__(self):
-        self.x = 0
-        self.y = 0
-        self.row_h = 0
-        self.next_id = 1
-
-    def pos(self, w, h):
-        if self.x + w > 24:
-            self.newline()
-        p = {"h": h, "w": w, "x": self.x, "y": self.y}
-        self.x += w
-        self.row_h = max(self.row_h, h)
-        return p
-
-    def newline(self):
-        self.y += self.row_h
-        self.x = 0
-        self.row_h = 0
-
-    def id(self):
-        i = self.next_id
-        self.next_id += 1
-        return i
-
-
-def target(expr, legend="__auto", ref="A", instant=False, fmt=None):
-    t = {"datasource": DS, "editorMode": "code", "expr": expr, "legendFormat": legend, "refId": ref}
-    if instant:
-        t["instant"] = True
-        t["range"] = False
-    if fmt:
-        t["format"] = fmt
-    return t
-
-
-def targets(*pairs, **kw):
-    """pairs of (expr, legend); refIds A, B, C..."""
-    return [target(e, l, chr(ord("A") + i), **kw) for i, (e, l) in enumerate(pairs)]
-
-
-def thresholds(*steps):
-    s = [{"color": "green", "value": None}]
-    for value, color in steps:
-        s.append({"color": color, "value": value})
-    return {"mode": "absolute", "steps": s}
-
-
-def timeseries(L, title, description, tgts, unit="short", w=12, h=8, stack=False, min0=True,
-               steps=()):
-    custom = {
-        "drawStyle": "line",
-        "lineWidth": 1,
-        "fillOpacity": 10,
-        "showPoints": "never",
-        "spanNulls": False,
-        "stacking": {"mode": "normal" if stack else "none", "group": "A"},
-    }
-    defaults = {"unit": unit, "custom": custom, "thresholds": thresholds(*steps)}
-    if min0:
-        defaults["min"] = 0
-    return {
-        "id": L.id(),
-        "type": "timeseries",
-        "title": title,
-        "description": description,
-        "datasource": DS,
-        "gridPos": L.pos(w, h),
-        "targets": tgts,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "legend": {"calcs": ["mean", "max"], "displayMode": "table", "placement": "bottom",
-                       "showLegend": True},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-    }
-
-
-def stat(L, title, description, tgts, unit="short", w=6, h=4, steps=(), decimals=None,
-         graph=True):
-    defaults = {"unit": unit, "thresholds": thresholds(*steps), "color": {"mode": "thresholds"}}
-    if decimals is not None:
-        defaults["decimals"] = decimals
-    return {
-        "id": L.id(),
-        "type": "stat",
-        "title": title,
-        "description": description,
-        "datasource": DS,
-        "gridPos": L.pos(w, h),
-        "targets": tgts,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "colorMode": "value",
-            "graphMode": "area" if graph else "none",
-            "justifyMode": "auto",
-            "orientation": "auto",
-            "percentChangeColorMode": "standard",
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "showPercentChange": False,
-            "textMode": "auto",
-            "wideLayout": True,
-        },
-    }
-
-
-def table(L, title, description, tgts, w=24, h=8):
-    return {
-        "id": L.id(),
-        "type": "table",
-        "title": title,
-        "description": description,
-        "datasource": DS,
-        "gridPos": L.pos(w, h),
-        "targets": tgts,
-        "fieldConfig": {
-            "defaults": {"custom": {"align": "auto", "cellOptions": {"type": "auto"},
-                                    "inspect": False}},
-            "overrides": [],
-        },
-        "options": {"frameIndex": 0, "showHeader": True, "cellHeight": "sm"},
-        "transformations": [
-            {"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True,
-                                                             "__name__": True}}}
-        ],
-    }
-
-
-def state_timeline(L, title, description, tgts, w=24, h=8):
-    return {
-        "id": L.id(),
-        "type": "state-timeline",
-        "title": title,
-        "description": description,
-        "datasource": DS,
-        "gridPos": L.pos(w, h),
-        "targets": tgts,
-        "fieldConfig": {
-            "defaults": {
-                "custom": {"fillOpacity": 80, "lineWidth": 0},
-                "color": {"mode": "thresholds"},
-                "thresholds": thresholds((1, "red")),
-                "mappings": [
-                    {"type": "value", "options": {"0": {"text": "ok", "color": "green"},
-                                                  "1": {"text": "firing", "color": "red"}}}
-                ],
-            },
-            "overrides": [],
-        },
-        "options": {
-            "legend": {"calcs": [], "displayMode": "list", "placement": "bottom",
-                       "showLegend": False},
-            "tooltip": {"mode": "single", "sort": "none"},
-            "rowHeight": 0.9,
-            "showValue": "never",
-            "mergeValues": True,
-        },
-    }
-
-
-def row(L, title):
-    L.newline()
-    r = {"id": L.id(), "type": "row", "title": title, "collapsed": False, "panels": [],
-         "gridPos": {"h": 1, "w": 24, "x": 0, "y": L.y}}
-    L.y += 1
-    return r
-
-
-def quantiles(metric, by, legend_by, sel=SEL, qs=(0.5, 0.95, 0.99)):
-    """histogram_quantile targets for a _bucket metric, one per quantile."""
-    by_clause = ", ".join(by + ["le"])
-    out = []
-    for q in qs:
-        label = f"p{int(q * 100)}"
-        legend = f"{label} {legend_by}".strip()
-        out.append((f"histogram_quantile({q}, sum by ({by_clause}) "
-                    f"(rate({metric}_bucket{{{sel}}}[{RI}])))", legend))
-    return targets(*out)
-
-
-def templating(pod_source):
-    """datasource, namespace and pod variables. pod_source: the series whose `pod` label lists
-    the Conclave pods."""
-    return {"list": [
-        {
-            "name": "datasource",
-            "label": "Data source",
-            "type": "datasource",
-            "query": "prometheus",
-            "hide": 0,
-            "refresh": 1,
-            "regex": "",
-            "includeAll": False,
-            "multi": False,
-            "skipUrlSync": False,
-            "options": [],
-        },
-        {
-            "name": "namespace",
-            "label": "Namespace",
-            "type": "query",
-            "datasource": DS,
-            "query": {"query": "label_values(conclave_http_requests_total, namespace)",
-                      "refId": "namespace"},
-            "refresh": 2,
-            "sort": 1,
-            "hide": 0,
-            "includeAll": False,
-            "multi": False,
-            "regex": "",
-            "skipUrlSync": False,
-            "options": [],
-        },
-        {
-            "name": "pod",
-            "label": "Pod",
-            "type": "query",
-            "datasource": DS,
-            "query": {"query": f'label_values({pod_source}{{namespace="$namespace"}}, pod)',
-                      "refId": "pod"},
-            "refresh": 2,
-            "sort": 1,
-            "hide": 0,
-            "includeAll": True,
-            "allValue": ".*",
-            "multi": True,
-            "current": {"text": ["All"], "value": ["$__all"]},
-            "regex": "",
-            "skipUrlSync": False,
-            "options": [],
-        },
-    ]}
-
-
-def dashboard(uid, title, description, panels, pod_source="conclave_http_requests_total",
-              refresh="30s", time_from="now-3h"):
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": ["conclave"],
-        "editable": True,
-        "graphTooltip": 1,
-        "schemaVersion": SCHEMA_VERSION,
-        "version": 1,
-        "refresh": refresh,
-        "time": {"from": time_from, "to": "now"},
-        "timepicker": {},
-        "timezone": "browser",
-        "fiscalYearStartMonth": 0,
-        "liveNow": False,
-        "annotations": {"list": [{
-            "builtIn": 1,
-            "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-            "enable": True,
-            "hide": True,
-            "iconColor": "rgba(0, 211, 255, 1)",
-            "name": "Annotations & Alerts",
-            "type": "dashboard",
-            "target": {"limit": 100, "matchAny": False, "tags": [], "type": "dashboard"},
-        }]},
-        "links": [{
-            "title": "Conclave dashboards",
-            "type": "dashboards",
-            "tags": ["conclave"],
-            "asDropdown": True,
-            "includeVars": True,
-            "keepTime": True,
-            "icon": "external link",
-            "targetBlank": False,
-            "tooltip": "",
-            "url": "",
-        }],
-        "templating": templating(pod_source),
-        "panels": panels,
-    }
+from dashlib import (CONTAINER, CORES, HPA_OF_DEPLOYMENT, MSG_RATE, NOT_OPS, RI, SEL, Layout,
+                     dashboard, quantiles, row, stat, state_timeline, table, targets, timeseries)
 
 
 def realtime():
@@ -333,7 +45,7 @@ def realtime():
                   "How many messages per second do senders get accepted (durably queued or "
                   "stored)?",
                   targets((f"sum(rate(conclave_messages_accepted_total{{{SEL}}}[{RI}]))",
-                           "msg/s")), unit="short"))
+                           "accepted")), unit=MSG_RATE))
 
     p.append(row(L, "HTTP"))
     p.append(timeseries(L, "Request rate by route and status",
@@ -404,7 +116,7 @@ def realtime():
                                  "delivered"),
                                 (f"sum(rate(conclave_messages_duplicate_total{{{SEL}}}[{RI}]))",
                                  "duplicate")),
-                        unit="short", w=24))
+                        unit=MSG_RATE, w=24))
     p.append(timeseries(L, "Persist latency (submit to stored)",
                         "How long does a message wait between its submission and its write in "
                         "the store (the pipeline lag)? ConclavePersistLatencyHigh fires when p99 "
@@ -420,17 +132,20 @@ def realtime():
                                  "waiting p{{partition}}"),
                                 (f"sum by (partition) (conclave_pipeline_unacked_messages{{{SEL}}})",
                                  "unacked p{{partition}}"))))
-    p.append(timeseries(L, "Store writes by pod, and partition hand-offs",
+    p.append(timeseries(L, "Store writes by pod",
                         "Do the pods share the partitions' store work (cluster mode)? Each "
                         "partition has one writer at a time; pods agree on an owner per "
-                        "partition and the writer hands a partition it does not own to its "
-                        "owner. One pod persisting everything for long, or hand-offs that never "
-                        "stop, mean the partition registry (Redis) or a consumer is unhealthy.",
+                        "partition. One pod persisting everything for long means the partition "
+                        "registry (Redis) or a consumer is unhealthy.",
                         targets((f"sum by (pod) (rate(conclave_messages_persisted_total{{{SEL}}}"
-                                 f"[{RI}]))", "persisted {{pod}}"),
-                                (f"sum(increase(conclave_pipeline_partition_handoffs_total"
-                                 f"{{{SEL}}}[{RI}]))", "hand-offs")),
-                        unit="short"))
+                                 f"[{RI}]))", "persisted {{pod}}")),
+                        unit=MSG_RATE))
+    p.append(timeseries(L, "Partition hand-offs",
+                        "How often does a writer hand a partition it does not own to its owner "
+                        "(cluster mode)? A few after a rollout or scaling are normal; hand-offs "
+                        "that never stop mean the partition registry (Redis) is unhealthy.",
+                        targets((f"sum by (pod) (increase(conclave_pipeline_partition_handoffs_total"
+                                 f"{{{SEL}}}[{RI}]))", "{{pod}}"))))
     p.append(timeseries(L, "Delivery latency (sent to broadcast)",
                         "How long after sending is a message broadcast to the group's sockets? "
                         "ConclaveDeliveryLatencyHigh fires when p99 stays above 2 s.",
@@ -439,30 +154,54 @@ def realtime():
     p.append(timeseries(L, "Pipeline errors and dead letters",
                         "Are store batches failing, are messages being dead-lettered, and how "
                         "many wait in the dead-letter queue? Anything above zero needs a look "
-                        "(ConclavePipelineErrors, ConclaveDeadLetters).",
+                        "(ConclavePipelineErrors, ConclaveDeadLetters). Transaction retries are "
+                        "MongoDB write conflicts and transient errors, run again: a steady stream "
+                        "slows the pipeline.",
                         targets((f"sum(increase(conclave_pipeline_errors_total{{{SEL}}}[{RI}]))",
                                  "failed store batches"),
                                 (f"sum(increase(conclave_messages_dead_lettered_total{{{SEL}}}"
                                  f"[{RI}]))", "dead-lettered"),
                                 (f"max(conclave_pipeline_dead_letter_messages{{{SEL}}})",
-                                 "dead-letter queue depth")),
+                                 "dead-letter queue depth"),
+                                (f"sum(increase(conclave_store_tx_retries_total{{{SEL}}}[{RI}]))",
+                                 "transaction retries")),
                         steps=((1, "red"),)))
-    p.append(timeseries(L, "Store batches: size and duration",
-                        "How big are the store's write batches, and how long does a batch take "
-                        "(cluster consumer)? Growing batches with growing duration mean the "
-                        "store is the bottleneck. Transaction retries show write conflicts in "
-                        "MongoDB.",
+    p.append(timeseries(L, "Store batch size",
+                        "How many messages does a store write batch carry (cluster consumer)? "
+                        "Batches near the maximum mean the writer is behind and catching up.",
                         targets((f"histogram_quantile(0.5, sum by (le) (rate("
-                                 f"conclave_pipeline_batch_size_bucket{{{SEL}}}[{RI}])))",
-                                 "batch size p50"),
+                                 f"conclave_pipeline_batch_size_bucket{{{SEL}}}[{RI}])))", "p50"),
                                 (f"histogram_quantile(0.99, sum by (le) (rate("
-                                 f"conclave_pipeline_batch_size_bucket{{{SEL}}}[{RI}])))",
-                                 "batch size p99"),
-                                (f"histogram_quantile(0.99, sum by (le) (rate("
-                                 f"conclave_store_batch_duration_seconds_bucket{{{SEL}}}[{RI}])))"
-                                 " * 1000", "batch duration p99 (ms)"),
-                                (f"sum(rate(conclave_store_tx_retries_total{{{SEL}}}[{RI}]))",
-                                 "transaction retries/s"))))
+                                 f"conclave_pipeline_batch_size_bucket{{{SEL}}}[{RI}])))", "p99"))))
+    p.append(timeseries(L, "Store batch duration",
+                        "How long does one store write batch take (cluster consumer)? Growing "
+                        "duration with growing batches means the store is the bottleneck.",
+                        quantiles("conclave_store_batch_duration_seconds", [], "",
+                                  qs=(0.5, 0.99)),
+                        unit="s"))
+
+    p.append(row(L, "Per pod"))
+    p.append(timeseries(L, "Request rate by pod",
+                        "Does every pod get its share of HTTP requests (probes and /metrics "
+                        "excluded)? A pod with none is unready or not behind the Service.",
+                        targets((f"sum by (pod) (rate(conclave_http_requests_total{{{SEL}, "
+                                 f"{NOT_OPS}}}[{RI}]))", "{{pod}}")),
+                        unit="reqps", w=8))
+    p.append(timeseries(L, "5xx error ratio by pod",
+                        "Is one pod failing while the others are fine (a bad node, a lost "
+                        "connection to a dependency), or are all failing together?",
+                        targets((f'sum by (pod) (rate(conclave_http_requests_total{{{SEL}, '
+                                 f'{NOT_OPS}, status=~"5.."}}[{RI}])) / sum by (pod) (rate('
+                                 f"conclave_http_requests_total{{{SEL}, {NOT_OPS}}}[{RI}]))",
+                                 "{{pod}}")),
+                        unit="percentunit", w=8, steps=((0.05, "red"),)))
+    p.append(timeseries(L, "Latency p99 by pod",
+                        "Is one pod slower than the others (CPU throttling, a noisy neighbour, "
+                        "too many sockets), or are all slow together (a shared dependency)?",
+                        targets((f"histogram_quantile(0.99, sum by (pod, le) (rate("
+                                 f"conclave_http_request_duration_seconds_bucket{{{SEL}, "
+                                 f"{NOT_OPS}}}[{RI}])))", "{{pod}}")),
+                        unit="s", w=8, steps=((1, "red"),)))
     return dashboard(
         "conclave-realtime", "Conclave / Realtime",
         "Is Conclave serving well right now? HTTP rate, errors and latency by route, live "
@@ -536,7 +275,7 @@ def activity():
                         targets((f"sum by (group_size) (rate("
                                  f"conclave_messages_sent_by_group_size_total{{{SEL}}}[{RI}]))",
                                  "{{group_size}} members")),
-                        unit="short"))
+                        unit=MSG_RATE))
     p.append(timeseries(L, "Online now (connected sockets)",
                         "How many clients are connected right now (active users online; a user "
                         "with two tabs counts twice)?",
@@ -596,7 +335,7 @@ def resources():
                         "request and limit? Usage at the limit means throttling.",
                         targets((cpu, "used {{pod}}"), (cpu_req, "request {{pod}}"),
                                 (cpu_lim, "limit {{pod}}")),
-                        unit="short"))
+                        unit=CORES))
     p.append(timeseries(L, "CPU used, % of limit",
                         "How close is each container to its CPU limit?",
                         targets((f"{cpu} / {cpu_lim}", "{{pod}}")),
@@ -634,7 +373,7 @@ def resources():
                         "Unlike cAdvisor this works outside Kubernetes too.",
                         targets((f"sum by (pod) (rate(process_cpu_seconds_total{{{SEL}}}[{RI}]))",
                                  "process {{pod}}"), (cpu_lim, "limit {{pod}}")),
-                        unit="short"))
+                        unit=CORES))
     p.append(timeseries(L, "Resident memory against the limit",
                         "How much memory does the process hold resident "
                         "(process_resident_memory_bytes), compared with the container's memory "
@@ -671,9 +410,44 @@ def resources():
                         "How many Conclave pods are available to serve, and how many can "
                         "Prometheus scrape? Zero fires ConclaveNoPodsReady.",
                         targets(('sum(kube_deployment_status_replicas_available{namespace='
-                                 '"$namespace", deployment="conclave"})', "available replicas"),
-                                ('sum(up{namespace="$namespace", job="conclave"})',
-                                 "scraped pods up"))))
+                                 '"$namespace", deployment="$deployment"})', "available replicas"),
+                                ('count(max by (pod) (up{namespace="$namespace", pod=~"$pod"}) '
+                                 '== 1) or vector(0)', "scraped pods up"))))
+    p.append(row(L, "Autoscaling and leadership"))
+    hpa = lambda m: f'max({m}{{namespace="$namespace"}} * {HPA_OF_DEPLOYMENT})'  # noqa: E731
+    p.append(timeseries(L, "HPA replicas: current, desired, min, max",
+                        "How many replicas does the HorizontalPodAutoscaler run and want, "
+                        "within its bounds? Desired stuck at max means the HPA cannot scale "
+                        "further: raise maxReplicas or the per-pod capacity. (kube-state-metrics; "
+                        "empty without autoscaling.enabled.)",
+                        targets((hpa("kube_horizontalpodautoscaler_status_current_replicas"),
+                                 "current"),
+                                (hpa("kube_horizontalpodautoscaler_status_desired_replicas"),
+                                 "desired"),
+                                (hpa("kube_horizontalpodautoscaler_spec_min_replicas"), "min"),
+                                (hpa("kube_horizontalpodautoscaler_spec_max_replicas"), "max"))))
+    hpa_by = lambda m: (f"max by (metric_name, metric_target_type) ({m}"  # noqa: E731
+                        f'{{namespace="$namespace"}} * {HPA_OF_DEPLOYMENT})')
+    p.append(timeseries(L, "HPA metrics against their targets",
+                        "How close is each metric the HPA watches (CPU and memory utilization, "
+                        "live sockets per pod) to its target? 100% is the target: above it the "
+                        "HPA adds pods, well below it removes them (slowly).",
+                        targets((f"{hpa_by('kube_horizontalpodautoscaler_status_target_metric')}"
+                                 f" / {hpa_by('kube_horizontalpodautoscaler_spec_target_metric')}",
+                                 "{{metric_name}} ({{metric_target_type}})")),
+                        unit="percentunit", steps=((1, "orange"),)))
+    p.append(stat(L, "Leaders now",
+                  "How many processes hold the leader Lease right now? It should be exactly "
+                  "1: with 0 the one-per-cluster jobs (indexes, retention) do not run "
+                  "(ConclaveNoLeader).",
+                  targets((f"sum(conclave_leader{{{SEL}}})", "leaders")),
+                  steps=((1, "green"), (2, "orange")), base="red", decimals=0, graph=False,
+                  w=6, h=8))
+    p.append(timeseries(L, "Leader by pod",
+                        "Which pod held the leader Lease, and when did leadership move (a "
+                        "rollout, a dead leader replaced after its Lease expired)?",
+                        targets((f"max by (pod) (conclave_leader{{{SEL}}})", "{{pod}}")),
+                        w=18, stack=True))
     return dashboard(
         "conclave-resources", "Conclave / Resources",
         "Are the Conclave pods within their CPU, memory and file descriptors? Container CPU "
