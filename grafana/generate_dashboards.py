@@ -71,7 +71,7 @@ def target(expr, legend="__auto", ref="A", instant=False, fmt=None):
 
 def targets(*pairs, **kw):
     """pairs of (expr, legend); refIds A, B, C..."""
-    return [target(e, l, chr(ord("A") + i), **kw) for i, (e, l) in enumerate(pairs)]
+    return [target(e, legend, chr(ord("A") + i), **kw) for i, (e, legend) in enumerate(pairs)]
 
 
 def thresholds(*steps):
