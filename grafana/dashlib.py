@@ -20,9 +20,11 @@ CORES = "suffix: cores"
 POD_OF_DEPLOYMENT = "[a-z0-9]+-[a-z0-9]+"
 # kube-state-metrics series of the HorizontalPodAutoscaler that scales the chosen Deployment
 # (joined through kube_horizontalpodautoscaler_info, so any HPA name works).
-HPA_OF_DEPLOYMENT = ('on (namespace, horizontalpodautoscaler) group_left () '
-                     'kube_horizontalpodautoscaler_info{namespace="$namespace", '
-                     'scaletargetref_kind="Deployment", scaletargetref_name="$deployment"}')
+HPA_OF_DEPLOYMENT = (
+    "on (namespace, horizontalpodautoscaler) group_left () "
+    'kube_horizontalpodautoscaler_info{namespace="$namespace", '
+    'scaletargetref_kind="Deployment", scaletargetref_name="$deployment"}'
+)
 
 
 class Layout:
@@ -65,7 +67,7 @@ def target(expr, legend="__auto", ref="A", instant=False, fmt=None):
 
 def targets(*pairs, **kw):
     """pairs of (expr, legend); refIds A, B, C..."""
-    return [target(e, l, chr(ord("A") + i), **kw) for i, (e, l) in enumerate(pairs)]
+    return [target(e, legend, chr(ord("A") + i), **kw) for i, (e, legend) in enumerate(pairs)]
 
 
 def thresholds(*steps, base="green"):
@@ -75,8 +77,7 @@ def thresholds(*steps, base="green"):
     return {"mode": "absolute", "steps": s}
 
 
-def timeseries(L, title, description, tgts, unit="short", w=12, h=8, stack=False, min0=True,
-               steps=()):
+def timeseries(L, title, description, tgts, unit="short", w=12, h=8, stack=False, min0=True, steps=()):
     custom = {
         "drawStyle": "line",
         "lineWidth": 1,
@@ -98,17 +99,14 @@ def timeseries(L, title, description, tgts, unit="short", w=12, h=8, stack=False
         "targets": tgts,
         "fieldConfig": {"defaults": defaults, "overrides": []},
         "options": {
-            "legend": {"calcs": ["mean", "max"], "displayMode": "table", "placement": "bottom",
-                       "showLegend": True},
+            "legend": {"calcs": ["mean", "max"], "displayMode": "table", "placement": "bottom", "showLegend": True},
             "tooltip": {"mode": "multi", "sort": "desc"},
         },
     }
 
 
-def stat(L, title, description, tgts, unit="short", w=6, h=4, steps=(), decimals=None,
-         graph=True, base="green"):
-    defaults = {"unit": unit, "thresholds": thresholds(*steps, base=base),
-                "color": {"mode": "thresholds"}}
+def stat(L, title, description, tgts, unit="short", w=6, h=4, steps=(), decimals=None, graph=True, base="green"):
+    defaults = {"unit": unit, "thresholds": thresholds(*steps, base=base), "color": {"mode": "thresholds"}}
     if decimals is not None:
         defaults["decimals"] = decimals
     return {
@@ -144,14 +142,12 @@ def table(L, title, description, tgts, w=24, h=8):
         "gridPos": L.pos(w, h),
         "targets": tgts,
         "fieldConfig": {
-            "defaults": {"custom": {"align": "auto", "cellOptions": {"type": "auto"},
-                                    "inspect": False}},
+            "defaults": {"custom": {"align": "auto", "cellOptions": {"type": "auto"}, "inspect": False}},
             "overrides": [],
         },
         "options": {"frameIndex": 0, "showHeader": True, "cellHeight": "sm"},
         "transformations": [
-            {"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True,
-                                                             "__name__": True}}}
+            {"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True, "__name__": True}}}
         ],
     }
 
@@ -171,15 +167,16 @@ def state_timeline(L, title, description, tgts, w=24, h=8):
                 "color": {"mode": "thresholds"},
                 "thresholds": thresholds((1, "red")),
                 "mappings": [
-                    {"type": "value", "options": {"0": {"text": "ok", "color": "green"},
-                                                  "1": {"text": "firing", "color": "red"}}}
+                    {
+                        "type": "value",
+                        "options": {"0": {"text": "ok", "color": "green"}, "1": {"text": "firing", "color": "red"}},
+                    }
                 ],
             },
             "overrides": [],
         },
         "options": {
-            "legend": {"calcs": [], "displayMode": "list", "placement": "bottom",
-                       "showLegend": False},
+            "legend": {"calcs": [], "displayMode": "list", "placement": "bottom", "showLegend": False},
             "tooltip": {"mode": "single", "sort": "none"},
             "rowHeight": 0.9,
             "showValue": "never",
@@ -190,8 +187,14 @@ def state_timeline(L, title, description, tgts, w=24, h=8):
 
 def row(L, title):
     L.newline()
-    r = {"id": L.id(), "type": "row", "title": title, "collapsed": False, "panels": [],
-         "gridPos": {"h": 1, "w": 24, "x": 0, "y": L.y}}
+    r = {
+        "id": L.id(),
+        "type": "row",
+        "title": title,
+        "collapsed": False,
+        "panels": [],
+        "gridPos": {"h": 1, "w": 24, "x": 0, "y": L.y},
+    }
     L.y += 1
     return r
 
@@ -203,8 +206,7 @@ def quantiles(metric, by, legend_by, sel=SEL, qs=(0.5, 0.95, 0.99)):
     for q in qs:
         label = f"p{int(q * 100)}"
         legend = f"{label} {legend_by}".strip()
-        out.append((f"histogram_quantile({q}, sum by ({by_clause}) "
-                    f"(rate({metric}_bucket{{{sel}}}[{RI}])))", legend))
+        out.append((f"histogram_quantile({q}, sum by ({by_clause}) (rate({metric}_bucket{{{sel}}}[{RI}])))", legend))
     return targets(*out)
 
 
@@ -213,75 +215,78 @@ def templating(pod_source):
     label lists the Conclave pods. Nothing names the release: the deployment is read from the pod
     names, and "All" pods means every listed pod of that deployment (no catch-all regex, which
     would also match other pods of the namespace in `up` or cAdvisor series)."""
-    return {"list": [
-        {
-            "name": "datasource",
-            "label": "Data source",
-            "type": "datasource",
-            "query": "prometheus",
-            "hide": 0,
-            "refresh": 1,
-            "regex": "",
-            "includeAll": False,
-            "multi": False,
-            "skipUrlSync": False,
-            "options": [],
-        },
-        {
-            "name": "namespace",
-            "label": "Namespace",
-            "type": "query",
-            "datasource": DS,
-            "query": {"query": "label_values(conclave_http_requests_total, namespace)",
-                      "refId": "namespace"},
-            "refresh": 2,
-            "sort": 1,
-            "hide": 0,
-            "includeAll": False,
-            "multi": False,
-            "regex": "",
-            "skipUrlSync": False,
-            "options": [],
-        },
-        {
-            "name": "deployment",
-            "label": "Deployment",
-            "type": "query",
-            "datasource": DS,
-            "query": {"query": f'label_values({pod_source}{{namespace="$namespace"}}, pod)',
-                      "refId": "deployment"},
-            "refresh": 2,
-            "sort": 1,
-            "hide": 0,
-            "includeAll": False,
-            "multi": False,
-            "regex": f"/^(.+)-{POD_OF_DEPLOYMENT}$/",
-            "skipUrlSync": False,
-            "options": [],
-        },
-        {
-            "name": "pod",
-            "label": "Pod",
-            "type": "query",
-            "datasource": DS,
-            "query": {"query": f'label_values({pod_source}{{namespace="$namespace", '
-                               f'pod=~"$deployment-{POD_OF_DEPLOYMENT}"}}, pod)',
-                      "refId": "pod"},
-            "refresh": 2,
-            "sort": 1,
-            "hide": 0,
-            "includeAll": True,
-            "multi": True,
-            "current": {"text": ["All"], "value": ["$__all"]},
-            "regex": "",
-            "skipUrlSync": False,
-            "options": [],
-        },
-    ]}
+    return {
+        "list": [
+            {
+                "name": "datasource",
+                "label": "Data source",
+                "type": "datasource",
+                "query": "prometheus",
+                "hide": 0,
+                "refresh": 1,
+                "regex": "",
+                "includeAll": False,
+                "multi": False,
+                "skipUrlSync": False,
+                "options": [],
+            },
+            {
+                "name": "namespace",
+                "label": "Namespace",
+                "type": "query",
+                "datasource": DS,
+                "query": {"query": "label_values(conclave_http_requests_total, namespace)", "refId": "namespace"},
+                "refresh": 2,
+                "sort": 1,
+                "hide": 0,
+                "includeAll": False,
+                "multi": False,
+                "regex": "",
+                "skipUrlSync": False,
+                "options": [],
+            },
+            {
+                "name": "deployment",
+                "label": "Deployment",
+                "type": "query",
+                "datasource": DS,
+                "query": {"query": f'label_values({pod_source}{{namespace="$namespace"}}, pod)', "refId": "deployment"},
+                "refresh": 2,
+                "sort": 1,
+                "hide": 0,
+                "includeAll": False,
+                "multi": False,
+                "regex": f"/^(.+)-{POD_OF_DEPLOYMENT}$/",
+                "skipUrlSync": False,
+                "options": [],
+            },
+            {
+                "name": "pod",
+                "label": "Pod",
+                "type": "query",
+                "datasource": DS,
+                "query": {
+                    "query": f'label_values({pod_source}{{namespace="$namespace", '
+                    f'pod=~"$deployment-{POD_OF_DEPLOYMENT}"}}, pod)',
+                    "refId": "pod",
+                },
+                "refresh": 2,
+                "sort": 1,
+                "hide": 0,
+                "includeAll": True,
+                "multi": True,
+                "current": {"text": ["All"], "value": ["$__all"]},
+                "regex": "",
+                "skipUrlSync": False,
+                "options": [],
+            },
+        ]
+    }
 
 
-def dashboard(uid, title, description, panels, pod_source="conclave_http_requests_total",
-              refresh="30s", time_from="now-3h"):
+def dashboard(
+    uid, title, description, panels, pod_source="conclave_http_requests_total", refresh="30s", time_from="now-3h"
+):
     return {
         "uid": uid,
         "title": title,
@@ -297,28 +302,34 @@ def dashboard(uid, title, description, panels, pod_source="conclave_http_request
         "timezone": "browser",
         "fiscalYearStartMonth": 0,
         "liveNow": False,
-        "annotations": {"list": [{
-            "builtIn": 1,
-            "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-            "enable": True,
-            "hide": True,
-            "iconColor": "rgba(0, 211, 255, 1)",
-            "name": "Annotations & Alerts",
-            "type": "dashboard",
-            "target": {"limit": 100, "matchAny": False, "tags": [], "type": "dashboard"},
-        }]},
-        "links": [{
-            "title": "Conclave dashboards",
-            "type": "dashboards",
-            "tags": ["conclave"],
-            "asDropdown": True,
-            "includeVars": True,
-            "keepTime": True,
-            "icon": "external link",
-            "targetBlank": False,
-            "tooltip": "",
-            "url": "",
-        }],
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                    "target": {"limit": 100, "matchAny": False, "tags": [], "type": "dashboard"},
+                }
+            ]
+        },
+        "links": [
+            {
+                "title": "Conclave dashboards",
+                "type": "dashboards",
+                "tags": ["conclave"],
+                "asDropdown": True,
+                "includeVars": True,
+                "keepTime": True,
+                "icon": "external link",
+                "targetBlank": False,
+                "tooltip": "",
+                "url": "",
+            }
+        ],
         "templating": templating(pod_source),
         "panels": panels,
     }

@@ -19,8 +19,24 @@ import json
 import os
 import sys
 
-from dashlib import (CONTAINER, CORES, HPA_OF_DEPLOYMENT, MSG_RATE, NOT_OPS, RI, SEL, Layout,
-                     dashboard, quantiles, row, stat, state_timeline, table, targets, timeseries)
+from dashlib import (
+    CONTAINER,
+    CORES,
+    HPA_OF_DEPLOYMENT,
+    MSG_RATE,
+    NOT_OPS,
+    RI,
+    SEL,
+    Layout,
+    dashboard,
+    quantiles,
+    row,
+    stat,
+    state_timeline,
+    table,
+    targets,
+    timeseries,
+)
 
 
 def realtime():

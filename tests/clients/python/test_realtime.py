@@ -77,9 +77,12 @@ def test_bad_tokens_get_connect_error_unauthorized(server, api, transport):
     for token in (None, "garbage", f"{none_header}.{payload}.", alice["token"] + "x"):
         sio = socketio.Client(reconnection=False)
         errors = []
-        sio.on("connect_error", lambda data=None: errors.append(data))
+        # errors bound now: the handler belongs to this iteration's client only.
+        sio.on("connect_error", lambda data=None, errors=errors: errors.append(data))
         with pytest.raises(socketio.exceptions.ConnectionError):
-            sio.connect(server, auth=None if token is None else {"token": token}, transports=[transport], wait_timeout=WAIT)
+            sio.connect(
+                server, auth=None if token is None else {"token": token}, transports=[transport], wait_timeout=WAIT
+            )
         assert errors == [{"message": "unauthorized"}], (token, errors)
         assert not sio.connected
         sio.disconnect()
