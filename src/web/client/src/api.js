@@ -1,4 +1,4 @@
-// The REST API of API.md and the session: the access token lives in memory only, the refresh
+// The REST API of docs/api.md and the session: the access token lives in memory only, the refresh
 // token in sessionStorage (this tab, until it closes). The access token is refreshed shortly
 // before it expires, and once more when a call is answered 401.
 import { ApiError, networkError } from "./errors.js";

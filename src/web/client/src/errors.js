@@ -1,4 +1,4 @@
-// Every error code of the API (API.md) as a sentence a user understands. The server answers
+// Every error code of the API (docs/api.md) as a sentence a user understands. The server answers
 // REST calls with application/problem+json and Socket.IO acks with {ok:false, error}; both
 // become an ApiError with the same fields.
 
