@@ -39,7 +39,7 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// The stable machine-readable code of API.md.
+    /// The stable machine-readable code of docs/api.md ("Error codes").
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Validation(_) => "validation_failed",

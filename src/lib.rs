@@ -1,4 +1,4 @@
-//! Conclave: a secure group messaging backend. See DESIGN.md for the architecture; each module
+//! Conclave: a secure group messaging backend. See docs/architecture.md for the architecture; each module
 //! is one concern.
 
 pub mod app;

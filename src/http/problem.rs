@@ -1,5 +1,5 @@
 //! The one place errors become HTTP: `application/problem+json` (RFC 9457) with the stable
-//! `code` of API.md, `errors` for validation, `retry_after` (and a `Retry-After` header) where a
+//! `code` of docs/api.md, `errors` for validation, `retry_after` (and a `Retry-After` header) where a
 //! client should wait. Server faults are logged here with their cause and shown to clients
 //! without it.
 

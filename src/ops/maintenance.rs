@@ -1,4 +1,4 @@
-//! The one-per-cluster jobs (DESIGN.md), run by the leader only (`ops::leader`): prepare the
+//! The one-per-cluster jobs (docs/architecture.md, "Leadership and maintenance jobs"), run by the leader only (`ops::leader`): prepare the
 //! schema (indexes, and shard keys on a sharded cluster), then purge what has aged out on a
 //! timer. Each is idempotent, so a leadership change midway is harmless.
 

@@ -1,4 +1,4 @@
-//! The cluster pipeline on RabbitMQ (DESIGN.md, "Message path").
+//! The cluster pipeline on RabbitMQ (docs/architecture.md, "A message's path").
 //!
 //! Topology (declared idempotently by every process): a durable direct exchange
 //! `conclave.messages`; P durable quorum queues `conclave.messages.p<i>`, each bound with routing

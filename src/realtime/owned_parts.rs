@@ -3,7 +3,7 @@
 //! hyper parses a request's URI and header values as slices (`Bytes`) of the
 //! connection's read buffer (8–16 KiB). engineioxide keeps the upgrade request's parts for the
 //! whole life of the socket, so those slices keep the whole buffer alive: about 16 KiB per idle
-//! socket (heaptrack, see `STACK.md`). This layer, put in front of the Socket.IO layer, rebuilds
+//! socket (heaptrack, see docs/architecture.md, "Tools and versions"). This layer, put in front of the Socket.IO layer, rebuilds
 //! requests to `/socket.io/` with owned copies of the URI, the header values and axum's
 //! `OriginalUri` extension (a clone of the URI). The other extensions (where hyper's `OnUpgrade`
 //! and axum's `ConnectInfo` live), the method, the version and the body are moved over

@@ -3,7 +3,7 @@
 //! # Atomicity: multi-document transactions
 //!
 //! A membership change touches several documents at once (the group's `member_count` and
-//! `owner_id`, a membership, a join request, a ban, a cooldown), and the invariants of API.md
+//! `owner_id`, a membership, a join request, a ban, a cooldown), and the invariants of docs/api.md
 //! ("exactly one owner", "no banned member", "never more members than `max_members`") hold
 //! across them. Folding all of a group's state into one document would make each change a
 //! single atomic update, but that document would grow with every member and every ban (16 MB
