@@ -82,3 +82,15 @@ impl EventSink for NoEvents {
     async fn group_events(&self, _: Vec<GroupEvent>) {}
     async fn messages_stored(&self, _: &[StoredMessage]) {}
 }
+
+/// Told what the real-time fan-out learns about membership, so that what other parts remember
+/// about members (the send path's permission cache) stays true. The fan-out knows nothing of
+/// who listens.
+pub trait MembershipWatcher: Send + Sync + 'static {
+    /// A membership event reached this process: on the process that ran the command, before
+    /// its reply; elsewhere, when the fan-out delivers it.
+    fn event(&self, ev: &GroupEvent);
+    /// Membership events may have been lost (the fan-out's connection dropped, or a frame was
+    /// unreadable): forget whatever they could have changed.
+    fn events_lost(&self);
+}

@@ -12,7 +12,9 @@ use std::time::Duration;
 use conclave::domain::{
     self, Command, GroupId, Limit, MessageId, Outcome, UserId, Username, Visibility,
 };
+use conclave::store::NewAccount;
 use conclave::store::mongo::MongoStore;
+use conclave::store::prelude::*;
 use conclave::store::{
     Appended, GroupRecord, HistoryQuery, NewMessage, Policy, RefreshTokenRecord, Rotation, Store,
     TokenHash, UserRecord,
@@ -77,7 +79,7 @@ async fn user(s: &MongoStore, name: &str) -> UserId {
         password_hash: "x".into(),
         created_at: domain::now(),
     };
-    s.create_user(&u).await.unwrap();
+    assert_eq!(s.create_user(&u).await.unwrap(), NewAccount::Created);
     u.id
 }
 
@@ -119,8 +121,8 @@ async fn mongo_users_and_tokens() {
         created_at: domain::now(),
     };
     assert_eq!(
-        s.create_user(&dup).await.unwrap_err().code(),
-        "username_taken"
+        s.create_user(&dup).await.unwrap(),
+        NewAccount::UsernameTaken
     );
     let found = s
         .user_by_username(&Username::parse("ALICE").unwrap())

@@ -6,6 +6,7 @@ mod conformance;
 use std::sync::Arc;
 
 use conclave::store::Store;
+use conclave::store::prelude::*;
 use conclave::store::sqlite::SqliteStore;
 use tempfile::TempDir;
 

@@ -9,9 +9,9 @@ use super::secrets;
 use crate::config::{Engine, Settings};
 use crate::crypto::Keyring;
 use crate::messages::reencrypt;
-use crate::store::Store;
 use crate::store::mongo::MongoStore;
 use crate::store::sqlite::SqliteStore;
+use crate::store::{MaintenanceStore, Store};
 
 async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match settings.engine {

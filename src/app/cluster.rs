@@ -9,12 +9,12 @@ use std::time::Duration;
 use super::{Assembled, EngineParts, Foundations};
 use crate::events::EventSink;
 use crate::limits::{RateLimiter, RedisLimiter};
-use crate::messages::Senders;
+use crate::messages::SenderCache;
 use crate::ops::health::{PipelineProbe, Probe, RedisProbe, StoreProbe};
 use crate::pipeline::{AmqpPipeline, AmqpSettings, Pipeline, Registry};
 use crate::realtime::{self, Fanout, Realtime};
-use crate::store::Store;
 use crate::store::mongo::MongoStore;
+use crate::store::{MaintenanceStore, Store};
 
 /// Retries `attempt` with backoff (250 ms doubling to 10 s) until it succeeds.
 async fn wait_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
@@ -83,14 +83,14 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
         Arc::new(RedisLimiter::new(redis.clone(), &s.cluster_prefix));
 
     let (layer, io) = realtime::layer(c.socket_settings());
-    let senders = Senders::new(s.sender_cache_ttl);
+    let sender_cache = SenderCache::new(s.sender_cache_ttl);
     let fanout = wait_for("redis (fan-out)", || {
         Fanout::redis(
             io.clone(),
             &redis_url,
             &s.cluster_prefix,
             c.shutdown.clone(),
-            senders.clone(),
+            Arc::new(sender_cache.clone()),
         )
     })
     .await;
@@ -119,7 +119,7 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
         events,
         limiter,
         probes,
-        senders,
+        sender_cache,
     };
     c.serve(parts, (io, layer), fanout, leader)
 }

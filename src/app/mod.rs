@@ -24,7 +24,7 @@ use crate::crypto::Keyring;
 use crate::events::EventSink;
 use crate::groups::GroupService;
 use crate::limits::{MemoryLimiter, RateLimiter};
-use crate::messages::{MessageService, Senders};
+use crate::messages::{MessageService, SenderCache};
 use crate::ops::health::{PipelineProbe, Probe, Readiness, StoreProbe};
 use crate::pipeline::{LocalPipeline, Pipeline};
 use crate::realtime::{self, Fanout, Realtime, SocketSettings};
@@ -52,7 +52,7 @@ pub(crate) struct EngineParts {
     pub limiter: Arc<dyn RateLimiter>,
     pub probes: Vec<(&'static str, Arc<dyn Probe>)>,
     /// Shared by the send path and the fan-out, which forgets members who lose access.
-    pub senders: Senders,
+    pub sender_cache: SenderCache,
 }
 
 /// Closes every Socket.IO connection (on drain), whatever the adapter.
@@ -105,12 +105,13 @@ impl Foundations {
                 s.groups(),
             ),
             messages: MessageService::new(
+                e.store.clone(),
                 e.store,
                 e.pipeline.clone(),
                 self.keyring.clone(),
                 e.limiter,
                 s.messages(),
-                e.senders,
+                e.sender_cache,
             ),
             readiness: Readiness::new(e.probes),
             auth,
@@ -166,8 +167,8 @@ async fn standalone(c: &Foundations) -> anyhow::Result<Assembled> {
     );
     let leader = tokio::spawn(leader);
     let (layer, io) = realtime::layer(c.socket_settings());
-    let senders = Senders::new(c.settings.sender_cache_ttl);
-    let fanout = realtime::Fanout::local(io.clone(), senders.clone());
+    let sender_cache = SenderCache::new(c.settings.sender_cache_ttl);
+    let fanout = realtime::Fanout::local(io.clone(), Arc::new(sender_cache.clone()));
     let events: Arc<dyn EventSink> = Arc::new(Realtime::new(fanout.clone(), c.keyring.clone()));
     let pipeline: Arc<dyn Pipeline> = Arc::new(LocalPipeline::start(
         store.clone(),
@@ -185,7 +186,7 @@ async fn standalone(c: &Foundations) -> anyhow::Result<Assembled> {
         events,
         limiter,
         probes,
-        senders,
+        sender_cache,
     };
     c.serve(parts, (io, layer), fanout, leader)
 }

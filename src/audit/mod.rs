@@ -19,12 +19,16 @@ use tokio_util::sync::CancellationToken;
 pub use crate::domain::{AuditEvent, AuditKind};
 
 use crate::config::AuditSettings;
-use crate::ops::metrics as m;
-use crate::store::Store;
+use crate::domain::{Cursor, GroupId, Limit};
+use crate::error::AppResult;
+use crate::ops::metrics as metric;
+use crate::store::{AuditStore, Page};
 
 /// Cheap to clone; every clone feeds the same writer.
 #[derive(Clone)]
 pub struct Audit {
+    /// Where the writer writes, and listings read.
+    store: Arc<dyn AuditStore>,
     events: mpsc::Sender<AuditEvent>,
     flushes: mpsc::Sender<oneshot::Sender<()>>,
     stop: CancellationToken,
@@ -33,17 +37,17 @@ pub struct Audit {
 
 impl Audit {
     /// Starts the writer task on the current runtime.
-    pub fn start(store: Arc<dyn Store>, settings: AuditSettings) -> Self {
+    pub fn start(store: Arc<dyn AuditStore>, settings: AuditSettings) -> Self {
         let (events, rx) = mpsc::channel(settings.buffer);
         let (flushes, flush_rx) = mpsc::channel(16);
         let stop = CancellationToken::new();
         // Registered at zero so dashboards and alerts have a series before the first event.
         for reason in ["full", "closed", "store_error"] {
-            metrics::counter!(m::AUDIT_DROPPED, "reason" => reason).increment(0);
+            metrics::counter!(metric::AUDIT_DROPPED, "reason" => reason).increment(0);
         }
-        metrics::counter!(m::AUDIT_WRITTEN).increment(0);
+        metrics::counter!(metric::AUDIT_WRITTEN).increment(0);
         let writer = Writer {
-            store,
+            store: store.clone(),
             settings,
             rx,
             flush_rx,
@@ -51,11 +55,24 @@ impl Audit {
         };
         let task = tokio::spawn(writer.run(stop.clone()));
         Self {
+            store,
             events,
             flushes,
             stop,
             writer: Arc::new(parking_lot::Mutex::new(Some(task))),
         }
+    }
+
+    /// A page of one group's events, oldest first. Events recorded on this process are written
+    /// first (waiting up to 2 s), so an owner sees their own latest actions.
+    pub async fn of_group(
+        &self,
+        group: GroupId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<AuditEvent>> {
+        self.flush(Duration::from_secs(2)).await;
+        self.store.audit_of_group(group, limit, after).await
     }
 
     /// Queues an event; never waits. A full buffer drops it (counted, and logged at warn);
@@ -69,7 +86,7 @@ impl Audit {
                 mpsc::error::TrySendError::Full(ev) => ("full", ev),
                 mpsc::error::TrySendError::Closed(ev) => ("closed", ev),
             };
-            metrics::counter!(m::AUDIT_DROPPED, "reason" => reason).increment(1);
+            metrics::counter!(metric::AUDIT_DROPPED, "reason" => reason).increment(1);
             tracing::warn!(target: "audit", event = event.kind.as_str(), reason, "audit event dropped");
         }
         false
@@ -95,7 +112,7 @@ impl Audit {
 }
 
 struct Writer {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AuditStore>,
     settings: AuditSettings,
     rx: mpsc::Receiver<AuditEvent>,
     flush_rx: mpsc::Receiver<oneshot::Sender<()>>,
@@ -156,7 +173,7 @@ impl Writer {
         }
         self.write().await;
         if !self.buf.is_empty() {
-            metrics::counter!(m::AUDIT_DROPPED, "reason" => "store_error")
+            metrics::counter!(metric::AUDIT_DROPPED, "reason" => "store_error")
                 .increment(self.buf.len() as u64);
             tracing::error!(target: "audit", lost = self.buf.len(), "audit events could not be written before shutdown");
         }
@@ -172,7 +189,7 @@ impl Writer {
             let n = self.buf.len().min(self.settings.batch);
             match self.store.append_audit(&self.buf[..n]).await {
                 Ok(()) => {
-                    metrics::counter!(m::AUDIT_WRITTEN).increment(n as u64);
+                    metrics::counter!(metric::AUDIT_WRITTEN).increment(n as u64);
                     self.buf.drain(..n);
                 }
                 Err(e) => {
@@ -180,7 +197,7 @@ impl Writer {
                     let excess = self.buf.len().saturating_sub(self.settings.buffer);
                     if excess > 0 {
                         self.buf.drain(..excess);
-                        metrics::counter!(m::AUDIT_DROPPED, "reason" => "store_error")
+                        metrics::counter!(metric::AUDIT_DROPPED, "reason" => "store_error")
                             .increment(excess as u64);
                     }
                     return;
@@ -205,7 +222,7 @@ mod tests {
         }
     }
 
-    async fn listed(store: &Arc<dyn Store>, g: GroupId) -> usize {
+    async fn listed(store: &Arc<dyn AuditStore>, g: GroupId) -> usize {
         store
             .audit_of_group(g, Limit::new_clamped(100), None)
             .await
@@ -219,7 +236,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_full_buffer_drops_new_events_and_keeps_the_queued_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let store: Arc<dyn AuditStore> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let audit = Audit::start(store.clone(), settings(16));
         let g = GroupId::new();
         let queued = (0..20)
@@ -233,7 +250,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn close_writes_what_is_buffered_and_refuses_later_events() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let store: Arc<dyn AuditStore> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let audit = Audit::start(store.clone(), settings(64));
         let g = GroupId::new();
         for _ in 0..10 {

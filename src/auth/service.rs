@@ -17,8 +17,8 @@ use crate::domain::{self, Password, UserId, Username};
 use crate::domain::{AuditEvent, AuditKind};
 use crate::error::{AppError, AppResult};
 use crate::limits::{self, RateLimiter};
-use crate::ops::metrics as m;
-use crate::store::{RefreshTokenRecord, Rotation, Store, TokenHash, UserRecord};
+use crate::ops::metrics as metric;
+use crate::store::{AccountStore, NewAccount, RefreshTokenRecord, Rotation, TokenHash, UserRecord};
 
 #[derive(Debug, Clone)]
 pub struct TokenPair {
@@ -37,7 +37,7 @@ pub struct Authenticated {
 
 #[derive(Clone)]
 pub struct AuthService {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AccountStore>,
     hasher: PasswordHasher,
     tokens: TokenIssuer,
     limiter: Arc<dyn RateLimiter>,
@@ -48,7 +48,7 @@ pub struct AuthService {
 
 impl AuthService {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn AccountStore>,
         hasher: PasswordHasher,
         tokens: TokenIssuer,
         limiter: Arc<dyn RateLimiter>,
@@ -115,7 +115,12 @@ impl AuthService {
             password_hash: self.hasher.hash(&password).await?,
             created_at: domain::now(),
         };
-        self.store.create_user(&user).await?;
+        if self.store.create_user(&user).await? == NewAccount::UsernameTaken {
+            return Err(AppError::conflict(
+                "username_taken",
+                "this username is taken",
+            ));
+        }
         tracing::info!(target: "audit", event = "user_registered", user_id = %user.id);
         self.audit.record(
             AuditEvent::new(AuditKind::UserRegistered)
@@ -152,7 +157,7 @@ impl AuthService {
             .await?;
         let claimed = user.as_ref().map(|u| u.id);
         let Some(user) = user.filter(|_| ok) else {
-            metrics::counter!(m::AUTH_LOGINS, "result" => "failure").increment(1);
+            metrics::counter!(metric::AUTH_LOGINS, "result" => "failure").increment(1);
             tracing::info!(target: "audit", event = "login_failed", client = ?client);
             // The claimed user, if the name exists, is the target: whose account was tried.
             self.audit.record(
@@ -162,7 +167,7 @@ impl AuthService {
             );
             return Err(AppError::InvalidCredentials);
         };
-        metrics::counter!(m::AUTH_LOGINS, "result" => "success").increment(1);
+        metrics::counter!(metric::AUTH_LOGINS, "result" => "success").increment(1);
         tracing::info!(target: "audit", event = "login_succeeded", user_id = %user.id, client = ?client);
         self.audit.record(
             AuditEvent::new(AuditKind::LoginSucceeded)
@@ -191,7 +196,7 @@ impl AuthService {
                 self.pair(user_id, refresh, now)
             }
             Rotation::ReuseDetected { user_id } => {
-                metrics::counter!(m::AUTH_TOKEN_REUSE).increment(1);
+                metrics::counter!(metric::AUTH_TOKEN_REUSE).increment(1);
                 tracing::warn!(target: "audit", event = "refresh_token_reuse", user_id = %user_id, "spent refresh token presented; family revoked");
                 // Whoever presented it is unproven: the account is the target.
                 self.audit.record(

@@ -12,10 +12,10 @@ use crate::domain::{AuditEvent, AuditKind};
 use crate::error::{AppError, AppResult};
 use crate::events::{EventSink, GroupEvent, RemovalReason};
 use crate::limits::{self, RateLimiter};
-use crate::ops::metrics as m;
+use crate::ops::metrics as metric;
 use crate::store::{
-    BanRecord, Executed, GroupFilter, GroupRecord, JoinRequestRecord, MemberRecord, Page, Policy,
-    Store,
+    BanRecord, Executed, GroupFilter, GroupRecord, GroupStore, JoinRequestRecord, MemberRecord,
+    Page, Policy,
 };
 
 pub struct NewGroup {
@@ -27,7 +27,7 @@ pub struct NewGroup {
 
 #[derive(Clone)]
 pub struct GroupService {
-    store: Arc<dyn Store>,
+    store: Arc<dyn GroupStore>,
     events: Arc<dyn EventSink>,
     audit: Audit,
     limiter: Arc<dyn RateLimiter>,
@@ -36,7 +36,7 @@ pub struct GroupService {
 
 impl GroupService {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn GroupStore>,
         events: Arc<dyn EventSink>,
         audit: Audit,
         limiter: Arc<dyn RateLimiter>,
@@ -148,7 +148,7 @@ impl GroupService {
             Ok(_) => "ok",
             Err(e) => e.code(),
         };
-        metrics::counter!(m::GROUP_COMMANDS, "command" => cmd.name(), "result" => result)
+        metrics::counter!(metric::GROUP_COMMANDS, "command" => cmd.name(), "result" => result)
             .increment(1);
         let done = res?;
         let kind = if done.effects.contains(&Effect::DeleteGroup) {
@@ -195,8 +195,7 @@ impl GroupService {
         self.store.join_requests(group, limit, after).await
     }
 
-    /// The group's audit trail (owner only). Events recorded on this process are written
-    /// first, so the owner sees their own latest actions.
+    /// The group's audit trail (owner only).
     pub async fn audit(
         &self,
         group: GroupId,
@@ -205,8 +204,7 @@ impl GroupService {
         after: Option<&Cursor>,
     ) -> AppResult<Page<AuditEvent>> {
         self.owner_only(group, viewer).await?;
-        self.audit.flush(std::time::Duration::from_secs(2)).await;
-        self.store.audit_of_group(group, limit, after).await
+        self.audit.of_group(group, limit, after).await
     }
 
     pub async fn bans(
@@ -243,7 +241,7 @@ impl GroupService {
         if groups.len() < max || joining.is_some_and(|g| groups.contains(&g)) {
             return Ok(());
         }
-        metrics::counter!(m::RATE_LIMITED, "limit" => "groups_per_user").increment(1);
+        metrics::counter!(metric::RATE_LIMITED, "limit" => "groups_per_user").increment(1);
         Err(AppError::conflict(
             "too_many_groups",
             format!("a user may belong to at most {max} groups"),

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use crate::config::RateLimit;
 use crate::error::{AppError, AppResult};
-use crate::ops::metrics as m;
+use crate::ops::metrics as metric;
 
 pub use self::redis::RedisLimiter;
 pub use memory::MemoryLimiter;
@@ -30,7 +30,7 @@ pub async fn spend(
     name: &'static str,
 ) -> AppResult<()> {
     limiter.hit(key, limit).await.map_err(|retry_after| {
-        metrics::counter!(m::RATE_LIMITED, "limit" => name).increment(1);
+        metrics::counter!(metric::RATE_LIMITED, "limit" => name).increment(1);
         AppError::RateLimited { retry_after }
     })
 }

@@ -5,5 +5,5 @@ pub mod reencrypt;
 pub mod senders;
 pub mod service;
 
-pub use senders::Senders;
+pub use senders::SenderCache;
 pub use service::{MessageService, MessageView, SendRequest};

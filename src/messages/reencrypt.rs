@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::service::aad;
 use crate::crypto::Keyring;
 use crate::error::{AppError, AppResult};
-use crate::store::Store;
+use crate::store::MaintenanceStore;
 
 /// What one run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -24,7 +24,7 @@ pub struct Report {
 }
 
 /// Runs the job over every group, `batch` messages at a time.
-pub async fn run(store: &dyn Store, keyring: &Keyring, batch: u32) -> AppResult<Report> {
+pub async fn run(store: &dyn MaintenanceStore, keyring: &Keyring, batch: u32) -> AppResult<Report> {
     let active = keyring.active_key_id();
     let mut report = Report::default();
     let mut after = None;

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::domain::{GroupId, UserId};
-use crate::events::GroupEvent;
+use crate::events::{GroupEvent, MembershipWatcher};
 
 /// Beyond this many entries the expired ones are dropped, and if that is not enough, all of them
 /// (a few MB at most; an active sender is simply read again).
@@ -26,7 +26,7 @@ const MAX_ENTRIES: usize = 100_000;
 
 /// Cheap to clone; every clone shares one memory. With a zero `ttl` nothing is remembered.
 #[derive(Clone)]
-pub struct Senders {
+pub struct SenderCache {
     inner: Option<Arc<Inner>>,
 }
 
@@ -43,12 +43,12 @@ struct Entry {
     until: Instant,
 }
 
-/// Taken before a store read; [`Senders::remember`] drops the answer if anything was forgotten
+/// Taken before a store read; [`SenderCache::remember`] drops the answer if anything was forgotten
 /// since.
 #[derive(Clone, Copy, Debug)]
 pub struct Ticket(u64);
 
-impl Senders {
+impl SenderCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             inner: (!ttl.is_zero()).then(|| {
@@ -132,6 +132,16 @@ impl Inner {
     }
 }
 
+impl MembershipWatcher for SenderCache {
+    fn event(&self, ev: &GroupEvent) {
+        self.forget_event(ev);
+    }
+
+    fn events_lost(&self) {
+        self.forget_all();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,7 +152,7 @@ mod tests {
 
     #[test]
     fn remembers_a_sender_until_forgotten() {
-        let s = Senders::new(Duration::from_secs(60));
+        let s = SenderCache::new(Duration::from_secs(60));
         let (g, u) = pair();
         assert_eq!(s.get(g, u), None);
         s.remember(s.ticket(), g, u, 7);
@@ -155,7 +165,7 @@ mod tests {
 
     #[test]
     fn a_read_that_raced_with_a_forget_is_not_remembered() {
-        let s = Senders::new(Duration::from_secs(60));
+        let s = SenderCache::new(Duration::from_secs(60));
         let (g, u) = pair();
         let before_the_ban = s.ticket();
         // The ban commits and its event arrives while the send's store read is in flight.
@@ -169,7 +179,7 @@ mod tests {
 
     #[test]
     fn forget_all_drops_every_entry_and_reads_in_flight() {
-        let s = Senders::new(Duration::from_secs(60));
+        let s = SenderCache::new(Duration::from_secs(60));
         let (a, b) = (pair(), pair());
         s.remember(s.ticket(), a.0, a.1, 1);
         let in_flight = s.ticket();
@@ -180,7 +190,7 @@ mod tests {
 
     #[test]
     fn entries_expire_after_the_ttl() {
-        let s = Senders::new(Duration::from_millis(1));
+        let s = SenderCache::new(Duration::from_millis(1));
         let (g, u) = pair();
         s.remember(s.ticket(), g, u, 1);
         std::thread::sleep(Duration::from_millis(5));
@@ -189,7 +199,7 @@ mod tests {
 
     #[test]
     fn a_zero_ttl_remembers_nothing() {
-        let s = Senders::new(Duration::ZERO);
+        let s = SenderCache::new(Duration::ZERO);
         let (g, u) = pair();
         s.remember(s.ticket(), g, u, 1);
         assert_eq!(s.get(g, u), None);
@@ -197,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_full_memory_makes_room() {
-        let s = Senders::new(Duration::from_secs(60));
+        let s = SenderCache::new(Duration::from_secs(60));
         for _ in 0..MAX_ENTRIES {
             let (g, u) = pair();
             s.remember(s.ticket(), g, u, 1);

@@ -12,11 +12,13 @@ use crate::domain::{
 use crate::error::{AppError, AppResult};
 use crate::input::Validator;
 use crate::limits::{self, RateLimiter};
-use crate::ops::metrics as m;
+use crate::ops::metrics as metric;
 use crate::pipeline::Pipeline;
-use crate::store::{GroupRecord, HistoryQuery, NewMessage, Store, StoredMessage};
+use crate::store::{
+    GroupRecord, GroupStore, HistoryQuery, MessageStore, NewMessage, StoredMessage,
+};
 
-use super::Senders;
+use super::SenderCache;
 
 /// A send as a client asks for it, whichever transport carried it.
 #[derive(Debug, Clone)]
@@ -61,12 +63,15 @@ pub struct MessageView {
 
 #[derive(Clone)]
 pub struct MessageService {
-    store: Arc<dyn Store>,
+    /// Who may send or read (the access check).
+    groups: Arc<dyn GroupStore>,
+    /// The groups' logs.
+    log: Arc<dyn MessageStore>,
     pipeline: Arc<dyn Pipeline>,
     keyring: Keyring,
     limiter: Arc<dyn RateLimiter>,
     settings: MessageSettings,
-    senders: Senders,
+    senders: SenderCache,
 }
 
 /// A bounded label for group sizes, so activity can be read per kind of group without a label
@@ -90,15 +95,17 @@ pub(super) fn aad(group: &GroupId, id: &MessageId) -> [u8; 32] {
 
 impl MessageService {
     pub fn new(
-        store: Arc<dyn Store>,
+        groups: Arc<dyn GroupStore>,
+        log: Arc<dyn MessageStore>,
         pipeline: Arc<dyn Pipeline>,
         keyring: Keyring,
         limiter: Arc<dyn RateLimiter>,
         settings: MessageSettings,
-        senders: Senders,
+        senders: SenderCache,
     ) -> Self {
         Self {
-            store,
+            groups,
+            log,
             pipeline,
             keyring,
             limiter,
@@ -140,7 +147,7 @@ impl MessageService {
             // the stored id anyway, without this read on every message.
             if let Some(cmid) = &client_msg_id
                 && let Some(id) = self
-                    .store
+                    .log
                     .message_id_for_client_id(group, sender, cmid.as_str())
                     .await?
             {
@@ -164,7 +171,7 @@ impl MessageService {
             client_msg_id: client_msg_id.map(|c| c.as_str().to_owned()),
         };
         let id = self.pipeline.submit(msg).await?;
-        metrics::counter!(m::MESSAGES_BY_GROUP_SIZE, "group_size" => group_size_bucket(member_count))
+        metrics::counter!(metric::MESSAGES_BY_GROUP_SIZE, "group_size" => group_size_bucket(member_count))
             .increment(1);
         Ok(id)
     }
@@ -203,7 +210,7 @@ impl MessageService {
         q: HistoryQuery,
     ) -> AppResult<Vec<MessageView>> {
         self.allowed(group, reader, can_read_messages).await?;
-        let stored = self.store.messages(group, &q).await?;
+        let stored = self.log.messages(group, &q).await?;
         stored.iter().map(|m| self.view(m)).collect()
     }
 
@@ -216,7 +223,7 @@ impl MessageService {
         rule: fn(Visibility, &Relation) -> Result<(), Refusal>,
     ) -> AppResult<GroupRecord> {
         let (g, me) = self
-            .store
+            .groups
             .access(group, user)
             .await?
             .ok_or(AppError::NotFound)?;

@@ -9,14 +9,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::pipeline::Pipeline;
-use crate::store::Store;
+use crate::store::MaintenanceStore;
 
 #[async_trait]
 pub trait Probe: Send + Sync + 'static {
     async fn probe(&self) -> Result<(), String>;
 }
 
-pub struct StoreProbe(pub Arc<dyn Store>);
+pub struct StoreProbe(pub Arc<dyn MaintenanceStore>);
 
 #[async_trait]
 impl Probe for StoreProbe {

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{LeaderElection, Settings};
-use crate::ops::metrics as m;
+use crate::ops::metrics as metric;
 
 /// Timing and names of the election.
 #[derive(Clone, Debug)]
@@ -240,7 +240,7 @@ struct Jobs {
 impl Jobs {
     fn new(job: LeaderJob) -> (Self, Leadership) {
         let (tx, rx) = watch::channel(false);
-        metrics::gauge!(m::LEADER).set(0.0);
+        metrics::gauge!(metric::LEADER).set(0.0);
         (
             Self {
                 job,
@@ -265,7 +265,7 @@ impl Jobs {
             stop.cancel();
             let _ = task.await;
         }
-        metrics::gauge!(m::LEADER).set(if leading { 1.0 } else { 0.0 });
+        metrics::gauge!(metric::LEADER).set(if leading { 1.0 } else { 0.0 });
         self.tx.send_replace(leading);
     }
 }

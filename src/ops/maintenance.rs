@@ -8,11 +8,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::leader::LeaderJob;
-use crate::ops::metrics as m;
-use crate::store::Store;
+use crate::ops::metrics as metric;
+use crate::store::MaintenanceStore;
 
 /// The leader's job: schema first (retried until done), then a purge every `every`.
-pub fn job(store: Arc<dyn Store>, every: Duration) -> LeaderJob {
+pub fn job(store: Arc<dyn MaintenanceStore>, every: Duration) -> LeaderJob {
     Arc::new(move |stop: CancellationToken| {
         let store = store.clone();
         Box::pin(async move {
@@ -53,12 +53,12 @@ pub fn job(store: Arc<dyn Store>, every: Duration) -> LeaderJob {
     })
 }
 
-async fn purge(store: &dyn Store) {
+async fn purge(store: &dyn MaintenanceStore) {
     match store.purge_expired(crate::domain::now()).await {
         Ok(p) => {
-            metrics::counter!(m::RECORDS_PURGED, "kind" => "refresh_token")
+            metrics::counter!(metric::RECORDS_PURGED, "kind" => "refresh_token")
                 .increment(p.refresh_tokens);
-            metrics::counter!(m::RECORDS_PURGED, "kind" => "cooldown").increment(p.cooldowns);
+            metrics::counter!(metric::RECORDS_PURGED, "kind" => "cooldown").increment(p.cooldowns);
             tracing::info!(
                 refresh_tokens = p.refresh_tokens,
                 cooldowns = p.cooldowns,

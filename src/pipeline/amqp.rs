@@ -46,8 +46,8 @@ use crate::domain::{GroupId, MessageId, UserId, from_millis, to_millis};
 use crate::error::{AppError, AppResult};
 use crate::events::EventSink;
 use crate::ops::backoff;
-use crate::ops::metrics as m;
-use crate::store::{Appended, NewMessage, Store};
+use crate::ops::metrics as metric;
+use crate::store::{Appended, MessageStore, NewMessage};
 
 const EXCHANGE: &str = "conclave.messages";
 const DEAD_EXCHANGE: &str = "conclave.messages.dlx";
@@ -142,7 +142,7 @@ pub struct AmqpSettings {
 
 impl AmqpPipeline {
     /// Starts the supervisors; returns at once. Readiness reports when the broker is reachable.
-    pub fn start(s: AmqpSettings, store: Arc<dyn Store>, sink: Arc<dyn EventSink>) -> Self {
+    pub fn start(s: AmqpSettings, store: Arc<dyn MessageStore>, sink: Arc<dyn EventSink>) -> Self {
         let names = Names { prefix: s.prefix };
         let publisher = Arc::new(RwLock::new(None));
         let consuming = Arc::new(AtomicBool::new(false));
@@ -287,7 +287,7 @@ async fn supervise_publisher(
                 *slot.write() = Some(ch);
                 watch_connection(&conn, &stop).await;
                 slot.write().take();
-                metrics::counter!(m::BROKER_RECONNECTS, "role" => "publisher").increment(1);
+                metrics::counter!(metric::BROKER_RECONNECTS, "role" => "publisher").increment(1);
                 let _ = conn.close(200, "reconnecting".into()).await;
                 if !stop.is_cancelled() {
                     tracing::warn!("RabbitMQ publisher connection lost; reconnecting");
@@ -342,7 +342,7 @@ struct ConsumerSetup {
     url: String,
     names: Names,
     partitions: u32,
-    store: Arc<dyn Store>,
+    store: Arc<dyn MessageStore>,
     sink: Arc<dyn EventSink>,
     balance: Balance,
     /// Set while subscribed (readiness, and membership in the partition registry).
@@ -409,7 +409,7 @@ async fn supervise_consumers(s: ConsumerSetup) {
                 }
                 let _ = conn.close(200, "bye".into()).await;
                 if !stop.is_cancelled() {
-                    metrics::counter!(m::BROKER_RECONNECTS, "role" => "consumer").increment(1);
+                    metrics::counter!(metric::BROKER_RECONNECTS, "role" => "consumer").increment(1);
                     tracing::warn!("RabbitMQ consumer connection lost; re-subscribing");
                 }
             }
@@ -451,7 +451,7 @@ async fn run_partition(p: u32, first: (Channel, lapin::Consumer), c: Consuming) 
         };
         failures = 0;
         if consume(p, &ch, consumer, &c).await == Ended::HandOff {
-            metrics::counter!(m::PIPELINE_HANDOFFS).increment(1);
+            metrics::counter!(metric::PIPELINE_HANDOFFS).increment(1);
             tracing::info!(partition = p, "handing the partition to its owner");
             let _ = ch.close(200, "partition handed to its owner".into()).await;
         } else {
@@ -479,11 +479,11 @@ async fn watch_queues(ch: Channel, names: Names, partitions: u32, stop: Cancella
     };
     loop {
         if let Some(n) = ready(names.dead_queue()).await {
-            metrics::gauge!(m::DEAD_LETTER_DEPTH).set(n);
+            metrics::gauge!(metric::DEAD_LETTER_DEPTH).set(n);
         }
         for p in 0..partitions {
             if let Some(n) = ready(names.queue(p)).await {
-                metrics::gauge!(m::PIPELINE_QUEUE_DEPTH, "partition" => p.to_string()).set(n);
+                metrics::gauge!(metric::PIPELINE_QUEUE_DEPTH, "partition" => p.to_string()).set(n);
             }
         }
         tokio::select! {
@@ -503,7 +503,7 @@ enum Ended {
 
 async fn consume(p: u32, ch: &Channel, mut consumer: lapin::Consumer, c: &Consuming) -> Ended {
     let (sink, stop) = (&c.sink, &c.stop);
-    let unacked = metrics::gauge!(m::PIPELINE_UNACKED, "partition" => p.to_string());
+    let unacked = metrics::gauge!(metric::PIPELINE_UNACKED, "partition" => p.to_string());
     let mut failures = 0u32;
     loop {
         let first = tokio::select! {
@@ -529,7 +529,7 @@ async fn consume(p: u32, ch: &Channel, mut consumer: lapin::Consumer, c: &Consum
                     kept.push(d);
                 }
                 None => {
-                    metrics::counter!(m::MESSAGES_DEAD_LETTERED).increment(1);
+                    metrics::counter!(metric::MESSAGES_DEAD_LETTERED).increment(1);
                     tracing::error!(routing_key = %d.routing_key, "undecodable message dead-lettered");
                     let _ = d.acker.reject(BasicRejectOptions { requeue: false }).await;
                 }
@@ -546,15 +546,15 @@ async fn consume(p: u32, ch: &Channel, mut consumer: lapin::Consumer, c: &Consum
                 for r in results {
                     match r {
                         Appended::Stored(msg) => {
-                            metrics::counter!(m::MESSAGES_PERSISTED).increment(1);
+                            metrics::counter!(metric::MESSAGES_PERSISTED).increment(1);
                             let lag = (crate::domain::now() - msg.sent_at)
                                 .as_seconds_f64()
                                 .max(0.0);
-                            metrics::histogram!(m::PERSIST_LATENCY).record(lag);
+                            metrics::histogram!(metric::PERSIST_LATENCY).record(lag);
                             fresh.push(msg);
                         }
                         Appended::Duplicate(_) => {
-                            metrics::counter!(m::MESSAGES_DUPLICATE).increment(1)
+                            metrics::counter!(metric::MESSAGES_DUPLICATE).increment(1)
                         }
                         Appended::GroupGone => {}
                     }
@@ -574,7 +574,7 @@ async fn consume(p: u32, ch: &Channel, mut consumer: lapin::Consumer, c: &Consum
             }
             Err(e) => {
                 failures += 1;
-                metrics::counter!(m::PIPELINE_ERRORS).increment(1);
+                metrics::counter!(metric::PIPELINE_ERRORS).increment(1);
                 tracing::warn!(error = %e, batch = kept.len(), "storing a batch failed; returning it to the queue");
                 if let Some(last) = kept.last() {
                     let _ = ch
@@ -622,7 +622,7 @@ impl AmqpPipeline {
         };
         match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
             Ok(Ok(Confirmation::Ack(None))) => {
-                metrics::counter!(m::MESSAGES_ACCEPTED).increment(1);
+                metrics::counter!(metric::MESSAGES_ACCEPTED).increment(1);
                 Ok(msg.id)
             }
             Ok(Ok(other)) => {

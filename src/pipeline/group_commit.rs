@@ -17,8 +17,8 @@ use std::time::Instant;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
-use crate::ops::metrics as m;
-use crate::store::{Appended, NewMessage, Store};
+use crate::ops::metrics as metric;
+use crate::store::{Appended, MessageStore, NewMessage};
 
 /// Most messages written in one transaction (a partition's batch is never split).
 const MAX_MESSAGES: usize = 1024;
@@ -37,7 +37,7 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn MessageStore>) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer(store, rx));
         Self { jobs }
@@ -56,7 +56,7 @@ impl GroupCommit {
     }
 }
 
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn writer(store: Arc<dyn MessageStore>, mut rx: mpsc::UnboundedReceiver<Job>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         // A free slot first: while every slot is busy, what arrives joins the next transaction.
@@ -83,7 +83,7 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
 }
 
 /// One transaction for `jobs` (`size` messages in all); answers each job.
-async fn write(store: &dyn Store, jobs: Vec<Job>, size: usize) {
+async fn write(store: &dyn MessageStore, jobs: Vec<Job>, size: usize) {
     // Each caller's reply, with how many of the results are its own.
     let mut all = Vec::with_capacity(size);
     let mut replies = Vec::with_capacity(jobs.len());
@@ -91,11 +91,12 @@ async fn write(store: &dyn Store, jobs: Vec<Job>, size: usize) {
         replies.push((j.done, j.batch.len()));
         all.extend(j.batch);
     }
-    metrics::histogram!(m::PIPELINE_BATCH).record(size as f64);
+    metrics::histogram!(metric::PIPELINE_BATCH).record(size as f64);
     let started = Instant::now();
     match store.append_messages(&all).await {
         Ok(results) if results.len() == size => {
-            metrics::histogram!(m::STORE_BATCH_LATENCY).record(started.elapsed().as_secs_f64());
+            metrics::histogram!(metric::STORE_BATCH_LATENCY)
+                .record(started.elapsed().as_secs_f64());
             let mut results = results.into_iter();
             for (reply, n) in replies {
                 let _ = reply.send(Ok(results.by_ref().take(n).collect()));
@@ -130,8 +131,9 @@ async fn write(store: &dyn Store, jobs: Vec<Job>, size: usize) {
 mod tests {
     use super::*;
     use crate::domain::{GroupId, MessageId, UserId, Username, Visibility, now};
+    use crate::store::prelude::*;
     use crate::store::sqlite::SqliteStore;
-    use crate::store::{GroupRecord, UserRecord};
+    use crate::store::{GroupRecord, NewAccount, UserRecord};
 
     /// Partitions writing side by side through one writer each get their own messages' results,
     /// in their order, and every group's seqs follow the order its partition sent them in.
@@ -145,7 +147,10 @@ mod tests {
             password_hash: "$argon2id$v=19$m=64,t=1,p=1$fake$writer".into(),
             created_at: now(),
         };
-        store.create_user(&owner).await.unwrap();
+        assert_eq!(
+            store.create_user(&owner).await.unwrap(),
+            NewAccount::Created
+        );
         let writer = GroupCommit::start(store.clone());
         let partitions = (0..4).map(|p| {
             let (store, writer) = (store.clone(), writer.clone());

@@ -15,8 +15,8 @@ use super::{Pipeline, partition_of};
 use crate::domain::MessageId;
 use crate::error::{AppError, AppResult};
 use crate::events::EventSink;
-use crate::ops::metrics as m;
-use crate::store::{Appended, NewMessage, Store};
+use crate::ops::metrics as metric;
+use crate::store::{Appended, MessageStore, NewMessage};
 
 const QUEUE: usize = 4096;
 const BATCH: usize = 256;
@@ -34,7 +34,7 @@ pub struct LocalPipeline {
 }
 
 impl LocalPipeline {
-    pub fn start(store: Arc<dyn Store>, sink: Arc<dyn EventSink>, partitions: u32) -> Self {
+    pub fn start(store: Arc<dyn MessageStore>, sink: Arc<dyn EventSink>, partitions: u32) -> Self {
         let mut senders = Vec::new();
         let mut tasks = Vec::new();
         for p in 0..partitions {
@@ -58,17 +58,17 @@ impl LocalPipeline {
 async fn run_partition(
     partition: u32,
     mut rx: mpsc::Receiver<Job>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn MessageStore>,
     sink: Arc<dyn EventSink>,
 ) {
-    let depth = metrics::gauge!(m::PIPELINE_QUEUE_DEPTH, "partition" => partition.to_string());
-    let unacked = metrics::gauge!(m::PIPELINE_UNACKED, "partition" => partition.to_string());
+    let depth = metrics::gauge!(metric::PIPELINE_QUEUE_DEPTH, "partition" => partition.to_string());
+    let unacked = metrics::gauge!(metric::PIPELINE_UNACKED, "partition" => partition.to_string());
     let mut jobs = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut jobs, BATCH).await > 0 {
         depth.set(rx.len() as f64);
         unacked.set(jobs.len() as f64);
         let batch: Vec<NewMessage> = jobs.iter().map(|j| j.msg.clone()).collect();
-        metrics::histogram!(m::PIPELINE_BATCH).record(batch.len() as f64);
+        metrics::histogram!(metric::PIPELINE_BATCH).record(batch.len() as f64);
         let stored = store.append_messages(&batch).await;
         unacked.set(0.0);
         match stored {
@@ -77,15 +77,15 @@ async fn run_partition(
                 for (job, res) in jobs.drain(..).zip(results) {
                     let answer = match res {
                         Appended::Stored(msg) => {
-                            metrics::counter!(m::MESSAGES_PERSISTED).increment(1);
-                            metrics::histogram!(m::PERSIST_LATENCY)
+                            metrics::counter!(metric::MESSAGES_PERSISTED).increment(1);
+                            metrics::histogram!(metric::PERSIST_LATENCY)
                                 .record(job.submitted.elapsed().as_secs_f64());
                             let id = msg.id;
                             fresh.push(msg);
                             Ok(id)
                         }
                         Appended::Duplicate(msg) => {
-                            metrics::counter!(m::MESSAGES_DUPLICATE).increment(1);
+                            metrics::counter!(metric::MESSAGES_DUPLICATE).increment(1);
                             Ok(msg.id)
                         }
                         Appended::GroupGone => Err(AppError::NotFound),
@@ -97,7 +97,7 @@ async fn run_partition(
                 }
             }
             Err(e) => {
-                metrics::counter!(m::PIPELINE_ERRORS).increment(1);
+                metrics::counter!(metric::PIPELINE_ERRORS).increment(1);
                 tracing::error!(error = %e, batch = jobs.len(), "storing a message batch failed; senders are told");
                 for job in jobs.drain(..) {
                     let _ = job
@@ -130,7 +130,7 @@ impl Pipeline for LocalPipeline {
         let id = answer
             .await
             .map_err(|_| AppError::Unavailable("pipeline stopped".into()))??;
-        metrics::counter!(m::MESSAGES_ACCEPTED).increment(1);
+        metrics::counter!(metric::MESSAGES_ACCEPTED).increment(1);
         Ok(id)
     }
 

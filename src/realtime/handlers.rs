@@ -17,7 +17,7 @@ use super::{Fanout, GroupEmit, group_room, user_room};
 use crate::domain::{GroupId, Limit, UserId};
 use crate::error::{AppError, AppResult};
 use crate::messages::SendRequest;
-use crate::ops::metrics as m;
+use crate::ops::metrics as metric;
 use crate::state::AppState;
 use crate::store::HistoryQuery;
 
@@ -51,7 +51,7 @@ pub fn register(io: &SocketIo, state: AppState, fanout: Fanout, events_per_sec: 
             let who = match who {
                 Ok(w) if w.expires_at > now => w,
                 Ok(_) | Err(AppError::Unauthenticated) => {
-                    metrics::counter!(m::SOCKET_AUTH_FAILURES).increment(1);
+                    metrics::counter!(metric::SOCKET_AUTH_FAILURES).increment(1);
                     return Err(Refused::Unauthorized);
                 }
                 Err(e) => {
@@ -118,11 +118,11 @@ async fn set_up(ctx: Arc<SocketContext>, s: SocketRef) -> Result<(), Refused> {
     }
 
     // Counted only once nothing can refuse the connection any more.
-    metrics::gauge!(m::SOCKETS_CONNECTED).increment(1.0);
-    metrics::counter!(m::SOCKET_CONNECTS).increment(1);
+    metrics::gauge!(metric::SOCKETS_CONNECTED).increment(1.0);
+    metrics::counter!(metric::SOCKET_CONNECTS).increment(1);
     s.on_disconnect(|reason: DisconnectReason| async move {
-        metrics::gauge!(m::SOCKETS_CONNECTED).decrement(1.0);
-        metrics::counter!(m::SOCKET_DISCONNECTS, "reason" => disconnect_reason(reason))
+        metrics::gauge!(metric::SOCKETS_CONNECTED).decrement(1.0);
+        metrics::counter!(metric::SOCKET_DISCONNECTS, "reason" => disconnect_reason(reason))
             .increment(1);
     });
 
@@ -190,7 +190,7 @@ fn disconnect_reason(r: DisconnectReason) -> &'static str {
 
 /// Token still valid and within the per-socket event budget.
 fn guard(s: &SocketRef, event: &'static str) -> AppResult<UserId> {
-    metrics::counter!(m::SOCKET_EVENTS_IN, "event" => event).increment(1);
+    metrics::counter!(metric::SOCKET_EVENTS_IN, "event" => event).increment(1);
     let user = s
         .extensions
         .get::<SocketUser>()
@@ -205,7 +205,7 @@ fn guard(s: &SocketRef, event: &'static str) -> AppResult<UserId> {
         return Err(AppError::Unauthenticated);
     }
     if !user.bucket.take() {
-        metrics::counter!(m::RATE_LIMITED, "limit" => "socket_events").increment(1);
+        metrics::counter!(metric::RATE_LIMITED, "limit" => "socket_events").increment(1);
         return Err(AppError::RateLimited {
             retry_after: Duration::from_secs(1),
         });
@@ -234,7 +234,7 @@ fn reply(s: &SocketRef, ack: AckSender, res: AppResult<Value>) {
         }
     };
     if ack.send(&body).is_ok() {
-        metrics::counter!(m::SOCKET_EVENTS_OUT, "event" => "ack").increment(1);
+        metrics::counter!(metric::SOCKET_EVENTS_OUT, "event" => "ack").increment(1);
     }
 }
 

@@ -27,7 +27,7 @@ use crate::crypto::Keyring;
 use crate::domain::{GroupId, UserId};
 use crate::events::{EventSink, GroupEvent};
 use crate::messages::service::decrypt;
-use crate::ops::metrics as m;
+use crate::ops::metrics as metric;
 use crate::store::StoredMessage;
 
 pub use fanout::{Fanout, GroupEmit};
@@ -103,9 +103,9 @@ impl EventSink for Realtime {
                 }
             }
             let latency = (now - stored.sent_at).as_seconds_f64().max(0.0);
-            metrics::histogram!(m::DELIVERY_LATENCY).record(latency);
+            metrics::histogram!(metric::DELIVERY_LATENCY).record(latency);
         }
-        metrics::counter!(m::MESSAGES_DELIVERED).increment(views.len() as u64);
+        metrics::counter!(metric::MESSAGES_DELIVERED).increment(views.len() as u64);
         self.fanout.to_groups(&views).await;
     }
 

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::rate::Bucket;
 use crate::domain::UserId;
-use crate::ops::metrics as m;
+use crate::ops::metrics as metric;
 
 /// Set in a socket's extensions once it has authenticated.
 #[derive(Clone)]
@@ -53,7 +53,7 @@ pub fn spawn_expiry_sweep(io: SocketIo, stop: CancellationToken) {
                     .get::<SocketUser>()
                     .is_some_and(|u| u.expired(now))
                 {
-                    metrics::counter!(m::SOCKET_EXPIRED).increment(1);
+                    metrics::counter!(metric::SOCKET_EXPIRED).increment(1);
                     let _ = s.disconnect();
                 }
             }

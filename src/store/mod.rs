@@ -1,12 +1,17 @@
-//! Storage: one trait, two engines (`sqlite` for standalone, MongoDB for cluster), one
-//! conformance suite (`conformance`) that both must pass unchanged.
+//! Storage: one trait per concern (accounts, groups and membership, messages, audit,
+//! maintenance), [`Store`] their sum, two engines (`sqlite` for standalone, MongoDB for cluster),
+//! one conformance suite that both must pass unchanged. Services depend on the narrow trait they
+//! use.
 //!
-//! Group state changes go through [`Store::execute`]: the engine loads a snapshot of the group
-//! and the users involved inside one transaction, asks the pure rules in
-//! `domain::membership::decide`, and applies the effects before committing. The rules never see
-//! I/O and the engines never decide anything.
+//! Group state changes go through [`GroupStore::execute`]: one algorithm
+//! ([`membership::execute`]) loads a snapshot of the group and the users involved inside one
+//! engine transaction, asks the pure rules in `domain::membership::decide`, and applies the
+//! effects before committing. The rules never see I/O and the engines never decide anything:
+//! each engine only says how to read and write inside its transaction.
 
+pub(crate) mod membership;
 pub mod mongo;
+pub(crate) mod paging;
 pub mod records;
 pub mod sqlite;
 
@@ -47,24 +52,20 @@ pub struct Executed {
     pub former_members: Vec<UserId>,
 }
 
+/// What [`AccountStore::create_user`] did. A taken name is an answer, not an error: the service
+/// decides what the client is told.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewAccount {
+    Created,
+    /// The name is taken, ignoring case.
+    UsernameTaken,
+}
+
+/// Accounts and their sessions.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Cheap round trip for readiness.
-    async fn ping(&self) -> AppResult<()>;
-
-    // --- one-per-cluster maintenance (run by the leader, see `ops::maintenance`)
-    /// Creates what the engine needs beyond its data (indexes, shard keys). Idempotent.
-    async fn prepare_schema(&self) -> AppResult<()>;
-    /// Whether [`Store::prepare_schema`] has completed, so a process that does not lead can
-    /// wait for it before serving (a missing unique index would let duplicates in).
-    async fn schema_ready(&self) -> AppResult<bool>;
-    /// Deletes records that no longer matter at `now`: expired refresh tokens and ended
-    /// rejoin cooldowns. Nothing a user can observe changes (both already count as absent).
-    async fn purge_expired(&self, now: OffsetDateTime) -> AppResult<Purged>;
-
-    // --- users
-    /// Fails with 409 `username_taken` if the name is taken, ignoring case.
-    async fn create_user(&self, user: &UserRecord) -> AppResult<()>;
+pub trait AccountStore: Send + Sync + 'static {
+    async fn create_user(&self, user: &UserRecord) -> AppResult<NewAccount>;
     async fn user_by_username(&self, username: &Username) -> AppResult<Option<UserRecord>>;
     async fn user_by_id(&self, id: UserId) -> AppResult<Option<UserRecord>>;
 
@@ -80,8 +81,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> AppResult<Rotation>;
     /// Revoke the family of this token; false if no such token.
     async fn revoke_refresh_family(&self, presented: &TokenHash) -> AppResult<bool>;
+}
 
-    // --- groups
+/// Groups, their membership and its listings.
+#[async_trait]
+pub trait GroupStore: Send + Sync + 'static {
     /// Creates the group with its owner as first member.
     async fn create_group(&self, group: &GroupRecord) -> AppResult<()>;
     async fn group(&self, id: GroupId) -> AppResult<Option<GroupRecord>>;
@@ -105,17 +109,15 @@ pub trait Store: Send + Sync + 'static {
         group: GroupId,
         user: UserId,
     ) -> AppResult<Option<(GroupRecord, Relation)>>;
-    /// As [`Store::relation`], for access checks on the hot paths (send, history, typing): a
-    /// member's relation may come back with only its role, since pending requests, bans and
+    /// As [`GroupStore::relation`], for access checks on the hot paths (send, history, typing):
+    /// a member's relation may come back with only its role, since pending requests, bans and
     /// cooldowns never change what a member may read or send (`domain::access`); a non-member's
     /// is complete.
     async fn access(
         &self,
         group: GroupId,
         user: UserId,
-    ) -> AppResult<Option<(GroupRecord, Relation)>> {
-        self.relation(group, user).await
-    }
+    ) -> AppResult<Option<(GroupRecord, Relation)>>;
     /// Decide and apply a membership command atomically (see the module docs). Refusals come
     /// back as the matching `AppError`; a missing group or target user is `NotFound`.
     async fn execute(
@@ -144,8 +146,11 @@ pub trait Store: Send + Sync + 'static {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<BanRecord>>;
+}
 
-    // --- messages
+/// Each group's ordered log of messages.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
     /// The id already stored for this sender's `client_msg_id` in this group, if any.
     async fn message_id_for_client_id(
         &self,
@@ -159,8 +164,11 @@ pub trait Store: Send + Sync + 'static {
     async fn append_messages(&self, batch: &[NewMessage]) -> AppResult<Vec<Appended>>;
     async fn messages(&self, group: GroupId, query: &HistoryQuery)
     -> AppResult<Vec<StoredMessage>>;
+}
 
-    // --- audit trail
+/// The audit trail.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
     /// Store a batch of audit events. An event whose id is already stored is skipped, so a
     /// batch retried after an unclear failure is harmless. Engines may drop events older than
     /// their retention.
@@ -173,8 +181,22 @@ pub trait Store: Send + Sync + 'static {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<AuditEvent>>;
+}
 
-    // --- maintenance (the re-encryption job)
+/// Readiness, schema, retention and the re-encryption job: the operator's concerns.
+#[async_trait]
+pub trait MaintenanceStore: Send + Sync + 'static {
+    /// Cheap round trip for readiness.
+    async fn ping(&self) -> AppResult<()>;
+    /// Creates what the engine needs beyond its data (indexes, shard keys). Idempotent. Run by
+    /// the leader only (`ops::maintenance`).
+    async fn prepare_schema(&self) -> AppResult<()>;
+    /// Whether [`MaintenanceStore::prepare_schema`] has completed, so a process that does not
+    /// lead can wait for it before serving (a missing unique index would let duplicates in).
+    async fn schema_ready(&self) -> AppResult<bool>;
+    /// Deletes records that no longer matter at `now`: expired refresh tokens and ended
+    /// rejoin cooldowns. Nothing a user can observe changes (both already count as absent).
+    async fn purge_expired(&self, now: OffsetDateTime) -> AppResult<Purged>;
     /// Up to `limit` messages of every group, ordered by (group id as text, `seq`), strictly
     /// after `after`.
     async fn scan_messages(
@@ -191,4 +213,14 @@ pub trait Store: Send + Sync + 'static {
         old: &[u8],
         new: &[u8],
     ) -> AppResult<bool>;
+}
+
+/// A whole engine: every concern. Wiring holds this; services take the part they use.
+pub trait Store: AccountStore + GroupStore + MessageStore + AuditStore + MaintenanceStore {}
+
+impl<T: AccountStore + GroupStore + MessageStore + AuditStore + MaintenanceStore> Store for T {}
+
+/// Every store trait, for code that calls several concerns on one engine (tests, tools).
+pub mod prelude {
+    pub use super::{AccountStore, AuditStore, GroupStore, MaintenanceStore, MessageStore, Store};
 }

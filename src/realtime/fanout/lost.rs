@@ -2,6 +2,8 @@
 //! (`realtime::resync`): everyone on this process after its own loss, the users other processes
 //! could not publish events of, and the users of events this process could not publish.
 
+use std::sync::Arc;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -11,7 +13,7 @@ use tokio::sync::Notify;
 
 use crate::domain::UserId;
 use crate::events::GroupEvent;
-use crate::messages::Senders;
+use crate::events::MembershipWatcher;
 
 /// Users whose membership events could not be published, kept to be re-read by every process
 /// once Redis answers again; beyond this many, every process re-reads everyone instead.
@@ -33,7 +35,7 @@ pub(super) struct Lost {
     pub(super) back: Notify,
     /// Forgets every remembered sender whenever events may have been missed; the reader also
     /// makes it forget the members who lose access.
-    pub(super) senders: Senders,
+    pub(super) watcher: Arc<dyn MembershipWatcher>,
 }
 
 #[derive(Default)]
@@ -48,19 +50,19 @@ pub(super) struct LostState {
 }
 
 impl Lost {
-    pub(super) fn new(senders: Senders) -> Self {
+    pub(super) fn new(watcher: Arc<dyn MembershipWatcher>) -> Self {
         Self {
             missed: AtomicBool::new(false),
             state: Mutex::default(),
             back: Notify::new(),
-            senders,
+            watcher,
         }
     }
 
     /// Membership events may have been missed: trust no remembered sender, and re-read everyone
     /// once Redis answers again.
     pub(super) fn mark(&self) {
-        self.senders.forget_all();
+        self.watcher.events_lost();
         self.missed.store(true, Ordering::SeqCst);
     }
 

@@ -46,8 +46,8 @@ use tokio_util::sync::CancellationToken;
 use super::{group_room, user_room};
 use crate::domain::{GroupId, UserId};
 use crate::events::GroupEvent;
-use crate::messages::Senders;
-use crate::ops::metrics as m;
+use crate::events::MembershipWatcher;
+use crate::ops::metrics as metric;
 pub use lost::Reread;
 use lost::{Lost, RereadFrame};
 
@@ -83,16 +83,16 @@ pub struct Fanout {
     redis: Option<Arc<Channels>>,
     /// Forgets the members who lose access, here and (through the membership channel) on every
     /// process.
-    senders: Senders,
+    watcher: Arc<dyn MembershipWatcher>,
 }
 
 impl Fanout {
     /// Standalone: rooms live in this process.
-    pub fn local(io: SocketIo, senders: Senders) -> Self {
+    pub fn local(io: SocketIo, watcher: Arc<dyn MembershipWatcher>) -> Self {
         Self {
             io,
             redis: None,
-            senders,
+            watcher,
         }
     }
 
@@ -104,13 +104,13 @@ impl Fanout {
         url: &str,
         prefix: &str,
         stop: CancellationToken,
-        senders: Senders,
+        watcher: Arc<dyn MembershipWatcher>,
     ) -> Result<Self, redis::RedisError> {
-        let channels = Channels::connect(url, prefix, io.clone(), stop, senders.clone()).await?;
+        let channels = Channels::connect(url, prefix, io.clone(), stop, watcher.clone()).await?;
         Ok(Self {
             io,
             redis: Some(channels),
-            senders,
+            watcher,
         })
     }
 
@@ -136,7 +136,7 @@ impl Fanout {
     /// [`Self::to_group`] for several events, in order (one round trip to Redis).
     pub async fn to_groups<T: Serialize>(&self, events: &[(GroupId, GroupEmit, T)]) {
         for (_, what, _) in events {
-            metrics::counter!(m::SOCKET_EVENTS_OUT, "event" => what.name()).increment(1);
+            metrics::counter!(metric::SOCKET_EVENTS_OUT, "event" => what.name()).increment(1);
         }
         match &self.redis {
             None => {
@@ -151,7 +151,7 @@ impl Fanout {
     /// Moves sockets between rooms and tells them, on every process.
     pub async fn group_event(&self, ev: GroupEvent) {
         // Here at once, whether or not the event reaches Redis.
-        self.senders.forget_event(&ev);
+        self.watcher.event(&ev);
         match &self.redis {
             None => apply(&self.io, ev, None).await,
             Some(ch) => {
@@ -185,7 +185,8 @@ fn count_drops(res: Result<(), socketioxide::BroadcastError>, event: &'static st
     match res {
         Ok(()) => {}
         Err(socketioxide::BroadcastError::Socket(errs)) => {
-            metrics::counter!(m::SOCKET_DROPPED, "event" => event).increment(errs.len() as u64);
+            metrics::counter!(metric::SOCKET_DROPPED, "event" => event)
+                .increment(errs.len() as u64);
         }
         Err(e) => tracing::warn!(error = %e, event, "broadcast failed"),
     }
@@ -331,11 +332,11 @@ impl Channels {
         prefix: &str,
         io: SocketIo,
         stop: CancellationToken,
-        senders: Senders,
+        watcher: Arc<dyn MembershipWatcher>,
     ) -> Result<Arc<Self>, redis::RedisError> {
         let (tx, rx) = mpsc::channel::<(String, Vec<u8>)>(INBOUND_BUFFER);
         let members_chan = format!("{prefix}fanout:members");
-        let lost = Arc::new(Lost::new(senders));
+        let lost = Arc::new(Lost::new(watcher));
         let on_loss = (members_chan.clone(), lost.clone());
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -381,7 +382,7 @@ impl Channels {
             let chans: Vec<String> = missing.iter().map(|g| self.group_chan(*g)).collect();
             self.conn.clone().subscribe(chans).await?;
             subs.extend(missing);
-            metrics::gauge!(m::FANOUT_GROUP_CHANNELS).set(subs.len() as f64);
+            metrics::gauge!(metric::FANOUT_GROUP_CHANNELS).set(subs.len() as f64);
         }
         Ok(subs)
     }
@@ -394,7 +395,7 @@ impl Channels {
             }
         }
         if let Err(e) = pipe.exec_async(&mut self.conn.clone()).await {
-            metrics::counter!(m::SOCKET_DROPPED, "event" => "fanout_publish")
+            metrics::counter!(metric::SOCKET_DROPPED, "event" => "fanout_publish")
                 .increment(events.len() as u64);
             tracing::warn!(error = %e, "group events not published; clients catch up by seq");
         }
@@ -456,7 +457,7 @@ impl Channels {
         let sent: redis::RedisResult<()> =
             self.conn.clone().publish(&self.members_chan, frame).await;
         if let Err(e) = sent {
-            metrics::counter!(m::SOCKET_DROPPED, "event" => "fanout_publish").increment(1);
+            metrics::counter!(metric::SOCKET_DROPPED, "event" => "fanout_publish").increment(1);
             tracing::warn!(error = %e, "membership event not published");
             self.lost.mark();
             return false;
@@ -485,7 +486,8 @@ fn on_push(
                 return;
             };
             if let Err(e) = tx.try_send((chan, data)) {
-                metrics::counter!(m::SOCKET_DROPPED, "event" => "adapter_inbound").increment(1);
+                metrics::counter!(metric::SOCKET_DROPPED, "event" => "adapter_inbound")
+                    .increment(1);
                 if e.into_inner().0 == *members_chan {
                     lost.mark();
                 }
@@ -493,7 +495,7 @@ fn on_push(
         }
         PushKind::Disconnection => {
             lost.mark();
-            metrics::counter!(m::ADAPTER_RECONNECTS).increment(1);
+            metrics::counter!(metric::ADAPTER_RECONNECTS).increment(1);
             tracing::warn!("Redis fan-out connection lost; it reconnects and re-subscribes");
         }
         _ => {}
@@ -516,15 +518,15 @@ async fn read(
             },
         };
         if chan == ch.members_chan {
-            metrics::counter!(m::FANOUT_FRAMES_IN, "channel" => "members").increment(1);
+            metrics::counter!(metric::FANOUT_FRAMES_IN, "channel" => "members").increment(1);
             match serde_json::from_slice::<GroupEvent>(&data) {
                 Ok(ev) => {
-                    ch.lost.senders.forget_event(&ev);
+                    ch.lost.watcher.event(&ev);
                     apply(&io, ev, Some(&ch)).await
                 }
                 Err(_) if let Ok(RereadFrame::Reread { user }) = serde_json::from_slice(&data) => {
                     // Whatever that user lost, this process never heard of it.
-                    ch.lost.senders.forget_all();
+                    ch.lost.watcher.events_lost();
                     ch.lost.wake(|st| match user {
                         Some(u) => {
                             st.users.insert(u);
@@ -541,7 +543,7 @@ async fn read(
             .strip_prefix(ch.group_prefix.as_str())
             .and_then(|g| g.parse::<GroupId>().ok())
         {
-            metrics::counter!(m::FANOUT_FRAMES_IN, "channel" => "group").increment(1);
+            metrics::counter!(metric::FANOUT_FRAMES_IN, "channel" => "group").increment(1);
             match decode_group_frame(&data) {
                 Some((what, payload)) => emit_local(&io, group, what, &payload).await,
                 None => tracing::warn!(%chan, "unreadable group frame"),
@@ -595,7 +597,7 @@ async fn sweep(ch: Arc<Channels>, io: SocketIo, stop: CancellationToken) {
                 for g in &idle {
                     subs.remove(g);
                 }
-                metrics::gauge!(m::FANOUT_GROUP_CHANNELS).set(subs.len() as f64);
+                metrics::gauge!(metric::FANOUT_GROUP_CHANNELS).set(subs.len() as f64);
             }
             Err(e) => tracing::warn!(error = %e, "cannot unsubscribe idle group channels"),
         }

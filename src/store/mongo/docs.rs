@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::super::{GroupRecord, StoredMessage, UserRecord};
 use crate::domain::{AuditEvent, AuditKind};
-use crate::domain::{Relation, Role, UserId, Username, Visibility, from_millis, to_millis};
+use crate::domain::{Role, UserId, Username, Visibility, from_millis, to_millis};
 use crate::error::AppError;
 
 pub(super) fn date(t: OffsetDateTime) -> DateTime {
@@ -153,31 +153,6 @@ pub(super) fn client_key(sender: UserId, client_msg_id: &str) -> String {
     format!("{sender}:{client_msg_id}")
 }
 
-/// The parts of a [`Relation`] read from the four per-(group, user) collections.
-pub(super) fn relation(
-    membership: Option<&Document>,
-    pending: bool,
-    banned: bool,
-    cooldown: Option<&Document>,
-) -> Result<Relation, AppError> {
-    Ok(Relation {
-        role: membership.map(role).transpose()?,
-        pending,
-        banned,
-        cooldown_until: cooldown.map(|c| time(c, "until")).transpose()?,
-    })
-}
-
-/// `(time, user)` keyset cursors for the per-group listings: `<millis>|<user id>`.
-pub(super) fn time_key(t: OffsetDateTime, user: impl std::fmt::Display) -> String {
-    format!("{}|{}", to_millis(t), user)
-}
-
-pub(super) fn split_time_key(key: &str) -> Option<(DateTime, String)> {
-    let (t, u) = key.split_once('|')?;
-    Some((DateTime::from_millis(t.parse().ok()?), u.to_owned()))
-}
-
 /// Escapes a user's search text for a `$regex` substring match.
 pub(super) fn escape_regex(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 2);
@@ -232,14 +207,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn regex_escaping_and_cursors() {
+    fn regex_escaping() {
         assert_eq!(escape_regex("a.b*(c)"), r"a\.b\*\(c\)");
         assert_eq!(escape_regex("é_1"), r"é\_1");
-        let t = from_millis(1_700_000_000_123);
-        let k = time_key(t, "u1");
-        let (d, u) = split_time_key(&k).unwrap();
-        assert_eq!(d.timestamp_millis(), 1_700_000_000_123);
-        assert_eq!(u, "u1");
-        assert!(split_time_key("nonsense").is_none());
     }
 }

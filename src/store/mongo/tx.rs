@@ -10,7 +10,7 @@ use mongodb::error::{
 use rand::Rng;
 
 use crate::error::{AppError, AppResult};
-use crate::ops::metrics as m;
+use crate::ops::metrics as metric;
 
 /// Why a transaction body stopped: the database failed (maybe worth a retry), the rules
 /// refused (never retried: the refusal is the answer), or the body bet on something that turned
@@ -138,7 +138,7 @@ impl Retry {
         let ceiling = (2.0 * 1.5f64.powi(self.attempt.min(20) as i32)).min(100.0);
         let ms = rand::thread_rng().gen_range(ceiling / 2.0..=ceiling);
         self.attempt += 1;
-        metrics::counter!(m::STORE_TX_RETRIES).increment(1);
+        metrics::counter!(metric::STORE_TX_RETRIES).increment(1);
         tokio::time::sleep(Duration::from_micros((ms * 1000.0) as u64)).await;
         true
     }
@@ -181,7 +181,7 @@ pub(super) async fn finish<T>(
                     ControlFlow::Continue(())
                 }
                 TxError::Again => {
-                    metrics::counter!(m::STORE_TX_RETRIES).increment(1);
+                    metrics::counter!(metric::STORE_TX_RETRIES).increment(1);
                     ControlFlow::Continue(())
                 }
                 e => ControlFlow::Break(Err(tx_error(e))),

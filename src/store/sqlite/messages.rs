@@ -1,0 +1,106 @@
+//! Each group's ordered log of messages.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+
+use super::cached::CachedSql;
+use super::rows::*;
+use super::{SqliteStore, db, id, ms};
+use crate::domain::{GroupId, MessageId, UserId};
+use crate::error::AppResult;
+use crate::store::{Appended, HistoryQuery, MessageStore, NewMessage, StoredMessage};
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn message_id_for_client_id(
+        &self,
+        gid: GroupId,
+        sender: UserId,
+        cmid: &str,
+    ) -> AppResult<Option<MessageId>> {
+        let cmid = cmid.to_owned();
+        self.read(move |c| {
+            c.row(
+                "SELECT id FROM messages WHERE group_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3",
+                params![gid.to_string(), sender.to_string(), cmid],
+                |r| id(r.get(0)?),
+            )
+            .optional()
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn append_messages(&self, batch: &[NewMessage]) -> AppResult<Vec<Appended>> {
+        let batch = batch.to_vec();
+        self.write(move |tx| {
+            let mut out = Vec::with_capacity(batch.len());
+            for m in batch {
+                let (g, s, mid) = (m.group_id.to_string(), m.sender_id.to_string(), m.id.to_string());
+                if let Some(existing) = find_message(tx, "id = ?1", &[&mid])? {
+                    out.push(Appended::Duplicate(existing));
+                    continue;
+                }
+                if let Some(cmid) = &m.client_msg_id
+                    && let Some(existing) =
+                        find_message(tx, "group_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3", &[&g, &s, cmid])?
+                    {
+                        out.push(Appended::Duplicate(existing));
+                        continue;
+                    }
+                let seq: Option<i64> = tx
+                    .row("UPDATE groups SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq", [&g], |r| r.get(0))
+                    .optional()
+                    .map_err(db)?;
+                let Some(seq) = seq else {
+                    out.push(Appended::GroupGone);
+                    continue;
+                };
+                tx.prepare_cached(
+                    "INSERT INTO messages (group_id, seq, id, sender_id, envelope, sent_at, client_msg_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut st| st.execute(params![g, seq, mid, s, m.envelope, ms(m.sent_at), m.client_msg_id]))
+                .map_err(db)?;
+                out.push(Appended::Stored(StoredMessage {
+                    id: m.id,
+                    group_id: m.group_id,
+                    seq: seq as u64,
+                    sender_id: m.sender_id,
+                    envelope: m.envelope,
+                    sent_at: m.sent_at,
+                    client_msg_id: m.client_msg_id,
+                }));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn messages(&self, gid: GroupId, q: &HistoryQuery) -> AppResult<Vec<StoredMessage>> {
+        let q = *q;
+        self.read(move |c| {
+            // SQLite integers are i64: a larger position saturates instead of wrapping negative.
+            let bound = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+            let after = q.after_seq.map(bound).unwrap_or(0);
+            let before = q.before_seq.map(bound).unwrap_or(i64::MAX);
+            // Reading forwards only when asked to; otherwise the newest page, so a client opening
+            // a chat sees the latest messages and pages back with `before_seq`.
+            let forwards = q.after_seq.is_some();
+            let order = if forwards { "ASC" } else { "DESC" };
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLS} FROM messages WHERE group_id = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq {order} LIMIT ?4"
+                ))
+                .map_err(db)?;
+            let mut items = st
+                .query_map(params![gid.to_string(), after, before, q.limit], message_row)
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(db)?;
+            if !forwards {
+                items.reverse();
+            }
+            Ok(items)
+        })
+        .await
+    }
+}
