@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub const JWT_SECRET: &str = "cluster-test-secret-cluster-test-secret";
 pub const KEYS: &str = "k1:000102030405060708090a0b0c0d0e0f";
@@ -29,6 +30,21 @@ pub struct Options {
     pub env: Vec<(&'static str, String)>,
     /// Set for one node only: `(node index, name, value)`, after `env`.
     pub node_env: Vec<(usize, &'static str, String)>,
+    /// The test restarts the machine's shared RabbitMQ or Redis: it waits for the other clusters
+    /// of this test process to end and none starts until it ends (see [`SHARED_SERVICES`]).
+    pub restarts_services: bool,
+}
+
+/// The machine's Redis and RabbitMQ as this test process's clusters use them. Every cluster holds
+/// them shared for its lifetime; one that restarts them holds them exclusively, so no other test
+/// sees an outage it did not cause. Test binaries run one after another, so only the tests of
+/// one process can overlap. (The lock is fair: a test that started a second cluster while holding
+/// one could wait forever behind a queued restart, so a test runs one cluster at a time.)
+static SHARED_SERVICES: RwLock<()> = RwLock::const_new(());
+
+enum ServicesHeld {
+    Shared(RwLockReadGuard<'static, ()>),
+    Exclusive(RwLockWriteGuard<'static, ()>),
 }
 
 pub struct Cluster {
@@ -39,6 +55,7 @@ pub struct Cluster {
     pub db: String,
     pub prefix: String,
     data: tempfile::TempDir,
+    _services: ServicesHeld,
 }
 
 fn free_port() -> u16 {
@@ -60,6 +77,11 @@ impl Cluster {
     }
 
     pub async fn start_with(n: usize, opts: Options) -> Cluster {
+        let services = if opts.restarts_services {
+            ServicesHeld::Exclusive(SHARED_SERVICES.write().await)
+        } else {
+            ServicesHeld::Shared(SHARED_SERVICES.read().await)
+        };
         let tag = format!(
             "ct{}_{}",
             std::process::id(),
@@ -72,6 +94,7 @@ impl Cluster {
             db: format!("conclave_{tag}"),
             prefix: format!("{tag}."),
             data: tempfile::tempdir().unwrap(),
+            _services: services,
         };
         for _ in 0..n {
             let port = free_port();

@@ -1,0 +1,529 @@
+//! Dependencies failing, one at a time, under a steady load through two cluster processes.
+//!
+//! Each test puts its own TCP proxy ([`common::proxy::FaultProxy`]) in front of the machine's real
+//! MongoDB-compatible server, RabbitMQ and Redis, so it can take one of them away (refused
+//! connections, open ones cut) or make it slow for its own processes only. What a user must see:
+//! - while a dependency is gone, requests that need it answer 503 `unavailable` within the
+//!   configured deadline: never a hang, never a 500;
+//! - `/readyz` names the missing dependency, and turns ready again by itself when it is back;
+//! - the senders get through again without anyone restarting a process;
+//! - a sender the process remembers as a member (`CONCLAVE_SENDER_CACHE_TTL`) needs no MongoDB
+//!   read to send: during a MongoDB outage their messages are queued, and stored once it is back;
+//! - every message acked `accepted` is stored exactly once, with contiguous `seq`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::common::cluster::{self, Cluster, NodeApi, Options};
+use crate::common::proxy::FaultProxy;
+use crate::common::sio::SioClient;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+/// The REST deadline the nodes run with: a request waiting on a missing dependency must be
+/// answered (503) by then.
+const DEADLINE: Duration = Duration::from_secs(3);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Dep {
+    Mongo,
+    Rabbit,
+    Redis,
+}
+
+impl Dep {
+    /// The name `/readyz` gives this dependency.
+    fn check(self) -> &'static str {
+        match self {
+            Dep::Mongo => "mongodb",
+            Dep::Rabbit => "rabbitmq",
+            Dep::Redis => "redis",
+        }
+    }
+}
+
+struct Proxies {
+    mongo: Arc<FaultProxy>,
+    rabbit: Arc<FaultProxy>,
+    redis: Arc<FaultProxy>,
+}
+
+impl Proxies {
+    async fn start() -> Proxies {
+        let mongo_target = cluster::mongo_uri()
+            .trim_start_matches("mongodb://")
+            .trim_end_matches('/')
+            .to_owned();
+        Proxies {
+            mongo: FaultProxy::start(&mongo_target).await,
+            rabbit: FaultProxy::start("127.0.0.1:5672").await,
+            redis: FaultProxy::start("127.0.0.1:6379").await,
+        }
+    }
+
+    fn get(&self, d: Dep) -> &FaultProxy {
+        match d {
+            Dep::Mongo => &self.mongo,
+            Dep::Rabbit => &self.rabbit,
+            Dep::Redis => &self.redis,
+        }
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            // directConnection: the driver must not discover the server's own address and go
+            // around the proxy.
+            mongo_uri: Some(format!(
+                "mongodb://{}/?directConnection=true&serverSelectionTimeoutMS=2000&connectTimeoutMS=1000",
+                self.mongo.addr()
+            )),
+            amqp_url: Some(format!("amqp://guest:guest@{}/%2f", self.rabbit.addr())),
+            redis_url: Some(format!("redis://{}", self.redis.addr())),
+            env: vec![("CONCLAVE_REQUEST_TIMEOUT", "3s".into())],
+            node_env: Vec::new(),
+            restarts_services: false,
+        }
+    }
+}
+
+/// What the senders saw.
+#[derive(Default)]
+struct Tally {
+    /// client_msg_id → message id, for every 202.
+    accepted: HashMap<String, String>,
+    /// 202s received after the dependency came back.
+    accepted_after_restore: usize,
+    /// 202s received while it was down.
+    accepted_while_down: usize,
+    unavailable: usize,
+}
+
+async fn readyz(base: &str) -> (u16, Value) {
+    match reqwest::Client::new()
+        .get(format!("{base}/readyz"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(e) => panic!("/readyz did not answer: {e}"),
+    }
+}
+
+/// Waits (bounded) until `/readyz` of `base` satisfies `pred`; returns the last report.
+async fn wait_readyz(base: &str, what: &str, pred: impl Fn(u16, &Value) -> bool) -> Value {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, body) = readyz(base).await;
+        if pred(s, &body) {
+            return body;
+        }
+        assert!(Instant::now() < until, "{what}: last /readyz {s} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How long each process trusts a "may send" it read from MongoDB (`CONCLAVE_SENDER_CACHE_TTL`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Senders {
+    /// Every send reads MongoDB.
+    Forgotten,
+    /// Longer than the test: every sender was remembered before the outage.
+    Remembered,
+}
+
+async fn outage_under_load(dep: Dep, senders_cache: Senders) {
+    let proxies = Proxies::start().await;
+    let mut options = proxies.options();
+    let ttl = match senders_cache {
+        Senders::Forgotten => "0",
+        Senders::Remembered => "300s",
+    };
+    options.env.push(("CONCLAVE_SENDER_CACHE_TTL", ttl.into()));
+    let cluster = Cluster::start_with(2, options).await;
+    let apis = cluster.apis();
+    let owner = apis[0].user().await;
+    let (s, g) = apis[0]
+        .call(
+            Method::POST,
+            "/groups",
+            Some(&owner.token),
+            Some(json!({"name": format!("outage {dep:?}"), "visibility": "open"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let mut senders = Vec::new();
+    for api in &apis {
+        let u = api.user().await;
+        let (s, b) = api
+            .call(
+                Method::POST,
+                &format!("/groups/{gid}/join"),
+                Some(&u.token),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        senders.push(u);
+    }
+
+    // Each sender sends through its own node, retrying a message with the same client_msg_id
+    // until it is accepted. Any answer other than 202 or 503 `unavailable`, or no answer within
+    // the deadline, fails the test.
+    let tally: Arc<Mutex<Tally>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let restored = Arc::new(AtomicBool::new(false));
+    let down = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (i, u) in senders.iter().cloned().enumerate() {
+        let api = apis[i].clone();
+        let (tally, stop, restored, down, gid) = (
+            tally.clone(),
+            stop.clone(),
+            restored.clone(),
+            down.clone(),
+            gid.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(Ordering::SeqCst) {
+                let cmid = format!("s{i}-{n}");
+                loop {
+                    let body = json!({"content": format!("sender {i} message {n}"), "client_msg_id": cmid});
+                    let started = Instant::now();
+                    let res = api
+                        .try_call(
+                            Method::POST,
+                            &format!("/groups/{gid}/messages"),
+                            Some(&u.token),
+                            Some(body),
+                        )
+                        .await;
+                    let took = started.elapsed();
+                    let (s, b) = res.unwrap_or_else(|e| {
+                        panic!("{dep:?} outage: no answer after {took:?} (a hang): {e}")
+                    });
+                    assert!(
+                        took < DEADLINE + Duration::from_secs(2),
+                        "{dep:?} outage: answered {s} only after {took:?}"
+                    );
+                    match s {
+                        202 => {
+                            let id = b["id"].as_str().unwrap().to_owned();
+                            let mut t = tally.lock().await;
+                            let prev = t.accepted.insert(cmid.clone(), id.clone());
+                            assert!(
+                                prev.is_none() || prev.as_deref() == Some(id.as_str()),
+                                "a retried client_msg_id got another id"
+                            );
+                            if restored.load(Ordering::SeqCst) {
+                                t.accepted_after_restore += 1;
+                            }
+                            if down.load(Ordering::SeqCst) {
+                                t.accepted_while_down += 1;
+                            }
+                            break;
+                        }
+                        503 => {
+                            assert_eq!(b["code"], "unavailable", "{b}");
+                            tally.lock().await.unavailable += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        _ => panic!("{dep:?} outage: unexpected {s}: {b}"),
+                    }
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }));
+    }
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let proxy = proxies.get(dep);
+    proxy.down();
+    down.store(true, Ordering::SeqCst);
+    // Readiness names what is missing, on every node.
+    for node in &cluster.nodes {
+        let report = wait_readyz(&node.base, "readiness reports the outage", |s, b| {
+            s == 503 && b["checks"][dep.check()] != "ok"
+        })
+        .await;
+        assert_eq!(report["status"], "unavailable", "{report}");
+        for other in ["mongodb", "rabbitmq", "redis"] {
+            if other != dep.check() {
+                assert_eq!(report["checks"][other], "ok", "{report}");
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    down.store(false, Ordering::SeqCst);
+    proxy.up();
+    restored.store(true, Ordering::SeqCst);
+    for node in &cluster.nodes {
+        wait_readyz(&node.base, "recovers by itself", |s, _| s == 200).await;
+    }
+    // Senders get through again.
+    let until = Instant::now() + Duration::from_secs(60);
+    while tally.lock().await.accepted_after_restore < 20 {
+        assert!(
+            Instant::now() < until,
+            "{dep:?}: sends did not get through after the dependency came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await.expect("sender task");
+    }
+    let tally = tally.lock().await;
+    match (dep, senders_cache) {
+        // Redis only carries fan-out and shared rate limits: sends may go on without it.
+        (Dep::Redis, _) => {}
+        // A sender remembered as a member needs no MongoDB read: their messages are queued
+        // and stored once it is back (checked below).
+        (Dep::Mongo, Senders::Remembered) => assert!(
+            tally.accepted_while_down > 0,
+            "remembered senders were refused while MongoDB was down"
+        ),
+        // Without MongoDB a sender cannot be checked for membership, without RabbitMQ nothing
+        // can be queued: some sends must have been refused.
+        (Dep::Mongo, Senders::Forgotten) | (Dep::Rabbit, _) => {
+            assert!(tally.unavailable > 0, "{dep:?}: no send was refused")
+        }
+    }
+
+    // Everything accepted is stored exactly once, with contiguous seq (give the pipeline time).
+    let history = cluster::assert_stored_exactly_once(
+        &apis[1],
+        &gid,
+        &owner.token,
+        &tally.accepted,
+        Duration::from_secs(30),
+        || format!("{dep:?} outage"),
+    )
+    .await;
+    eprintln!(
+        "{dep:?} outage: {} accepted ({} after restore), {} answered 503, {} stored",
+        tally.accepted.len(),
+        tally.accepted_after_restore,
+        tally.unavailable,
+        history.len()
+    );
+    drop(tally);
+    cluster.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongodb_outage_under_load() {
+    outage_under_load(Dep::Mongo, Senders::Forgotten).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongodb_outage_under_load_with_senders_remembered() {
+    outage_under_load(Dep::Mongo, Senders::Remembered).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rabbitmq_outage_under_load() {
+    outage_under_load(Dep::Rabbit, Senders::Remembered).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_outage_under_load() {
+    outage_under_load(Dep::Redis, Senders::Remembered).await;
+}
+
+/// Owner and dave in an open group, dave's socket on node 1 receiving it.
+struct BanScene {
+    apis: Vec<NodeApi>,
+    owner: cluster::ClusterUser,
+    dave: cluster::ClusterUser,
+    gid: String,
+    dave_sock: SioClient,
+}
+
+const SCENE_WAIT: Duration = Duration::from_secs(30);
+
+impl BanScene {
+    async fn set_up(cluster: &Cluster) -> BanScene {
+        let apis = cluster.apis();
+        let (owner, dave) = (apis[0].user().await, apis[0].user().await);
+        let gid = apis[0].group(&owner.token, "outage", "open").await;
+        apis[0].join(&gid, &dave.token).await;
+        let mut dave_sock = SioClient::connect(&cluster.nodes[0].base, &dave.token)
+            .await
+            .expect("connect");
+        apis[1].send(&gid, &owner.token, "before").await;
+        let m = dave_sock
+            .next_event("message:new", SCENE_WAIT)
+            .await
+            .expect("dave receives on node 1 before the outage");
+        assert_eq!(m["content"], "before");
+        BanScene {
+            apis,
+            owner,
+            dave,
+            gid,
+            dave_sock,
+        }
+    }
+
+    /// The owner bans dave through node 2.
+    async fn ban(&self) {
+        let (s, b) = self.apis[1]
+            .call(
+                Method::POST,
+                &format!("/groups/{}/bans", self.gid),
+                Some(&self.owner.token),
+                Some(json!({"user_id": self.dave.id})),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+
+    /// Dave's socket on node 1 is told, and gets none of the owner's later messages, which the
+    /// owner's own socket on node 1 receives.
+    async fn dave_is_cut_off(mut self, cluster: &Cluster) {
+        let removed = self
+            .dave_sock
+            .next_event("group:removed", SCENE_WAIT)
+            .await
+            .expect("group:removed on node 1 once Redis is back");
+        assert_eq!(removed["group_id"], self.gid.as_str());
+        assert_eq!(removed["reason"], "banned");
+        for node in &cluster.nodes {
+            wait_readyz(&node.base, "recovers by itself", |s, _| s == 200).await;
+        }
+        let mut owner_sock = SioClient::connect(&cluster.nodes[0].base, &self.owner.token)
+            .await
+            .expect("connect");
+        let until = Instant::now() + SCENE_WAIT;
+        'delivered: loop {
+            assert!(
+                Instant::now() < until,
+                "the owner's messages are not delivered on node 1"
+            );
+            self.apis[1]
+                .send(&self.gid, &self.owner.token, "after")
+                .await;
+            while let Some(m) = owner_sock
+                .next_event("message:new", Duration::from_secs(1))
+                .await
+            {
+                if m["content"] == "after" {
+                    break 'delivered;
+                }
+            }
+        }
+        self.dave_sock
+            .expect_no_event("message:new", Duration::from_millis(500))
+            .await;
+    }
+}
+
+/// A ban while Redis is down cannot reach the other process's sockets through the fan-out. Once
+/// Redis is back, each process re-reads its sockets' groups: the banned user's socket there is
+/// told, and receives nothing of the group any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ban_during_a_redis_outage_acts_once_redis_is_back() {
+    let proxies = Proxies::start().await;
+    let cluster = Cluster::start_with(2, proxies.options()).await;
+    let scene = BanScene::set_up(&cluster).await;
+    proxies.redis.down();
+    for node in &cluster.nodes {
+        wait_readyz(&node.base, "readiness reports the outage", |s, b| {
+            s == 503 && b["checks"]["redis"] != "ok"
+        })
+        .await;
+    }
+    scene.ban().await;
+    proxies.redis.up();
+    scene.dave_is_cut_off(&cluster).await;
+    cluster.cleanup().await;
+}
+
+/// Only the process that runs the ban has lost Redis: the other never lost anything, so it
+/// re-reads nothing by itself. Once Redis answers the first process again, it asks every process
+/// to re-read the users whose events it could not publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ban_on_a_process_cut_off_from_redis_reaches_the_others_when_it_is_back() {
+    let proxies = Proxies::start().await;
+    let node2_redis = FaultProxy::start("127.0.0.1:6379").await;
+    let mut options = proxies.options();
+    options.node_env.push((
+        1,
+        "CONCLAVE_REDIS_URL",
+        format!("redis://{}", node2_redis.addr()),
+    ));
+    let cluster = Cluster::start_with(2, options).await;
+    let scene = BanScene::set_up(&cluster).await;
+    node2_redis.down();
+    wait_readyz(
+        &cluster.nodes[1].base,
+        "node 2 reports the outage",
+        |s, b| s == 503 && b["checks"]["redis"] != "ok",
+    )
+    .await;
+    let (s, b) = readyz(&cluster.nodes[0].base).await;
+    assert_eq!(s, 200, "node 1 keeps its Redis: {b}");
+    scene.ban().await;
+    node2_redis.up();
+    scene.dave_is_cut_off(&cluster).await;
+    cluster.cleanup().await;
+}
+
+/// A slow MongoDB (every packet held 10 s): requests that need it are answered 503 `unavailable`
+/// at the REST deadline instead of waiting, readiness says the store timed out, and everything
+/// is normal again once the delay is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_mongodb_hits_the_deadline() {
+    let proxies = Proxies::start().await;
+    let cluster = Cluster::start_with(1, proxies.options()).await;
+    let api = NodeApi::new(&cluster.nodes[0].base);
+    let owner = api.user().await;
+    let (s, g) = api
+        .call(
+            Method::POST,
+            "/groups",
+            Some(&owner.token),
+            Some(json!({"name": "slow store", "visibility": "open"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let path = format!("/groups/{gid}/messages?limit=10");
+
+    proxies.mongo.delay(Duration::from_secs(10));
+    let started = Instant::now();
+    let (s, b) = api.call(Method::GET, &path, Some(&owner.token), None).await;
+    let took = started.elapsed();
+    assert_eq!((s, b["code"].as_str()), (503, Some("unavailable")), "{b}");
+    assert!(
+        took < Duration::from_secs(10),
+        "answered only when the slow store answered ({took:?}), not at the deadline"
+    );
+    let (s, report) = readyz(&cluster.nodes[0].base).await;
+    assert_eq!(s, 503, "{report}");
+    assert_ne!(report["checks"]["mongodb"], "ok", "{report}");
+
+    proxies.mongo.delay(Duration::ZERO);
+    wait_readyz(
+        &cluster.nodes[0].base,
+        "ready once the store is fast",
+        |s, _| s == 200,
+    )
+    .await;
+    let (s, b) = api.call(Method::GET, &path, Some(&owner.token), None).await;
+    assert_eq!(s, 200, "{b}");
+    cluster.cleanup().await;
+}

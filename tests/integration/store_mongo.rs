@@ -1,0 +1,360 @@
+//! The storage conformance suite (unchanged) against the MongoDB engine, plus a few checks
+//! of its own, on a MongoDB-compatible server: `./scripts/test` starts SecantusDB and sets
+//! `CONCLAVE_TEST_MONGODB_URI`. Each test gets a fresh database `conclave_test_<pid>_<n>`,
+//! dropped when the test ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use conclave::domain::{
+    self, Command, GroupId, Limit, MessageId, Outcome, UserId, Username, Visibility,
+};
+use conclave::store::NewAccount;
+use conclave::store::mongo::MongoStore;
+use conclave::store::prelude::*;
+use conclave::store::{
+    Appended, GroupRecord, HistoryQuery, NewMessage, Policy, RefreshTokenRecord, Rotation, Store,
+    TokenHash, UserRecord,
+};
+
+static NEXT_DB: AtomicU64 = AtomicU64::new(0);
+
+fn uri() -> String {
+    std::env::var("CONCLAVE_TEST_MONGODB_URI").unwrap_or_else(|_| {
+        panic!(
+            "CONCLAVE_TEST_MONGODB_URI is not set: the MongoDB engine tests need a server. \
+             Run ./scripts/test (it starts one), or \
+             `export CONCLAVE_TEST_MONGODB_URI=$(./scripts/mongo-test-server)` first."
+        )
+    })
+}
+
+/// A store on a fresh database with its indexes.
+async fn store() -> MongoStore {
+    let db = format!(
+        "conclave_test_{}_{}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::Relaxed)
+    );
+    let s = MongoStore::connect(&uri(), &db).await.expect("connect");
+    s.ensure_indexes().await.expect("indexes");
+    s
+}
+
+/// Drops the test's database when the test ends, pass or fail.
+struct DropDatabase(Arc<MongoStore>);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let s = self.0.clone();
+        // The suite's tests run on a multi-threaded runtime, where blocking here is allowed.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            tokio::task::block_in_place(|| {
+                let _ = rt.block_on(s.drop_database());
+            });
+        }
+    }
+}
+
+async fn mongo_store() -> (Arc<dyn Store>, DropDatabase) {
+    let s = Arc::new(store().await);
+    (s.clone(), DropDatabase(s))
+}
+
+crate::conformance_suite!(mongo_store());
+
+fn policy() -> Policy {
+    Policy {
+        rejoin_cooldown: Duration::from_secs(3600),
+    }
+}
+
+async fn user(s: &MongoStore, name: &str) -> UserId {
+    let u = UserRecord {
+        id: UserId::new(),
+        username: Username::parse(name).unwrap(),
+        password_hash: "x".into(),
+        created_at: domain::now(),
+    };
+    assert_eq!(s.create_user(&u).await.unwrap(), NewAccount::Created);
+    u.id
+}
+
+async fn group(s: &MongoStore, owner: UserId, vis: Visibility, max: u32) -> GroupId {
+    let g = GroupRecord {
+        id: GroupId::new(),
+        name: "Rust (fans)".into(),
+        description: "d".into(),
+        visibility: vis,
+        owner_id: owner,
+        member_count: 1,
+        max_members: max,
+        created_at: domain::now(),
+    };
+    s.create_group(&g).await.unwrap();
+    g.id
+}
+
+fn msg(g: GroupId, sender: UserId, cmid: Option<&str>) -> NewMessage {
+    NewMessage {
+        id: MessageId::new(),
+        group_id: g,
+        sender_id: sender,
+        envelope: vec![1, 2, 3],
+        sent_at: domain::now(),
+        client_msg_id: cmid.map(str::to_owned),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_users_and_tokens() {
+    let s = store().await;
+    s.ping().await.unwrap();
+    let a = user(&s, "Alice").await;
+    let dup = UserRecord {
+        id: UserId::new(),
+        username: Username::parse("alice").unwrap(),
+        password_hash: "x".into(),
+        created_at: domain::now(),
+    };
+    assert_eq!(
+        s.create_user(&dup).await.unwrap(),
+        NewAccount::UsernameTaken
+    );
+    let found = s
+        .user_by_username(&Username::parse("ALICE").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, a);
+    assert_eq!(s.user_by_id(a).await.unwrap().unwrap(), found);
+
+    let now = domain::now();
+    let tok = |b: u8| RefreshTokenRecord {
+        hash: TokenHash([b; 32]),
+        user_id: a,
+        family_id: "f1".into(),
+        issued_at: now,
+        expires_at: now + time::Duration::hours(1),
+    };
+    s.insert_refresh_token(&tok(1)).await.unwrap();
+    assert_eq!(
+        s.rotate_refresh_token(&TokenHash([1; 32]), &tok(2), now)
+            .await
+            .unwrap(),
+        Rotation::Rotated { user_id: a }
+    );
+    assert_eq!(
+        s.rotate_refresh_token(&TokenHash([1; 32]), &tok(3), now)
+            .await
+            .unwrap(),
+        Rotation::ReuseDetected { user_id: a }
+    );
+    assert_eq!(
+        s.rotate_refresh_token(&TokenHash([2; 32]), &tok(4), now)
+            .await
+            .unwrap(),
+        Rotation::Invalid
+    );
+    assert!(!s.revoke_refresh_family(&TokenHash([9; 32])).await.unwrap());
+    s.drop_database().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_membership_and_messages() {
+    let s = store().await;
+    let o = user(&s, "owner").await;
+    let b = user(&s, "bob").await;
+    let g = group(&s, o, Visibility::Private, 10).await;
+    let now = domain::now();
+    let e = s
+        .execute(g, b, &Command::Join, now, policy())
+        .await
+        .unwrap();
+    assert_eq!(e.outcome, Outcome::Pending);
+    assert_eq!(
+        s.join_requests(g, Limit::default(), None)
+            .await
+            .unwrap()
+            .items[0]
+            .username,
+        "bob"
+    );
+    let e = s
+        .execute(g, o, &Command::Approve { target: b }, now, policy())
+        .await
+        .unwrap();
+    assert_eq!(e.outcome, Outcome::Member);
+    assert_eq!(e.group.unwrap().member_count, 2);
+    let members = s.members(g, Limit::new_clamped(1), None).await.unwrap();
+    assert_eq!(members.items.len(), 1);
+    let rest = s
+        .members(g, Limit::new_clamped(1), members.next.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(rest.next.is_none());
+    assert_eq!(
+        s.groups_of_user(b, Limit::default(), None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(s.group_ids_of_user(b).await.unwrap(), vec![g]);
+
+    let m1 = msg(g, b, Some("c1"));
+    let out = s
+        .append_messages(&[
+            m1.clone(),
+            msg(g, o, None),
+            m1.clone(),
+            msg(g, b, Some("c1")),
+        ])
+        .await
+        .unwrap();
+    let seqs: Vec<_> = out.iter().map(|a| a.message().unwrap().seq).collect();
+    assert_eq!(seqs, vec![1, 2, 1, 1]);
+    assert!(matches!(out[2], Appended::Duplicate(_)));
+    assert_eq!(
+        s.message_id_for_client_id(g, b, "c1").await.unwrap(),
+        Some(m1.id)
+    );
+    let again = s
+        .append_messages(&[m1.clone(), msg(g, o, None)])
+        .await
+        .unwrap();
+    assert!(matches!(again[0], Appended::Duplicate(_)));
+    assert_eq!(again[1].message().unwrap().seq, 3);
+    let all = s
+        .messages(
+            g,
+            &HistoryQuery {
+                after_seq: Some(0),
+                before_seq: None,
+                limit: 50,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let newest = s
+        .messages(
+            g,
+            &HistoryQuery {
+                after_seq: None,
+                before_seq: None,
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(newest.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![2, 3]);
+
+    s.execute(g, o, &Command::Ban { target: b }, now, policy())
+        .await
+        .unwrap();
+    let (_, rel) = s.relation(g, b).await.unwrap().unwrap();
+    assert!(rel.banned && !rel.is_member());
+    assert_eq!(
+        s.execute(g, b, &Command::Join, now, policy())
+            .await
+            .unwrap_err()
+            .code(),
+        "banned"
+    );
+    let e = s
+        .execute(g, o, &Command::Leave, now, policy())
+        .await
+        .unwrap();
+    assert_eq!(e.outcome, Outcome::GroupDeleted);
+    assert!(s.group(g).await.unwrap().is_none());
+    assert!(matches!(
+        s.append_messages(&[msg(g, o, None)]).await.unwrap()[0],
+        Appended::GroupGone
+    ));
+    s.drop_database().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_concurrent_joins_and_appends() {
+    let s = std::sync::Arc::new(store().await);
+    let o = user(&s, "owner").await;
+    let g = group(&s, o, Visibility::Open, 5).await;
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(user(&s, &format!("user{i}")).await);
+    }
+    let tasks: Vec<_> = users
+        .into_iter()
+        .map(|u| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.execute(g, u, &Command::Join, domain::now(), policy())
+                    .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(e.code(), "group_full"),
+        }
+    }
+    assert_eq!(ok, 4);
+    assert_eq!(s.group(g).await.unwrap().unwrap().member_count, 5);
+    // Concurrent appends: no gaps, no duplicates.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(
+                async move { s.append_messages(&[msg(g, o, None), msg(g, o, None)]).await },
+            )
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let all = s
+        .messages(
+            g,
+            &HistoryQuery {
+                after_seq: Some(0),
+                before_seq: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (1..=16).collect::<Vec<_>>()
+    );
+    s.drop_database().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_ensure_indexes_is_idempotent_and_no_shards_on_a_replica_set() {
+    let s = store().await;
+    s.ensure_indexes().await.unwrap();
+    assert!(
+        !s.apply_shard_keys().await.unwrap(),
+        "not a mongos: nothing to shard"
+    );
+    s.drop_database().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_down_is_unavailable_quickly() {
+    // Nothing listens on port 1: server selection gives up within the 5 s timeout.
+    let s = MongoStore::connect("mongodb://127.0.0.1:1/", "conclave_down")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let e = s.ping().await.unwrap_err();
+    assert_eq!(e.code(), "unavailable", "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
