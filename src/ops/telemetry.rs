@@ -5,7 +5,7 @@
 //! file, and the errors alone to `conclave.error.log` beside it. Both are written by background
 //! threads (`tracing-appender`), so a slow disk never blocks a request; the returned guards
 //! flush them when dropped at exit. Off by default: containers log to stdout.
-//! No secret is logged at any level up to `debug` (tests/log_hygiene.rs).
+//! No secret is logged at any level up to `debug` (tests/integration/log_hygiene.rs).
 
 use std::path::{Path, PathBuf};
 
