@@ -1,9 +1,12 @@
-//! What happened, for whoever must tell live clients: the realtime layer implements
-//! [`EventSink`]; without it, events go nowhere.
+//! What happened, for whoever must tell live clients. The pipelines and services report to an
+//! [`EventSink`] (`messages::Delivery`, which opens stored messages); what must reach live
+//! sockets goes through the real-time layer's narrow port, [`Broadcast`].
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{GroupId, UserId};
+use async_trait::async_trait;
+
+use crate::domain::{GroupId, MessageView, UserId};
 use crate::store::StoredMessage;
 
 /// Serialized, this is also the cluster's membership frame (`realtime::fanout`).
@@ -93,4 +96,14 @@ pub trait MembershipWatcher: Send + Sync + 'static {
     /// Membership events may have been lost (the fan-out's connection dropped, or a frame was
     /// unreadable): forget whatever they could have changed.
     fn events_lost(&self);
+}
+
+/// The real-time layer's port: what must reach the live sockets of a group's members, wherever
+/// they are connected. Content arrives here already opened; the keyring never leaves `messages`.
+#[async_trait]
+pub trait Broadcast: Send + Sync + 'static {
+    /// `message:new` for each view, to its group's members, in order.
+    async fn messages(&self, views: &[MessageView]);
+    /// Moves sockets between rooms and tells them.
+    async fn group_event(&self, event: GroupEvent);
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use super::{Assembled, EngineParts, Foundations};
 use crate::events::EventSink;
 use crate::limits::{RateLimiter, RedisLimiter};
-use crate::messages::SenderCache;
+use crate::messages::{Delivery, SenderCache};
 use crate::ops::health::{PipelineProbe, Probe, RedisProbe, StoreProbe};
 use crate::pipeline::{AmqpPipeline, AmqpSettings, Pipeline, Registry};
-use crate::realtime::{self, Fanout, Realtime};
+use crate::realtime::{self, Fanout};
 use crate::store::mongo::MongoStore;
 use crate::store::{MaintenanceStore, Store};
 
@@ -94,7 +94,8 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
         )
     })
     .await;
-    let events: Arc<dyn EventSink> = Arc::new(Realtime::new(fanout.clone(), c.keyring.clone()));
+    let events: Arc<dyn EventSink> =
+        Arc::new(Delivery::new(Arc::new(fanout.clone()), c.keyring.clone()));
     let pipeline: Arc<dyn Pipeline> = Arc::new(AmqpPipeline::start(
         AmqpSettings {
             url: s.amqp_url.clone(),

@@ -24,10 +24,10 @@ use crate::crypto::Keyring;
 use crate::events::EventSink;
 use crate::groups::GroupService;
 use crate::limits::{MemoryLimiter, RateLimiter};
-use crate::messages::{MessageService, SenderCache};
+use crate::messages::{Delivery, MessageService, SenderCache};
 use crate::ops::health::{PipelineProbe, Probe, Readiness, StoreProbe};
 use crate::pipeline::{LocalPipeline, Pipeline};
-use crate::realtime::{self, Fanout, Realtime, SocketSettings};
+use crate::realtime::{self, Fanout, SocketSettings};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -169,7 +169,8 @@ async fn standalone(c: &Foundations) -> anyhow::Result<Assembled> {
     let (layer, io) = realtime::layer(c.socket_settings());
     let sender_cache = SenderCache::new(c.settings.sender_cache_ttl);
     let fanout = realtime::Fanout::local(io.clone(), Arc::new(sender_cache.clone()));
-    let events: Arc<dyn EventSink> = Arc::new(Realtime::new(fanout.clone(), c.keyring.clone()));
+    let events: Arc<dyn EventSink> =
+        Arc::new(Delivery::new(Arc::new(fanout.clone()), c.keyring.clone()));
     let pipeline: Arc<dyn Pipeline> = Arc::new(LocalPipeline::start(
         store.clone(),
         events.clone(),

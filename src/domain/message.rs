@@ -1,6 +1,9 @@
 //! Message value types.
 
-use super::FieldError;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{FieldError, GroupId, MessageId, UserId};
 
 /// 1..=4096 characters (Unicode scalar values), not only whitespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,4 +83,19 @@ mod tests {
         assert!(ClientMsgId::parse(&"a".repeat(65)).is_err());
         assert!(ClientMsgId::parse("a b").is_err());
     }
+}
+
+/// A message as clients see it (HTTP and `message:new` alike).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub group_id: GroupId,
+    pub seq: u64,
+    pub sender_id: UserId,
+    pub content: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub sent_at: OffsetDateTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
 }

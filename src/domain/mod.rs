@@ -18,7 +18,7 @@ pub use audit::{AuditEvent, AuditKind};
 pub use group::{Description, GroupName, MaxMembers, Visibility};
 pub use ids::{AuditId, GroupId, MessageId, UserId};
 pub use membership::{Command, Decision, Effect, GroupFacts, Outcome, Refusal, Relation, Role};
-pub use message::{ClientMsgId, Content};
+pub use message::{ClientMsgId, Content, MessageView};
 pub use page::{Cursor, Limit};
 pub use user::{Password, Username};
 

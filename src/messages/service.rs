@@ -1,13 +1,10 @@
 use std::sync::Arc;
 
-use serde::Serialize;
-use time::OffsetDateTime;
-
 use crate::config::MessageSettings;
 use crate::crypto::Keyring;
 use crate::domain::{
-    self, ClientMsgId, Content, GroupId, MessageId, Refusal, Relation, UserId, Visibility,
-    can_read_messages, can_send,
+    self, ClientMsgId, Content, GroupId, MessageId, MessageView, Refusal, Relation, UserId,
+    Visibility, can_read_messages, can_send,
 };
 use crate::error::{AppError, AppResult};
 use crate::input::Validator;
@@ -44,21 +41,6 @@ impl SendRequest {
             _ => unreachable!("validated above"),
         }
     }
-}
-
-/// A message as clients see it (HTTP and `message:new` alike).
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct MessageView {
-    pub id: MessageId,
-    pub group_id: GroupId,
-    pub seq: u64,
-    pub sender_id: UserId,
-    pub content: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub sent_at: OffsetDateTime,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_msg_id: Option<String>,
 }
 
 #[derive(Clone)]

@@ -152,7 +152,11 @@ fn describe() {
         MESSAGES_DUPLICATE,
         "Messages not stored again because they already were"
     );
-    describe_histogram!(PERSIST_LATENCY, Unit::Seconds, "Time from submit to stored");
+    describe_histogram!(
+        PERSIST_LATENCY,
+        Unit::Seconds,
+        "Time from a message's acceptance (its sent_at) until it is stored, on both engines"
+    );
     describe_histogram!(PIPELINE_BATCH, "Messages per store batch");
     describe_counter!(PIPELINE_ERRORS, "Store batches that failed");
     describe_counter!(

@@ -47,7 +47,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::EventSink;
 use crate::ops::backoff;
 use crate::ops::metrics as metric;
-use crate::store::{Appended, MessageStore, NewMessage};
+use crate::store::{MessageStore, NewMessage};
 
 const EXCHANGE: &str = "conclave.messages";
 const DEAD_EXCHANGE: &str = "conclave.messages.dlx";
@@ -542,23 +542,8 @@ async fn consume(p: u32, ch: &Channel, mut consumer: lapin::Consumer, c: &Consum
         match c.writer.append(batch).await {
             Ok(results) => {
                 failures = 0;
-                let mut fresh = Vec::with_capacity(results.len());
-                for r in results {
-                    match r {
-                        Appended::Stored(msg) => {
-                            metrics::counter!(metric::MESSAGES_PERSISTED).increment(1);
-                            let lag = (crate::domain::now() - msg.sent_at)
-                                .as_seconds_f64()
-                                .max(0.0);
-                            metrics::histogram!(metric::PERSIST_LATENCY).record(lag);
-                            fresh.push(msg);
-                        }
-                        Appended::Duplicate(_) => {
-                            metrics::counter!(metric::MESSAGES_DUPLICATE).increment(1)
-                        }
-                        Appended::GroupGone => {}
-                    }
-                }
+                // Senders were answered when RabbitMQ confirmed the publish.
+                let (_, fresh) = super::settle(results);
                 if !fresh.is_empty() {
                     sink.messages_stored(&fresh).await;
                 }

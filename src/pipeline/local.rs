@@ -4,7 +4,6 @@
 //! `synchronous=FULL`, "accepted" here means "stored": stronger than the cluster's "queued".
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -16,14 +15,13 @@ use crate::domain::MessageId;
 use crate::error::{AppError, AppResult};
 use crate::events::EventSink;
 use crate::ops::metrics as metric;
-use crate::store::{Appended, MessageStore, NewMessage};
+use crate::store::{MessageStore, NewMessage};
 
 const QUEUE: usize = 4096;
 const BATCH: usize = 256;
 
 struct Job {
     msg: NewMessage,
-    submitted: Instant,
     reply: oneshot::Sender<AppResult<MessageId>>,
 }
 
@@ -73,23 +71,8 @@ async fn run_partition(
         unacked.set(0.0);
         match stored {
             Ok(results) => {
-                let mut fresh = Vec::with_capacity(results.len());
-                for (job, res) in jobs.drain(..).zip(results) {
-                    let answer = match res {
-                        Appended::Stored(msg) => {
-                            metrics::counter!(metric::MESSAGES_PERSISTED).increment(1);
-                            metrics::histogram!(metric::PERSIST_LATENCY)
-                                .record(job.submitted.elapsed().as_secs_f64());
-                            let id = msg.id;
-                            fresh.push(msg);
-                            Ok(id)
-                        }
-                        Appended::Duplicate(msg) => {
-                            metrics::counter!(metric::MESSAGES_DUPLICATE).increment(1);
-                            Ok(msg.id)
-                        }
-                        Appended::GroupGone => Err(AppError::NotFound),
-                    };
+                let (answers, fresh) = super::settle(results);
+                for (job, answer) in jobs.drain(..).zip(answers) {
                     let _ = job.reply.send(answer);
                 }
                 if !fresh.is_empty() {
@@ -120,13 +103,9 @@ impl Pipeline for LocalPipeline {
             senders[partition_of(&msg.group_id, self.partitions) as usize].clone()
         };
         let (reply, answer) = oneshot::channel();
-        tx.send(Job {
-            msg,
-            submitted: Instant::now(),
-            reply,
-        })
-        .await
-        .map_err(|_| AppError::Unavailable("shutting down".into()))?;
+        tx.send(Job { msg, reply })
+            .await
+            .map_err(|_| AppError::Unavailable("shutting down".into()))?;
         let id = answer
             .await
             .map_err(|_| AppError::Unavailable("pipeline stopped".into()))??;

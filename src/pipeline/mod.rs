@@ -12,8 +12,9 @@ pub mod local;
 use async_trait::async_trait;
 
 use crate::domain::MessageId;
-use crate::error::AppResult;
-use crate::store::NewMessage;
+use crate::error::{AppError, AppResult};
+use crate::ops::metrics as metric;
+use crate::store::{Appended, NewMessage, StoredMessage};
 
 pub use amqp::{AmqpPipeline, AmqpSettings};
 pub use balance::Registry;
@@ -37,4 +38,33 @@ pub fn partition_of(group: &crate::domain::GroupId, partitions: u32) -> u32 {
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_shr(32) as u32
         % partitions
+}
+
+/// What both pipelines do with a stored batch: each message's answer for its sender (its id,
+/// or `NotFound` once its group is gone), and the newly stored ones for live delivery. Counts
+/// stored and duplicate messages, and records `conclave_message_persist_latency_seconds` with
+/// one definition for both engines: from the message's `sent_at` (when the server accepted it)
+/// until it is stored.
+pub(crate) fn settle(results: Vec<Appended>) -> (Vec<AppResult<MessageId>>, Vec<StoredMessage>) {
+    let now = crate::domain::now();
+    let mut answers = Vec::with_capacity(results.len());
+    let mut fresh = Vec::with_capacity(results.len());
+    for r in results {
+        answers.push(match r {
+            Appended::Stored(msg) => {
+                metrics::counter!(metric::MESSAGES_PERSISTED).increment(1);
+                let lag = (now - msg.sent_at).as_seconds_f64().max(0.0);
+                metrics::histogram!(metric::PERSIST_LATENCY).record(lag);
+                let id = msg.id;
+                fresh.push(msg);
+                Ok(id)
+            }
+            Appended::Duplicate(msg) => {
+                metrics::counter!(metric::MESSAGES_DUPLICATE).increment(1);
+                Ok(msg.id)
+            }
+            Appended::GroupGone => Err(AppError::NotFound),
+        });
+    }
+    (answers, fresh)
 }

@@ -1,10 +1,10 @@
 //! Real time over Socket.IO (protocol v5, Engine.IO v4) at `/socket.io/`, namespace `/`.
 //!
 //! Rooms: `g:<group id>` holds this process's sockets of a group's members, `u:<user id>` its
-//! sockets of one user, so membership changes reach every socket of the user at once. [`Realtime`]
-//! is the [`EventSink`]: stored messages become `message:new` in the group's room (serialized once
-//! per broadcast), and membership events move sockets between rooms; [`Fanout`] carries both to
-//! every process holding a member's socket (in the cluster, over per-group Redis channels).
+//! sockets of one user, so membership changes reach every socket of the user at once. [`Fanout`]
+//! is the `events::Broadcast` port: opened messages become `message:new` in the group's room
+//! (serialized once per broadcast), and membership events move sockets between rooms, on every
+//! process holding a member's socket (in the cluster, over per-group Redis channels).
 //!
 //! Token expiry: an access token is checked at connect, again on every event, and by a sweep
 //! every few seconds; a socket whose token has expired is disconnected, and the client
@@ -19,16 +19,10 @@ pub mod session;
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 
-use crate::crypto::Keyring;
 use crate::domain::{GroupId, UserId};
-use crate::events::{EventSink, GroupEvent};
-use crate::messages::service::decrypt;
-use crate::ops::metrics as metric;
-use crate::store::StoredMessage;
 
 pub use fanout::{Fanout, GroupEmit};
 pub use handlers::register;
@@ -75,43 +69,4 @@ pub fn layer(s: SocketSettings) -> (SocketIoLayer, SocketIo) {
         .ack_timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(10))
         .build_layer()
-}
-
-/// Delivers events to live sockets.
-pub struct Realtime {
-    fanout: Fanout,
-    keyring: Keyring,
-}
-
-impl Realtime {
-    pub fn new(fanout: Fanout, keyring: Keyring) -> Self {
-        Self { fanout, keyring }
-    }
-}
-
-#[async_trait]
-impl EventSink for Realtime {
-    async fn messages_stored(&self, messages: &[StoredMessage]) {
-        let now = crate::domain::now();
-        let mut views = Vec::with_capacity(messages.len());
-        for stored in messages {
-            match decrypt(&self.keyring, stored) {
-                Ok(v) => views.push((stored.group_id, GroupEmit::MessageNew, v)),
-                Err(e) => {
-                    tracing::error!(error = %e, "stored message cannot be delivered");
-                    continue;
-                }
-            }
-            let latency = (now - stored.sent_at).as_seconds_f64().max(0.0);
-            metrics::histogram!(metric::DELIVERY_LATENCY).record(latency);
-        }
-        metrics::counter!(metric::MESSAGES_DELIVERED).increment(views.len() as u64);
-        self.fanout.to_groups(&views).await;
-    }
-
-    async fn group_events(&self, events: Vec<GroupEvent>) {
-        for ev in events {
-            self.fanout.group_event(ev).await;
-        }
-    }
 }

@@ -44,9 +44,8 @@ use tokio::sync::{Mutex, MutexGuard, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::{group_room, user_room};
-use crate::domain::{GroupId, UserId};
-use crate::events::GroupEvent;
-use crate::events::MembershipWatcher;
+use crate::domain::{GroupId, MessageView, UserId};
+use crate::events::{Broadcast, GroupEvent, MembershipWatcher};
 use crate::ops::metrics as metric;
 pub use lost::Reread;
 use lost::{Lost, RereadFrame};
@@ -177,6 +176,21 @@ impl Fanout {
             }
             ch.lost.back.notified().await;
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl Broadcast for Fanout {
+    async fn messages(&self, views: &[MessageView]) {
+        let events: Vec<_> = views
+            .iter()
+            .map(|v| (v.group_id, GroupEmit::MessageNew, v))
+            .collect();
+        self.to_groups(&events).await;
+    }
+
+    async fn group_event(&self, event: GroupEvent) {
+        Fanout::group_event(self, event).await;
     }
 }
 

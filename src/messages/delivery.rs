@@ -1,0 +1,51 @@
+//! Stored messages on their way to live sockets: opened here, with the keyring, and handed to
+//! the real-time layer's [`Broadcast`] port as views, so no other module holds the keyring.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::service::decrypt;
+use crate::crypto::Keyring;
+use crate::events::{Broadcast, EventSink, GroupEvent};
+use crate::ops::metrics as metric;
+use crate::store::StoredMessage;
+
+/// The [`EventSink`] of both engines.
+pub struct Delivery {
+    port: Arc<dyn Broadcast>,
+    keyring: Keyring,
+}
+
+impl Delivery {
+    pub fn new(port: Arc<dyn Broadcast>, keyring: Keyring) -> Self {
+        Self { port, keyring }
+    }
+}
+
+#[async_trait]
+impl EventSink for Delivery {
+    async fn messages_stored(&self, messages: &[StoredMessage]) {
+        let now = crate::domain::now();
+        let mut views = Vec::with_capacity(messages.len());
+        for stored in messages {
+            match decrypt(&self.keyring, stored) {
+                Ok(v) => views.push(v),
+                Err(e) => {
+                    tracing::error!(error = %e, "stored message cannot be delivered");
+                    continue;
+                }
+            }
+            let latency = (now - stored.sent_at).as_seconds_f64().max(0.0);
+            metrics::histogram!(metric::DELIVERY_LATENCY).record(latency);
+        }
+        metrics::counter!(metric::MESSAGES_DELIVERED).increment(views.len() as u64);
+        self.port.messages(&views).await;
+    }
+
+    async fn group_events(&self, events: Vec<GroupEvent>) {
+        for ev in events {
+            self.port.group_event(ev).await;
+        }
+    }
+}
