@@ -58,14 +58,6 @@ pub struct Cluster {
     _services: ServicesHeld,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub fn mongo_uri() -> String {
     std::env::var("CONCLAVE_TEST_MONGODB_URI")
         .expect("CONCLAVE_TEST_MONGODB_URI is not set: run ./scripts/test, which starts a MongoDB-compatible test server")
@@ -97,7 +89,7 @@ impl Cluster {
             _services: services,
         };
         for _ in 0..n {
-            let port = free_port();
+            let port = super::free_port();
             c.nodes.push(Node {
                 child: None,
                 base: format!("http://127.0.0.1:{port}"),

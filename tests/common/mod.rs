@@ -35,6 +35,27 @@ pub struct TestUser {
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A username unique within this test process.
+/// A loopback port for a child server process to listen on. Taken from below the kernel's
+/// ephemeral range (32768-60999 by default), so no client socket of this or another process can
+/// be given it between this check and the child binding it (which made a node fail with
+/// "address already in use" now and then). Ports are handed out once per test process, starting
+/// from a point that depends on the process id, so concurrent test binaries rarely meet.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::AtomicU16;
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() * 613) % SPAN;
+    for _ in 0..SPAN {
+        let n = u32::from(NEXT.fetch_add(1, Ordering::Relaxed));
+        let port = (LOW + (start + n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {LOW} and {}", LOW + SPAN);
+}
+
 pub fn unique(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}{}_{n}", std::process::id() % 10_000)

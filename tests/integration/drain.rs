@@ -29,16 +29,8 @@ impl Proc {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn spawn_standalone(dir: &std::path::Path) -> Proc {
-    let port = free_port();
+    let port = crate::common::free_port();
     let log = dir.join(format!("conclave-{port}.log"));
     let out = std::fs::File::create(&log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_conclave"))

@@ -60,8 +60,7 @@ fn has(lines: &[Value], level_: &str, message: &str) -> bool {
 }
 
 fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    format!("127.0.0.1:{}", crate::common::free_port())
 }
 
 #[tokio::test]

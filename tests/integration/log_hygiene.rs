@@ -18,14 +18,6 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use reqwest::Method;
 use serde_json::json;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts the binary at debug level, appending its output to `log`.
 fn start(data: &Path, log: &Path, port: u16, env: &[(&str, &str)]) -> Child {
     let out = std::fs::OpenOptions::new()
@@ -114,7 +106,7 @@ fn user_secrets(u: &common::TestUser) -> Vec<String> {
 async fn no_secret_reaches_the_logs_at_debug_level() {
     let data = tempfile::tempdir().unwrap();
     let log = data.path().join("server.log");
-    let port = free_port();
+    let port = crate::common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut secrets: Vec<String> = Vec::new();
 
