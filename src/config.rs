@@ -55,6 +55,11 @@ pub struct Argon2Settings {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// Hashes computed at once (each holds `memory_kib` of memory while it runs).
+    pub concurrency: u32,
+    /// Hashes waiting for a turn; beyond this a register or login answers 503 `unavailable`
+    /// with `Retry-After` instead of queueing (and holding memory) without bound.
+    pub queue: u32,
 }
 
 /// `max` events per `window` for one key.
@@ -87,6 +92,8 @@ pub struct Settings {
     pub default_group_members: u32,
     pub login_per_account: RateLimit,
     pub login_per_address: RateLimit,
+    /// Accounts created per client address.
+    pub register_per_address: RateLimit,
     pub messages_per_user: RateLimit,
     /// How long the send path trusts a "may send" it read (`messages::senders`); zero: always
     /// read the store.
@@ -143,6 +150,7 @@ pub struct AuthSettings {
     pub argon2: Argon2Settings,
     pub login_per_account: RateLimit,
     pub login_per_address: RateLimit,
+    pub register_per_address: RateLimit,
     pub account_cache_ttl: Duration,
 }
 
@@ -207,6 +215,7 @@ impl Settings {
             argon2: self.argon2,
             login_per_account: self.login_per_account,
             login_per_address: self.login_per_address,
+            register_per_address: self.register_per_address,
             account_cache_ttl: self.account_cache_ttl,
         }
     }
@@ -338,12 +347,18 @@ impl Settings {
                 memory_kib: r.num("CONCLAVE_ARGON2_MEMORY_KIB", 19_456, 8, 4 * 1024 * 1024)?,
                 iterations: r.num("CONCLAVE_ARGON2_ITERATIONS", 2, 1, 100)?,
                 parallelism: r.num("CONCLAVE_ARGON2_PARALLELISM", 1, 1, 64)?,
+                concurrency: r.num("CONCLAVE_ARGON2_CONCURRENCY", cores(), 1, 256)?,
+                queue: r.num("CONCLAVE_ARGON2_QUEUE", 16, 0, 10_000)?,
             },
             max_group_members,
             default_group_members,
             login_per_account: RateLimit {
                 max: r.num("CONCLAVE_LOGIN_MAX_PER_ACCOUNT", 10, 1, 1_000_000)?,
                 window: r.duration_in("CONCLAVE_LOGIN_WINDOW", "5m", 1, 86_400)?,
+            },
+            register_per_address: RateLimit {
+                max: r.num("CONCLAVE_REGISTER_MAX_PER_ADDRESS", 10, 1, 1_000_000)?,
+                window: r.duration_in("CONCLAVE_REGISTER_WINDOW", "1h", 1, 7 * 86_400)?,
             },
             login_per_address: RateLimit {
                 max: r.num("CONCLAVE_LOGIN_MAX_PER_ADDRESS", 100, 1, 1_000_000)?,
@@ -467,6 +482,11 @@ impl Settings {
         }
         Ok(s)
     }
+}
+
+/// The cores this process may use (a container's CPU quota included).
+fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 /// RFC 1123 label, the strictest Kubernetes name rule (valid for a Lease and a namespace).

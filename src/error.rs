@@ -34,6 +34,9 @@ pub enum AppError {
     RateLimited { retry_after: Duration },
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
+    /// This process is at capacity for this kind of work (password hashing); try again later.
+    #[error("the server is busy; try again shortly")]
+    Busy { retry_after: Duration },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -54,7 +57,7 @@ impl AppError {
             AppError::Conflict { code, .. } => code,
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::RateLimited { .. } => "rate_limited",
-            AppError::Unavailable(_) => "unavailable",
+            AppError::Unavailable(_) | AppError::Busy { .. } => "unavailable",
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -70,16 +73,16 @@ impl AppError {
             AppError::Conflict { .. } => 409,
             AppError::PayloadTooLarge => 413,
             AppError::RateLimited { .. } => 429,
-            AppError::Unavailable(_) => 503,
+            AppError::Unavailable(_) | AppError::Busy { .. } => 503,
             AppError::Internal(_) => 500,
         }
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            AppError::CooldownActive { retry_after } | AppError::RateLimited { retry_after } => {
-                Some(*retry_after)
-            }
+            AppError::CooldownActive { retry_after }
+            | AppError::RateLimited { retry_after }
+            | AppError::Busy { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -104,6 +107,7 @@ impl AppError {
         match self {
             AppError::Internal(_) => "an internal error occurred; it has been logged".into(),
             AppError::Unavailable(_) => "a dependency is unavailable; try again shortly".into(),
+            AppError::Busy { .. } => "the server is busy; try again shortly".into(),
             other => other.to_string(),
         }
     }

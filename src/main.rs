@@ -41,6 +41,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    conclave::auth::password::release_large_blocks_at_once();
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,

@@ -102,6 +102,16 @@ impl AuthService {
         password: Password,
         client: Option<IpAddr>,
     ) -> AppResult<UserRecord> {
+        // Every account multiplies every per-user limit: one address gets a few per window.
+        if let Some(ip) = client {
+            limits::spend(
+                &*self.limiter,
+                &format!("register:addr:{ip}"),
+                self.settings.register_per_address,
+                "register",
+            )
+            .await?;
+        }
         // Cheap check first so a taken name costs no hashing; the unique index still decides races.
         if self.store.user_by_username(&username).await?.is_some() {
             return Err(AppError::conflict(
@@ -131,6 +141,11 @@ impl AuthService {
     }
 
     /// Unknown user and wrong password answer the same, in the same time.
+    ///
+    /// Only failures count against an account, and only those from the same address: the
+    /// owner's correct password is never refused because someone elsewhere guessed wrong
+    /// (`CONCLAVE_LOGIN_MAX_PER_ACCOUNT` failures per account and address per window). Every
+    /// attempt from one address counts against `CONCLAVE_LOGIN_MAX_PER_ADDRESS`.
     pub async fn login(
         &self,
         username: &str,
@@ -142,11 +157,15 @@ impl AuthService {
             self.limit(&format!("login:addr:{ip}"), s.login_per_address)
                 .await?;
         }
-        self.limit(
-            &format!("login:acct:{}", username.to_ascii_lowercase()),
-            s.login_per_account,
-        )
-        .await?;
+        let failures = format!(
+            "login:fail:{}:{}",
+            username.to_ascii_lowercase(),
+            client.map(|c| c.to_string()).unwrap_or_default()
+        );
+        if let Err(retry_after) = self.limiter.peek(&failures, s.login_per_account).await {
+            metrics::counter!(metric::RATE_LIMITED, "limit" => "login").increment(1);
+            return Err(AppError::RateLimited { retry_after });
+        }
         let user = match Username::parse(username) {
             Ok(u) => self.store.user_by_username(&u).await?,
             Err(_) => None,
@@ -158,6 +177,8 @@ impl AuthService {
         let claimed = user.as_ref().map(|u| u.id);
         let Some(user) = user.filter(|_| ok) else {
             metrics::counter!(metric::AUTH_LOGINS, "result" => "failure").increment(1);
+            // Counted whether or not it fits: the next attempt's peek decides.
+            let _ = self.limiter.hit(&failures, s.login_per_account).await;
             tracing::info!(target: "audit", event = "login_failed", client = ?client);
             // The claimed user, if the name exists, is the target: whose account was tried.
             self.audit.record(

@@ -34,6 +34,15 @@ impl MemoryLimiter {
     }
 
     pub fn check_at(&self, key: &str, limit: RateLimit, now: Instant) -> Result<(), Duration> {
+        self.gcra(key, limit, now, true)
+    }
+
+    /// [`Self::check_at`] without counting the event.
+    pub fn peek_at(&self, key: &str, limit: RateLimit, now: Instant) -> Result<(), Duration> {
+        self.gcra(key, limit, now, false)
+    }
+
+    fn gcra(&self, key: &str, limit: RateLimit, now: Instant, spend: bool) -> Result<(), Duration> {
         let interval = limit.window / limit.max.max(1);
         let shard = &self.shards[shard_of(key)];
         let mut map = shard.lock();
@@ -48,7 +57,9 @@ impl MemoryLimiter {
             let wait = next - allowed_until;
             return Err(wait.max(Duration::from_millis(1)));
         }
-        map.insert(key.to_owned(), next);
+        if spend {
+            map.insert(key.to_owned(), next);
+        }
         Ok(())
     }
 }
@@ -67,11 +78,32 @@ impl RateLimiter for MemoryLimiter {
     async fn hit(&self, key: &str, limit: RateLimit) -> Result<(), Duration> {
         self.check_at(key, limit, Instant::now())
     }
+
+    async fn peek(&self, key: &str, limit: RateLimit) -> Result<(), Duration> {
+        self.peek_at(key, limit, Instant::now())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peek_counts_nothing_and_says_what_a_hit_would() {
+        let l = MemoryLimiter::new();
+        let lim = RateLimit {
+            max: 2,
+            window: Duration::from_secs(10),
+        };
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            l.peek_at("a", lim, t0).unwrap();
+        }
+        l.check_at("a", lim, t0).unwrap();
+        l.check_at("a", lim, t0).unwrap();
+        assert!(l.peek_at("a", lim, t0).is_err());
+        assert!(l.check_at("a", lim, t0).is_err());
+    }
 
     #[test]
     fn allows_a_burst_then_refuses_until_the_budget_refills() {

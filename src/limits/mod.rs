@@ -19,6 +19,9 @@ pub use memory::MemoryLimiter;
 pub trait RateLimiter: Send + Sync + 'static {
     /// Count one event for `key`; `Err(retry_after)` when over `limit`.
     async fn hit(&self, key: &str, limit: RateLimit) -> Result<(), Duration>;
+    /// Whether a `hit` now would be refused, counting nothing (to check a budget that only
+    /// some outcomes spend, such as failed logins).
+    async fn peek(&self, key: &str, limit: RateLimit) -> Result<(), Duration>;
 }
 
 /// Counts one event for `key`; over `limit`, the client's `rate_limited` (with the wait) and

@@ -26,9 +26,24 @@ redis.call('SET', KEYS[1], nxt, 'PX', math.ceil(nxt - now) + 1)
 return 0
 "#;
 
+/// The same check as [`GCRA`], counting nothing.
+const GCRA_PEEK: &str = r#"
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local nxt = tat + interval
+if nxt > now + window then
+  return nxt - now - window
+end
+return 0
+"#;
+
 pub struct RedisLimiter {
     conn: ConnectionManager,
     script: Script,
+    peek: Script,
     prefix: String,
     fallback: MemoryLimiter,
 }
@@ -38,14 +53,44 @@ impl RedisLimiter {
         Self {
             conn,
             script: Script::new(GCRA),
+            peek: Script::new(GCRA_PEEK),
             prefix: prefix.to_owned(),
             fallback: MemoryLimiter::new(),
         }
     }
 }
 
+impl RedisLimiter {
+    async fn run(&self, script: &Script, key: &str, limit: RateLimit) -> Result<u64, String> {
+        let interval = (limit.window.as_millis() as u64 / limit.max.max(1) as u64).max(1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        script
+            .key(format!("{}rl:{key}", self.prefix))
+            .arg(now)
+            .arg(interval)
+            .arg(limit.window.as_millis() as u64)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[async_trait]
 impl RateLimiter for RedisLimiter {
+    async fn peek(&self, key: &str, limit: RateLimit) -> Result<(), Duration> {
+        match self.run(&self.peek, key, limit).await {
+            Ok(0) => Ok(()),
+            Ok(wait_ms) => Err(Duration::from_millis(wait_ms)),
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis rate limiter unavailable; using the per-process limiter");
+                self.fallback.peek(key, limit).await
+            }
+        }
+    }
+
     async fn hit(&self, key: &str, limit: RateLimit) -> Result<(), Duration> {
         let interval = (limit.window.as_millis() as u64 / limit.max.max(1) as u64).max(1);
         let now = std::time::SystemTime::now()

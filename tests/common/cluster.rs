@@ -132,6 +132,7 @@ impl Cluster {
             .env("CONCLAVE_ARGON2_ITERATIONS", "1")
             .env("CONCLAVE_LOGIN_MAX_PER_ADDRESS", "100000")
             .env("CONCLAVE_LOGIN_MAX_PER_ACCOUNT", "100000")
+            .env("CONCLAVE_REGISTER_MAX_PER_ADDRESS", "100000")
             .env("CONCLAVE_MESSAGES_PER_USER", "100000")
             .env("CONCLAVE_GROUP_ACTIONS_PER_USER", "100000")
             .env("CONCLAVE_SOCKET_EVENTS_PER_SEC", "10000")

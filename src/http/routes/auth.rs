@@ -69,7 +69,7 @@ impl From<crate::auth::TokenPair> for TokenReply {
     }
 }
 
-/// Create an account.
+/// Create an account. Accounts per client address are limited.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = Credentials,
     responses(
         (status = 201, description = "Account created", body = UserReply),
@@ -77,6 +77,8 @@ impl From<crate::auth::TokenPair> for TokenReply {
         (status = 409, description = "`username_taken`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Validation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many accounts created from this address (`CONCLAVE_REGISTER_MAX_PER_ADDRESS`), see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: password hashing is at capacity (`CONCLAVE_ARGON2_CONCURRENCY` + `CONCLAVE_ARGON2_QUEUE`), see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn register(
     State(s): State<AppState>,
@@ -97,14 +99,16 @@ pub async fn register(
 /// Log in: a short-lived access token and a refresh token.
 ///
 /// Unknown usernames and wrong passwords answer identically. Attempts are rate limited per
-/// account and per client address.
+/// client address, and failed attempts per account and address, so guesses from elsewhere never
+/// lock the owner out.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Credentials,
     responses(
         (status = 200, description = "Logged in", body = TokenReply),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Validation failed", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`, see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many attempts from this address, or failed ones for this account from this address; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: password hashing is at capacity, see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
     State(s): State<AppState>,
