@@ -103,9 +103,11 @@ where
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
+            // The scheme is case-insensitive (RFC 7235).
             .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
+                v.get(..7)
+                    .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+                    .map(|_| &v[7..])
             })
             .ok_or(AppError::Unauthenticated)?;
         let user = state.auth.authenticate(token.trim()).await?.user;

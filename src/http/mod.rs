@@ -84,6 +84,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(response_headers))
+                .layer(axum::middleware::from_fn(untrusted_request_id))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
@@ -98,6 +100,51 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CompressionLayer::new().gzip(true)),
         )
+}
+
+/// A client's `X-Request-Id` is kept only if it looks like an id (`[A-Za-z0-9._-]{1,64}`);
+/// anything else is dropped, and a fresh id is made, so a forged value can never read as extra
+/// fields in the logs.
+async fn untrusted_request_id(mut req: Request, next: Next) -> Response {
+    let acceptable = |v: &[u8]| {
+        (1..=64).contains(&v.len())
+            && v.iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    let headers = req.headers_mut();
+    if headers
+        .get_all(&REQUEST_ID)
+        .iter()
+        .any(|v| !acceptable(v.as_bytes()))
+        || headers.get_all(&REQUEST_ID).iter().count() > 1
+    {
+        headers.remove(&REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+/// Headers every answer carries: `nosniff` everywhere (the web client's own routes set their
+/// stricter policy themselves), `no-store` on everything under `/auth` (tokens must not be
+/// cached, RFC 6749 5.1), and a Content-Security-Policy for Swagger UI.
+async fn response_headers(req: Request, next: Next) -> Response {
+    use axum::http::{HeaderValue, header};
+    let path = req.uri().path();
+    let docs = path.starts_with("/api-docs");
+    let tokens = path.starts_with("/api/v1/auth/");
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    if tokens {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    if docs {
+        // Swagger UI's page configures itself with an inline script and inline styles.
+        h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
+            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ));
+    }
+    res
 }
 
 async fn not_found() -> Response {

@@ -92,6 +92,7 @@ impl IntoResponse for AppError {
             AppError::Unavailable(what) => {
                 tracing::warn!(dependency = %what, "dependency unavailable")
             }
+            AppError::Busy { .. } => tracing::debug!("busy: password hashing at capacity"),
             _ => {}
         }
         let problem = self.to_problem();
@@ -105,9 +106,9 @@ impl IntoResponse for AppError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let (Some(secs), AppError::RateLimited { .. } | AppError::Unavailable(_)) =
-            (retry, &self)
-        {
+        // Every answer that says when to come back says it in the header too (rate limits,
+        // a busy server, a rejoin cooldown).
+        if let Some(secs) = retry {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res

@@ -283,6 +283,12 @@ async fn private_groups_have_a_rejoin_cooldown() {
         r.assert_problem(403, "cooldown_active");
         let secs = r.body["retry_after"].as_u64().expect("retry_after");
         assert!((1..=2).contains(&secs), "retry_after {secs}");
+        let header: u64 = r
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
+        assert_eq!(header, secs, "the header says what the body says");
     }
     // Someone without history is not affected.
     assert_eq!(join(&app, &never, &g).await.status, 202);
