@@ -174,6 +174,8 @@ pub enum Refusal {
     OwnerMustTransfer,
     #[error("the group is full")]
     GroupFull,
+    #[error("a user may belong to at most {max} groups")]
+    TooManyGroups { max: u32 },
     #[error("{message}")]
     InvalidTarget {
         field: &'static str,

@@ -139,6 +139,7 @@ impl GroupService {
         }
         let policy = Policy {
             rejoin_cooldown: self.settings.rejoin_cooldown,
+            max_groups_per_user: self.settings.max_groups_per_user,
         };
         let res = self
             .store
@@ -148,6 +149,9 @@ impl GroupService {
             Ok(_) => "ok",
             Err(e) => e.code(),
         };
+        if result == "too_many_groups" {
+            metrics::counter!(metric::RATE_LIMITED, "limit" => "groups_per_user").increment(1);
+        }
         metrics::counter!(metric::GROUP_COMMANDS, "command" => cmd.name(), "result" => result)
             .increment(1);
         let done = res?;
@@ -231,9 +235,9 @@ impl GroupService {
         .await
     }
 
-    /// Refuses a new membership of `user` once they belong to `max_groups_per_user` groups.
-    /// Checked before the store transaction, so two concurrent joins by one user may overshoot
-    /// by one; the group-action rate limit keeps that race narrow.
+    /// Refuses a new membership of `user` once they belong to `max_groups_per_user` groups: the
+    /// cheap early answer. The store decides it again inside the transaction that adds the
+    /// member, with the user locked (`store::membership`), so concurrent joins cannot overshoot.
     async fn ensure_room_for(&self, user: UserId, joining: Option<GroupId>) -> AppResult<()> {
         let max = self.settings.max_groups_per_user as usize;
         let groups = self.store.group_ids_of_user(user).await?;

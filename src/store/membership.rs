@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::{Executed, GroupRecord, Policy};
 use crate::domain::membership::{Snapshot, decide};
-use crate::domain::{Command, Effect, GroupFacts, GroupId, Relation, Role, UserId};
+use crate::domain::{Command, Effect, GroupFacts, GroupId, Refusal, Relation, Role, UserId};
 use crate::error::AppError;
 
 /// The reads of one (group, user) relation, inside whatever transaction or snapshot the engine
@@ -35,6 +35,11 @@ pub(crate) trait MembershipTx: GroupReads {
     async fn lock_group(&mut self, group: GroupId) -> Result<Option<GroupRecord>, Self::Error>;
     async fn user_exists(&mut self, user: UserId) -> Result<bool, Self::Error>;
     async fn member_ids(&mut self, group: GroupId) -> Result<Vec<UserId>, Self::Error>;
+    /// Marks the user written in this transaction, so two transactions adding the same user to
+    /// different groups conflict (an engine that serialises every write does nothing).
+    async fn lock_user(&mut self, user: UserId) -> Result<(), Self::Error>;
+    /// How many groups the user belongs to.
+    async fn membership_count(&mut self, user: UserId) -> Result<u64, Self::Error>;
     async fn apply(
         &mut self,
         group: GroupId,
@@ -122,6 +127,17 @@ pub(crate) async fn execute<T: MembershipTx>(
         target: &target_rel,
     };
     let decision = decide(cmd, &snapshot, now, policy.rejoin_cooldown).map_err(AppError::from)?;
+    // The groups-per-user cap, decided here with the user locked: checked before the
+    // transaction, two joins of one user at once could each see room for one more.
+    for e in &decision.effects {
+        if let Effect::AddMember { user, .. } = e {
+            tx.lock_user(*user).await?;
+            if tx.membership_count(*user).await? >= u64::from(policy.max_groups_per_user) {
+                let max = policy.max_groups_per_user;
+                return Err(AppError::from(Refusal::TooManyGroups { max }).into());
+            }
+        }
+    }
     let former_members = if decision.effects.contains(&Effect::DeleteGroup) {
         tx.member_ids(gid).await?
     } else {

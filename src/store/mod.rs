@@ -32,6 +32,8 @@ pub use records::*;
 #[derive(Clone, Copy, Debug)]
 pub struct Policy {
     pub rejoin_cooldown: Duration,
+    /// Groups one user may belong to; checked inside the transaction that adds a member.
+    pub max_groups_per_user: u32,
 }
 
 /// What [`Store::purge_expired`] removed.

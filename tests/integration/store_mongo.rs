@@ -66,6 +66,7 @@ crate::conformance_suite!(mongo_store());
 
 fn policy() -> Policy {
     Policy {
+        max_groups_per_user: 1_000,
         rejoin_cooldown: Duration::from_secs(3600),
     }
 }

@@ -129,6 +129,9 @@ fn refusal_name(r: &Refusal) -> &'static str {
         Refusal::OwnerMustTransfer => "owner_must_transfer",
         Refusal::GroupFull => "group_full",
         Refusal::InvalidTarget { .. } => "invalid_target",
+        // Decided by the store's membership algorithm (it counts the user's groups inside the
+        // transaction), never by `decide`: the store conformance suite covers it.
+        Refusal::TooManyGroups { .. } => "too_many_groups",
     }
 }
 

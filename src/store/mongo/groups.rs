@@ -129,6 +129,29 @@ impl MembershipTx for Session<'_> {
         .collect::<AppResult<Vec<UserId>>>()?)
     }
 
+    async fn lock_user(&mut self, u: UserId) -> TxResult<()> {
+        // Any two transactions adding this user now write the same document: the second one
+        // gets a write conflict and runs again, seeing the first one's membership.
+        self.c
+            .users
+            .update_one(
+                doc! { "_id": u.to_string() },
+                doc! { "$inc": { "rev": 1i64 } },
+            )
+            .session(&mut *self.s)
+            .await?;
+        Ok(())
+    }
+
+    async fn membership_count(&mut self, u: UserId) -> TxResult<u64> {
+        Ok(self
+            .c
+            .memberships
+            .count_documents(doc! { "user_id": u.to_string() })
+            .session(&mut *self.s)
+            .await?)
+    }
+
     async fn apply(&mut self, g: GroupId, effect: &Effect, now: OffsetDateTime) -> TxResult<()> {
         apply(self.c, self.s, &g.to_string(), effect, now).await
     }

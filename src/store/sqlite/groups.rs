@@ -91,6 +91,22 @@ impl MembershipTx for Sql<'_> {
             .map_err(db)
     }
 
+    async fn lock_user(&mut self, _: UserId) -> AppResult<()> {
+        // The one writer connection serialises every change already.
+        Ok(())
+    }
+
+    async fn membership_count(&mut self, u: UserId) -> AppResult<u64> {
+        self.0
+            .row(
+                "SELECT COUNT(*) FROM memberships WHERE user_id = ?1",
+                [u.to_string()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(db)
+    }
+
     async fn apply(&mut self, g: GroupId, effect: &Effect, now: OffsetDateTime) -> AppResult<()> {
         apply(self.0, g, effect, now)
     }

@@ -106,6 +106,7 @@ macro_rules! conformance_suite {
             envelope_bytes_come_back_byte_identical,
             concurrent_approvals_never_overfill,
             concurrent_joins_never_overfill,
+            concurrent_joins_of_one_user_never_exceed_the_groups_per_user_cap,
             ban_racing_join_and_approve_never_leaves_a_banned_member,
             transfer_racing_leaves_keeps_exactly_one_owner,
             concurrent_appends_get_contiguous_seq,
@@ -138,6 +139,7 @@ const COOLDOWN: Duration = Duration::from_secs(48 * 3600);
 fn policy() -> Policy {
     Policy {
         rejoin_cooldown: COOLDOWN,
+        max_groups_per_user: 1_000,
     }
 }
 

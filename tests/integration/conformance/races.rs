@@ -124,6 +124,43 @@ pub async fn concurrent_approvals_never_overfill(s: DynStore) {
     }
 }
 
+/// The groups-per-user cap holds however many joins one user makes at once: it is checked
+/// inside the transaction that adds the member, with the user locked.
+pub async fn concurrent_joins_of_one_user_never_exceed_the_groups_per_user_cap(s: DynStore) {
+    let owner = user(&s, "many_groups_owner").await;
+    let cap = Policy {
+        max_groups_per_user: 3,
+        ..policy()
+    };
+    for round in 0..RACE_ROUNDS / 3 {
+        let joiner = user(&s, &format!("joiner{round}")).await;
+        let mut groups = Vec::new();
+        for _ in 0..8 {
+            groups.push(group(&s, &owner, Visibility::Open, 10).await.id);
+        }
+        let jobs: Vec<Job<AppResult<Executed>>> = groups
+            .iter()
+            .map(|g| {
+                let (s, j, g) = (s.clone(), joiner.clone(), *g);
+                Box::pin(
+                    async move { s.execute(g, j.id, &Command::Join, domain::now(), cap).await },
+                ) as Job<_>
+            })
+            .collect();
+        let results = all_at_once(jobs).await;
+        let joined = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(joined, 3, "round {round}");
+        for r in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert_eq!(r.code(), "too_many_groups", "round {round}: {r}");
+            assert_eq!(r.status(), 409);
+        }
+        assert_eq!(s.group_ids_of_user(joiner.id).await.unwrap().len(), 3);
+        for g in &groups {
+            assert_consistent(&s, *g).await;
+        }
+    }
+}
+
 pub async fn concurrent_joins_never_overfill(s: DynStore) {
     let owner = user(&s, "open_racer").await;
     let people = crowd(&s, "rusher", 6).await;
