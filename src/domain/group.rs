@@ -31,7 +31,7 @@ impl Visibility {
     }
 }
 
-/// 1..=100 characters after trimming; no control characters.
+/// 1..=100 characters after trimming; no control or bidirectional formatting characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupName(String);
 
@@ -53,6 +53,9 @@ impl GroupName {
                 "must not contain control characters",
             ));
         }
+        if let Some(c) = super::text::refused_char(t, false) {
+            return Err(FieldError::new("name", super::text::refused_message(c)));
+        }
         Ok(Self(t.to_owned()))
     }
 
@@ -61,7 +64,8 @@ impl GroupName {
     }
 }
 
-/// Up to 1000 characters.
+/// Up to 1000 characters; line breaks and tabs, but no other control characters and no
+/// bidirectional formatting characters.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Description(String);
 
@@ -73,6 +77,12 @@ impl Description {
             return Err(FieldError::new(
                 "description",
                 format!("must be at most {} characters", Self::MAX),
+            ));
+        }
+        if let Some(c) = super::text::refused_char(raw, true) {
+            return Err(FieldError::new(
+                "description",
+                super::text::refused_message(c),
             ));
         }
         Ok(Self(raw.trim().to_owned()))

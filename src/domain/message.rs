@@ -5,7 +5,8 @@ use time::OffsetDateTime;
 
 use super::{FieldError, GroupId, MessageId, UserId};
 
-/// 1..=4096 characters (Unicode scalar values), not only whitespace.
+/// 1..=4096 characters (Unicode scalar values), not only whitespace; line breaks and tabs, but
+/// no other control characters and no bidirectional formatting characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Content(String);
 
@@ -24,6 +25,9 @@ impl Content {
         }
         if raw.trim().is_empty() {
             return Err(FieldError::new("content", "must not be empty"));
+        }
+        if let Some(c) = super::text::refused_char(&raw, true) {
+            return Err(FieldError::new("content", super::text::refused_message(c)));
         }
         Ok(Self(raw))
     }

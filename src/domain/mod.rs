@@ -9,6 +9,7 @@ pub mod ids;
 pub mod membership;
 pub mod message;
 pub mod page;
+pub mod text;
 pub mod user;
 
 use time::OffsetDateTime;

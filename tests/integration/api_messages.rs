@@ -675,3 +675,51 @@ async fn metrics_show_each_partitions_queue_depth_and_unacked_messages() {
         assert!(text.contains(gauge), "{gauge} missing from /metrics");
     }
 }
+
+/// NUL, escape sequences and bidirectional overrides are refused in everything other members
+/// see (content, group names, descriptions), so a name cannot impersonate another and a message
+/// cannot hide what it says; line breaks and tabs stay allowed in text.
+#[tokio::test]
+async fn control_and_bidi_characters_are_refused_where_others_see_them() {
+    let app = TestApp::spawn().await;
+    let alice = app.user().await;
+    let g = app.group(&alice, "open").await;
+    for bad in [
+        "nul\0here",
+        "esc\u{1b}[2J",
+        "gnp\u{202E}exe",
+        "iso\u{2067}late",
+    ] {
+        let r = send(&app, &alice, &g, json!({"content": bad})).await;
+        r.assert_problem(422, "validation_failed");
+        assert_eq!(r.error_fields(), ["content"], "{bad:?}");
+        let create = app
+            .call_full(
+                Method::POST,
+                "/groups",
+                Some(&alice.token),
+                Some(json!({"name": format!("team {bad}"), "visibility": "open"})),
+            )
+            .await;
+        create.assert_problem(422, "validation_failed");
+        assert_eq!(create.error_fields(), ["name"], "{bad:?}");
+        let described = app
+            .call_full(
+                Method::POST,
+                "/groups",
+                Some(&alice.token),
+                Some(json!({"name": "fine", "description": bad, "visibility": "open"})),
+            )
+            .await;
+        described.assert_problem(422, "validation_failed");
+        assert_eq!(described.error_fields(), ["description"], "{bad:?}");
+    }
+    let ok = send(
+        &app,
+        &alice,
+        &g,
+        json!({"content": "two\nlines\tand a tab"}),
+    )
+    .await;
+    assert_eq!(ok.status, 202, "{}", ok.body);
+}

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 
 use conclave::crypto::{EnvelopeError, Keyring};
+use conclave::domain::text::refused_char;
 use conclave::domain::{
     ClientMsgId, Content, Cursor, Description, GroupId, GroupName, Limit, MaxMembers, MessageId,
     Password, UserId, Username, Visibility,
@@ -66,16 +67,20 @@ proptest! {
             prop_assert!((1..=100).contains(&len));
             prop_assert_eq!(n.as_str(), raw.trim());
             prop_assert!(!n.as_str().chars().any(char::is_control));
+            prop_assert_eq!(refused_char(n.as_str(), false), None);
         }
     }
 
     #[test]
     fn descriptions(raw in text(1100)) {
         match Description::parse(&raw) {
-            Ok(d) => prop_assert!(d.as_str().chars().count() <= 1000),
+            Ok(d) => {
+                prop_assert!(d.as_str().chars().count() <= 1000);
+                prop_assert_eq!(refused_char(d.as_str(), true), None);
+            }
             Err(e) => {
                 prop_assert_eq!(e.field, "description");
-                prop_assert!(raw.chars().count() > 1000);
+                prop_assert!(raw.chars().count() > 1000 || refused_char(&raw, true).is_some());
             }
         }
     }
@@ -102,6 +107,7 @@ proptest! {
             Ok(c) => {
                 prop_assert!(c.as_str().chars().count() <= 4096);
                 prop_assert!(!c.as_str().trim().is_empty());
+                prop_assert_eq!(refused_char(c.as_str(), true), None);
                 prop_assert_eq!(c.into_string(), raw);
             }
             Err(e) => prop_assert_eq!(e.field, "content"),
