@@ -12,6 +12,7 @@ use redis::aio::ConnectionManager;
 use super::{MemoryLimiter, RateLimiter};
 use crate::config::RateLimit;
 
+/// ARGV: now (ms), interval (ms), window (ms), and 1 to count the event or 0 to only look.
 const GCRA: &str = r#"
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
@@ -22,20 +23,8 @@ local nxt = tat + interval
 if nxt > now + window then
   return nxt - now - window
 end
-redis.call('SET', KEYS[1], nxt, 'PX', math.ceil(nxt - now) + 1)
-return 0
-"#;
-
-/// The same check as [`GCRA`], counting nothing.
-const GCRA_PEEK: &str = r#"
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local window = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local nxt = tat + interval
-if nxt > now + window then
-  return nxt - now - window
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[1], nxt, 'PX', math.ceil(nxt - now) + 1)
 end
 return 0
 "#;
@@ -43,7 +32,6 @@ return 0
 pub struct RedisLimiter {
     conn: ConnectionManager,
     script: Script,
-    peek: Script,
     prefix: String,
     fallback: MemoryLimiter,
 }
@@ -53,7 +41,6 @@ impl RedisLimiter {
         Self {
             conn,
             script: Script::new(GCRA),
-            peek: Script::new(GCRA_PEEK),
             prefix: prefix.to_owned(),
             fallback: MemoryLimiter::new(),
         }
@@ -61,37 +48,9 @@ impl RedisLimiter {
 }
 
 impl RedisLimiter {
-    async fn run(&self, script: &Script, key: &str, limit: RateLimit) -> Result<u64, String> {
-        let interval = (limit.window.as_millis() as u64 / limit.max.max(1) as u64).max(1);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
-        script
-            .key(format!("{}rl:{key}", self.prefix))
-            .arg(now)
-            .arg(interval)
-            .arg(limit.window.as_millis() as u64)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(|e| e.to_string())
-    }
-}
-
-#[async_trait]
-impl RateLimiter for RedisLimiter {
-    async fn peek(&self, key: &str, limit: RateLimit) -> Result<(), Duration> {
-        match self.run(&self.peek, key, limit).await {
-            Ok(0) => Ok(()),
-            Ok(wait_ms) => Err(Duration::from_millis(wait_ms)),
-            Err(e) => {
-                tracing::warn!(error = %e, "Redis rate limiter unavailable; using the per-process limiter");
-                self.fallback.peek(key, limit).await
-            }
-        }
-    }
-
-    async fn hit(&self, key: &str, limit: RateLimit) -> Result<(), Duration> {
+    /// Runs the GCRA for `key`, counting the event when `spend`; on a Redis failure, the same
+    /// on this process's memory limiter.
+    async fn gcra(&self, key: &str, limit: RateLimit, spend: bool) -> Result<(), Duration> {
         let interval = (limit.window.as_millis() as u64 / limit.max.max(1) as u64).max(1);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -103,6 +62,7 @@ impl RateLimiter for RedisLimiter {
             .arg(now)
             .arg(interval)
             .arg(limit.window.as_millis() as u64)
+            .arg(u8::from(spend))
             .invoke_async(&mut self.conn.clone())
             .await;
         match res {
@@ -110,8 +70,23 @@ impl RateLimiter for RedisLimiter {
             Ok(wait_ms) => Err(Duration::from_millis(wait_ms)),
             Err(e) => {
                 tracing::warn!(error = %e, "Redis rate limiter unavailable; using the per-process limiter");
-                self.fallback.hit(key, limit).await
+                if spend {
+                    self.fallback.hit(key, limit).await
+                } else {
+                    self.fallback.peek(key, limit).await
+                }
             }
         }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisLimiter {
+    async fn peek(&self, key: &str, limit: RateLimit) -> Result<(), Duration> {
+        self.gcra(key, limit, false).await
+    }
+
+    async fn hit(&self, key: &str, limit: RateLimit) -> Result<(), Duration> {
+        self.gcra(key, limit, true).await
     }
 }

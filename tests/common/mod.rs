@@ -56,6 +56,72 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port between {LOW} and {}", LOW + SPAN);
 }
 
+/// The real `conclave` binary as a child process on a port of its own (standalone engine, data
+/// in `dir`, its output in `dir/conclave-<port>.log`), once `/readyz` answers 200. Killed when
+/// dropped, if still running.
+pub struct ChildServer {
+    pub child: std::process::Child,
+    pub base: String,
+    log: std::path::PathBuf,
+}
+
+impl ChildServer {
+    /// Starts it with `env` on top of a clean environment (cheap hashing unless `env` says
+    /// otherwise).
+    pub async fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let log = dir.join(format!("conclave-{port}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_conclave"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CONCLAVE_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("CONCLAVE_DATA_DIR", dir)
+            .env("CONCLAVE_ARGON2_MEMORY_KIB", "64")
+            .env("CONCLAVE_ARGON2_ITERATIONS", "1")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::from(out.try_clone().unwrap()))
+            .stderr(std::process::Stdio::from(out));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("conclave binary starts");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(format!("{}/readyz", server.base)).send().await
+                && r.status() == StatusCode::OK
+            {
+                return server;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not ready in 30 s:\n{}",
+                server.log()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn unique(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}{}_{n}", std::process::id() % 10_000)

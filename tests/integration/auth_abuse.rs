@@ -2,14 +2,12 @@
 //! bounded amount of memory however many registrations arrive at once, failed logins from one
 //! address never lock the owner out from another, and one address creates only a few accounts.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use reqwest::{Client, StatusCode};
+use reqwest::Client;
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
-use crate::common::{Reply, TestApp, free_port, unique};
+use crate::common::{ChildServer, Reply, TestApp, unique};
 
 /// The registrations sent at once, as in the attack that found the problem.
 const BURST: usize = 100;
@@ -19,55 +17,21 @@ const PEAK_RSS_KIB: u64 = 400 * 1024;
 /// `release_large_blocks_at_once`).
 const SETTLED_RSS_KIB: u64 = 150 * 1024;
 
-struct Proc {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The real binary with the default (OWASP) argon2 parameters: 19 MiB per hash.
-async fn spawn_default_hashing(dir: &std::path::Path) -> Proc {
-    let port = free_port();
-    let log = dir.join("conclave.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CONCLAVE_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("CONCLAVE_DATA_DIR", dir)
-        // Explicit, so the bound does not depend on this machine's cores.
-        .env("CONCLAVE_ARGON2_CONCURRENCY", "2")
-        .env("CONCLAVE_ARGON2_QUEUE", "16")
-        .env("CONCLAVE_REGISTER_MAX_PER_ADDRESS", "100000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::from(out.try_clone().unwrap()))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .expect("conclave binary starts");
-    let p = Proc {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    };
-    let client = Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{}/readyz", p.base)).send().await
-            && r.status() == StatusCode::OK
-        {
-            return p;
-        }
-        let log = std::fs::read_to_string(&p.log).unwrap_or_default();
-        assert!(Instant::now() < deadline, "not ready in 30 s:\n{log}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn spawn_default_hashing(dir: &std::path::Path) -> ChildServer {
+    ChildServer::start(
+        dir,
+        &[
+            ("CONCLAVE_ARGON2_MEMORY_KIB", "19456"),
+            ("CONCLAVE_ARGON2_ITERATIONS", "2"),
+            // Explicit, so the bound does not depend on this machine's cores.
+            ("CONCLAVE_ARGON2_CONCURRENCY", "2"),
+            ("CONCLAVE_ARGON2_QUEUE", "16"),
+            ("CONCLAVE_REGISTER_MAX_PER_ADDRESS", "100000"),
+            ("RUST_LOG", "warn"),
+        ],
+    )
+    .await
 }
 
 /// A field of /proc/<pid>/status, in KiB (`VmHWM` is the peak resident set).

@@ -2,12 +2,12 @@
 //! sockets keep working, then sockets get a transport close (which the official clients answer
 //! by reconnecting, unlike a Socket.IO "io server disconnect"), and the process exits 0.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use crate::common::TestApp;
 use crate::common::cluster::{Cluster, NodeApi};
 use crate::common::sio::{CloseKind, SioClient};
+use crate::common::{ChildServer, TestApp};
 use reqwest::Method;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -17,52 +17,15 @@ use tokio::time::Instant;
 const DRAIN_DELAY: &str = "8s";
 const GRACE: &str = "5s";
 
-struct Proc {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-impl Proc {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-async fn spawn_standalone(dir: &std::path::Path) -> Proc {
-    let port = crate::common::free_port();
-    let log = dir.join(format!("conclave-{port}.log"));
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CONCLAVE_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("CONCLAVE_DATA_DIR", dir)
-        .env("CONCLAVE_ARGON2_MEMORY_KIB", "64")
-        .env("CONCLAVE_ARGON2_ITERATIONS", "1")
-        .env("CONCLAVE_DRAIN_DELAY", DRAIN_DELAY)
-        .env("CONCLAVE_SHUTDOWN_GRACE", GRACE)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::from(out.try_clone().unwrap()))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .expect("conclave binary starts");
-    let p = Proc {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = client.get(format!("{}/readyz", p.base)).send().await
-            && r.status() == StatusCode::OK
-        {
-            return p;
-        }
-        assert!(Instant::now() < deadline, "not ready in 30 s:\n{}", p.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn spawn_standalone(dir: &std::path::Path) -> ChildServer {
+    ChildServer::start(
+        dir,
+        &[
+            ("CONCLAVE_DRAIN_DELAY", DRAIN_DELAY),
+            ("CONCLAVE_SHUTDOWN_GRACE", GRACE),
+        ],
+    )
+    .await
 }
 
 fn sigterm(child: &Child) {
