@@ -189,6 +189,29 @@ fn apply(tx: &Connection, g: GroupId, effect: &Effect, now: OffsetDateTime) -> A
     r.map(|_| ()).map_err(db)
 }
 
+impl SqliteStore {
+    /// One page of a per-group listing of users (members, requests, bans), oldest first by
+    /// `(time, user_id)`: `sql` takes the group, the cursor's time and user, and the row count.
+    async fn user_listing<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        (gid, limit, after): (GroupId, Limit, Option<&Cursor>),
+        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        key: fn(&T) -> String,
+    ) -> AppResult<Page<T>> {
+        let (t, u) = after_time_key(after)?;
+        self.read(move |c| {
+            let mut st = c.prepare_cached(sql).map_err(db)?;
+            let items = st
+                .query_map(params![gid.to_string(), t, u, rows_for(limit)], row)
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(db)?;
+            Ok(page(items, limit, key, Some))
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl GroupStore for SqliteStore {
     async fn create_group(&self, g: &GroupRecord) -> AppResult<()> {
@@ -349,23 +372,14 @@ impl GroupStore for SqliteStore {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<MemberRecord>> {
-        let (t, u) = after_time_key(after)?;
-        self.read(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT m.user_id, u.username, m.role, m.joined_at FROM memberships m JOIN users u ON u.id = m.user_id
-                     WHERE m.group_id = ?1 AND (m.joined_at, m.user_id) > (?2, ?3)
-                     ORDER BY m.joined_at, m.user_id LIMIT ?4",
-                )
-                .map_err(db)?;
-            let items = st
-                .query_map(params![gid.to_string(), t, u, rows_for(limit)], |r| {
-                    Ok(MemberRecord { user_id: id(r.get(0)?)?, username: r.get(1)?, role: role(r.get(2)?), joined_at: from_millis(r.get(3)?) })
-                })
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(db)?;
-            Ok(page(items, limit, |m| time_key(m.joined_at, m.user_id), Some))
-        })
+        self.user_listing(
+            "SELECT m.user_id, u.username, m.role, m.joined_at FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE m.group_id = ?1 AND (m.joined_at, m.user_id) > (?2, ?3)
+             ORDER BY m.joined_at, m.user_id LIMIT ?4",
+            (gid, limit, after),
+            |r| Ok(MemberRecord { user_id: id(r.get(0)?)?, username: r.get(1)?, role: role(r.get(2)?), joined_at: from_millis(r.get(3)?) }),
+            |m| time_key(m.joined_at, m.user_id),
+        )
         .await
     }
 
@@ -375,23 +389,14 @@ impl GroupStore for SqliteStore {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<JoinRequestRecord>> {
-        let (t, u) = after_time_key(after)?;
-        self.read(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT j.user_id, u.username, j.requested_at FROM join_requests j JOIN users u ON u.id = j.user_id
-                     WHERE j.group_id = ?1 AND (j.requested_at, j.user_id) > (?2, ?3)
-                     ORDER BY j.requested_at, j.user_id LIMIT ?4",
-                )
-                .map_err(db)?;
-            let items = st
-                .query_map(params![gid.to_string(), t, u, rows_for(limit)], |r| {
-                    Ok(JoinRequestRecord { user_id: id(r.get(0)?)?, username: r.get(1)?, requested_at: from_millis(r.get(2)?) })
-                })
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(db)?;
-            Ok(page(items, limit, |j| time_key(j.requested_at, j.user_id), Some))
-        })
+        self.user_listing(
+            "SELECT j.user_id, u.username, j.requested_at FROM join_requests j JOIN users u ON u.id = j.user_id
+             WHERE j.group_id = ?1 AND (j.requested_at, j.user_id) > (?2, ?3)
+             ORDER BY j.requested_at, j.user_id LIMIT ?4",
+            (gid, limit, after),
+            |r| Ok(JoinRequestRecord { user_id: id(r.get(0)?)?, username: r.get(1)?, requested_at: from_millis(r.get(2)?) }),
+            |j| time_key(j.requested_at, j.user_id),
+        )
         .await
     }
 
@@ -401,23 +406,14 @@ impl GroupStore for SqliteStore {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<BanRecord>> {
-        let (t, u) = after_time_key(after)?;
-        self.read(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT b.user_id, u.username, b.banned_by, b.banned_at FROM bans b JOIN users u ON u.id = b.user_id
-                     WHERE b.group_id = ?1 AND (b.banned_at, b.user_id) > (?2, ?3)
-                     ORDER BY b.banned_at, b.user_id LIMIT ?4",
-                )
-                .map_err(db)?;
-            let items = st
-                .query_map(params![gid.to_string(), t, u, rows_for(limit)], |r| {
-                    Ok(BanRecord { user_id: id(r.get(0)?)?, username: r.get(1)?, banned_by: id(r.get(2)?)?, banned_at: from_millis(r.get(3)?) })
-                })
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(db)?;
-            Ok(page(items, limit, |b| time_key(b.banned_at, b.user_id), Some))
-        })
+        self.user_listing(
+            "SELECT b.user_id, u.username, b.banned_by, b.banned_at FROM bans b JOIN users u ON u.id = b.user_id
+             WHERE b.group_id = ?1 AND (b.banned_at, b.user_id) > (?2, ?3)
+             ORDER BY b.banned_at, b.user_id LIMIT ?4",
+            (gid, limit, after),
+            |r| Ok(BanRecord { user_id: id(r.get(0)?)?, username: r.get(1)?, banned_by: id(r.get(2)?)?, banned_at: from_millis(r.get(3)?) }),
+            |b| time_key(b.banned_at, b.user_id),
+        )
         .await
     }
 }
