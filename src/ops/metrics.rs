@@ -24,6 +24,7 @@ pub const RATE_LIMITED: &str = "conclave_rate_limited_total";
 pub const MESSAGES_ACCEPTED: &str = "conclave_messages_accepted_total";
 pub const MESSAGES_PERSISTED: &str = "conclave_messages_persisted_total";
 pub const MESSAGES_DUPLICATE: &str = "conclave_messages_duplicate_total";
+pub const MESSAGES_SENDER_GONE: &str = "conclave_messages_sender_not_member_total";
 pub const MESSAGES_BY_GROUP_SIZE: &str = "conclave_messages_sent_by_group_size_total";
 pub const PERSIST_LATENCY: &str = "conclave_message_persist_latency_seconds";
 pub const PIPELINE_BATCH: &str = "conclave_pipeline_batch_size";
@@ -35,6 +36,8 @@ pub const GROUP_COMMANDS: &str = "conclave_group_commands_total";
 pub const MESSAGES_DELIVERED: &str = "conclave_messages_delivered_total";
 pub const DELIVERY_LATENCY: &str = "conclave_message_delivery_latency_seconds";
 pub const SOCKETS_CONNECTED: &str = "conclave_socket_connections";
+pub const HTTP_CONNECTIONS: &str = "conclave_http_connections";
+pub const CONNECTIONS_REFUSED: &str = "conclave_http_connections_refused_total";
 pub const SOCKET_CONNECTS: &str = "conclave_socket_connects_total";
 pub const SOCKET_DISCONNECTS: &str = "conclave_socket_disconnects_total";
 pub const SOCKET_AUTH_FAILURES: &str = "conclave_socket_auth_failures_total";
@@ -151,6 +154,18 @@ fn describe() {
     describe_counter!(
         MESSAGES_DUPLICATE,
         "Messages not stored again because they already were"
+    );
+    describe_gauge!(
+        HTTP_CONNECTIONS,
+        "Open client connections (HTTP, long-polling and WebSocket alike)"
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections closed unread because a cap was reached (cap: total, per_address), and failed accepts (accept_error)"
+    );
+    describe_counter!(
+        MESSAGES_SENDER_GONE,
+        "Messages refused where they are stored because their sender was no longer a member"
     );
     describe_histogram!(
         PERSIST_LATENCY,
