@@ -77,6 +77,9 @@ pub struct Settings {
     pub mongodb_uri: String,
     pub mongodb_db: String,
     pub redis_url: String,
+    /// How long the cluster keeps trying to publish a removal (ban, removal, deletion) to every
+    /// process before the command answers 503; zero: one attempt.
+    pub fanout_publish_deadline: Duration,
     pub amqp_url: String,
     pub jwt_secret: Option<Secret>,
     pub encryption_keys: Option<Secret>,
@@ -111,6 +114,14 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted ingress).
     pub trust_forwarded_for: bool,
+    /// Open client connections at once; `0`: the descriptor limit less a reserve.
+    pub max_connections: usize,
+    /// Open connections from one address (not applied behind a trusted ingress, where every
+    /// connection comes from the ingress).
+    pub max_connections_per_address: usize,
+    /// A request's headers must arrive within this; also how long an idle keep-alive
+    /// connection stays open.
+    pub header_read_timeout: Duration,
     pub partitions: u32,
     pub shutdown_grace: Duration,
     /// Inbound Socket.IO events per second per socket (burst: twice that).
@@ -329,6 +340,12 @@ impl Settings {
             mongodb_uri: r.str("CONCLAVE_MONGODB_URI", "mongodb://127.0.0.1:27017"),
             mongodb_db: r.str("CONCLAVE_MONGODB_DB", "conclave"),
             redis_url: r.str("CONCLAVE_REDIS_URL", "redis://127.0.0.1:6379"),
+            fanout_publish_deadline: r.duration_in(
+                "CONCLAVE_FANOUT_PUBLISH_DEADLINE",
+                "2s",
+                0,
+                30,
+            )?,
             amqp_url: r.str("CONCLAVE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             jwt_secret,
             encryption_keys,
@@ -382,6 +399,14 @@ impl Settings {
             max_body_bytes: r.num("CONCLAVE_MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024)?,
             request_timeout: r.duration_in("CONCLAVE_REQUEST_TIMEOUT", "30s", 1, 600)?,
             trust_forwarded_for: r.bool("CONCLAVE_TRUST_FORWARDED_FOR", false)?,
+            max_connections: r.num("CONCLAVE_MAX_CONNECTIONS", 0, 0, 1_000_000)?,
+            max_connections_per_address: r.num(
+                "CONCLAVE_MAX_CONNECTIONS_PER_ADDRESS",
+                256,
+                1,
+                1_000_000,
+            )?,
+            header_read_timeout: r.duration_in("CONCLAVE_HEADER_READ_TIMEOUT", "20s", 1, 30)?,
             partitions: r.num("CONCLAVE_PARTITIONS", 16, 1, 1024)?,
             shutdown_grace: r.duration_in("CONCLAVE_SHUTDOWN_GRACE", "20s", 0, 3_600)?,
             socket_events_per_sec: r.num("CONCLAVE_SOCKET_EVENTS_PER_SEC", 20, 1, 10_000)?,

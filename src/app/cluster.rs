@@ -91,6 +91,7 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
             &s.cluster_prefix,
             c.shutdown.clone(),
             Arc::new(sender_cache.clone()),
+            s.fanout_publish_deadline,
         )
     })
     .await;
