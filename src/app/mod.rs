@@ -23,6 +23,7 @@ use crate::config::{Engine, Settings};
 use crate::crypto::Keyring;
 use crate::events::EventSink;
 use crate::groups::GroupService;
+use crate::http::listener::{self, ConnectionLimits};
 use crate::limits::{MemoryLimiter, RateLimiter};
 use crate::messages::{Delivery, MessageService, SenderCache};
 use crate::ops::health::{PipelineProbe, Probe, Readiness, StoreProbe};
@@ -192,6 +193,19 @@ async fn standalone(c: &Foundations) -> anyhow::Result<Assembled> {
     c.serve(parts, (io, layer), fanout, leader)
 }
 
+/// The listener's limits from the settings (`CONCLAVE_MAX_CONNECTIONS=0`: from the descriptor
+/// limit).
+fn connection_limits(s: &Settings) -> ConnectionLimits {
+    ConnectionLimits {
+        max_connections: match s.max_connections {
+            0 => listener::automatic_max_connections(),
+            n => n,
+        },
+        max_per_address: (!s.trust_forwarded_for).then_some(s.max_connections_per_address),
+        header_read_timeout: s.header_read_timeout,
+    }
+}
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
@@ -251,12 +265,15 @@ impl Server {
         let readiness = state.readiness.clone();
         let (pause, grace) = (settings.drain_delay, settings.shutdown_grace);
         let stop = draining.clone();
+        let limits = connection_limits(&settings);
+        tracing::info!(
+            max_connections = limits.max_connections,
+            max_per_address = ?limits.max_per_address,
+            header_read_timeout_s = limits.header_read_timeout.as_secs(),
+            "connection limits"
+        );
         let task = tokio::spawn(async move {
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
+            let serve = listener::serve(listener, app, limits, async move {
                 stop.cancelled().await;
                 // Readiness fails first, while sockets and requests keep working, so the
                 // load balancer stops sending new clients here before anyone is cut off.
@@ -270,7 +287,10 @@ impl Server {
                 tracing::info!("closing sockets so their clients reconnect elsewhere");
                 close_sockets().await;
             });
-            let serve = async move { serve.await.context("HTTP server") };
+            let serve = async move {
+                serve.await;
+                Ok::<(), anyhow::Error>(())
+            };
             tokio::pin!(serve);
             // In-flight requests get `grace` after the pause; then we stop anyway.
             let stopping = draining.clone();

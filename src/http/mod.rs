@@ -4,6 +4,7 @@
 
 pub mod dto;
 pub mod extract;
+pub mod listener;
 pub mod openapi;
 pub mod problem;
 pub mod routes;

@@ -69,6 +69,15 @@ impl ChildServer {
     /// Starts it with `env` on top of a clean environment (cheap hashing unless `env` says
     /// otherwise).
     pub async fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with_descriptors(dir, env, None).await
+    }
+
+    /// [`Self::start`], with the child's descriptor limit (soft and hard) set to `nofile`.
+    pub async fn start_with_descriptors(
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Self {
         let port = free_port();
         let log = dir.join(format!("conclave-{port}.log"));
         let out = std::fs::File::create(&log).unwrap();
@@ -84,6 +93,22 @@ impl ChildServer {
             .stderr(std::process::Stdio::from(out));
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let child = cmd.spawn().expect("conclave binary starts");
         let server = Self {

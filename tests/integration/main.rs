@@ -19,6 +19,7 @@ mod api_messages;
 mod auth_abuse;
 mod authz_matrix;
 mod conformance;
+mod connection_limits;
 mod drain;
 mod http_hygiene;
 mod input_props;
