@@ -2,6 +2,7 @@
 //! document and Swagger UI, the web client (`crate::web`) at `/`, and the middleware every
 //! request passes through.
 
+pub mod admin;
 pub mod dto;
 pub mod extract;
 pub mod listener;
@@ -62,11 +63,18 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             state.http.request_timeout,
             deadline,
         ));
+    let ops_routes = OpenApiRouter::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz));
+    // With an admin listener, `/metrics` is served there only (`http::admin`).
+    let ops_routes = if state.http.admin_listener {
+        ops_routes
+    } else {
+        ops_routes.routes(routes!(ops::metrics))
+    };
     let (router, mut openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", v1)
-        .routes(routes!(ops::healthz))
-        .routes(routes!(ops::readyz))
-        .routes(routes!(ops::metrics))
+        .merge(ops_routes)
         .split_for_parts();
     utoipa::Modify::modify(&openapi::CommonResponses, &mut openapi);
     utoipa::Modify::modify(&openapi::StatefulLinks, &mut openapi);
