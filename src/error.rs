@@ -30,6 +30,9 @@ pub enum AppError {
     Conflict { code: &'static str, message: String },
     #[error("the request is larger than allowed")]
     PayloadTooLarge,
+    /// The request body did not arrive within the request deadline: the client is slow.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("too many requests")]
     RateLimited { retry_after: Duration },
     #[error("a dependency is unavailable: {0}")]
@@ -56,6 +59,7 @@ impl AppError {
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Conflict { code, .. } => code,
             AppError::PayloadTooLarge => "payload_too_large",
+            AppError::RequestTimeout => "request_timeout",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable(_) | AppError::Busy { .. } => "unavailable",
             AppError::Internal(_) => "internal_error",
@@ -72,6 +76,7 @@ impl AppError {
             AppError::MethodNotAllowed => 405,
             AppError::Conflict { .. } => 409,
             AppError::PayloadTooLarge => 413,
+            AppError::RequestTimeout => 408,
             AppError::RateLimited { .. } => 429,
             AppError::Unavailable(_) | AppError::Busy { .. } => 503,
             AppError::Internal(_) => 500,

@@ -52,6 +52,7 @@ fn title(code: &str) -> &'static str {
         "group_full" => "Group is full",
         "too_many_groups" => "Too many groups",
         "payload_too_large" => "Payload too large",
+        "request_timeout" => "Request timeout",
         "rate_limited" => "Too many requests",
         "unavailable" => "Service unavailable",
         _ => "Internal server error",
