@@ -12,6 +12,9 @@ pub enum AppError {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     Malformed(String),
+    /// A password too easy to guess (the username, a common password); says why.
+    #[error("the password is too easy to guess")]
+    WeakPassword(String),
     #[error("authentication is required")]
     Unauthenticated,
     #[error("invalid username or password")]
@@ -50,6 +53,7 @@ impl AppError {
         match self {
             AppError::Validation(_) => "validation_failed",
             AppError::Malformed(_) => "malformed_request",
+            AppError::WeakPassword(_) => "weak_password",
             AppError::Unauthenticated => "unauthenticated",
             AppError::InvalidCredentials => "invalid_credentials",
             AppError::Forbidden(_) => "forbidden",
@@ -68,7 +72,7 @@ impl AppError {
 
     pub fn status(&self) -> u16 {
         match self {
-            AppError::Validation(_) => 422,
+            AppError::Validation(_) | AppError::WeakPassword(_) => 422,
             AppError::Malformed(_) => 400,
             AppError::Unauthenticated | AppError::InvalidCredentials => 401,
             AppError::Forbidden(_) | AppError::Banned | AppError::CooldownActive { .. } => 403,

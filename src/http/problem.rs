@@ -37,6 +37,7 @@ pub struct Problem {
 fn title(code: &str) -> &'static str {
     match code {
         "validation_failed" => "Validation failed",
+        "weak_password" => "Password too weak",
         "malformed_request" => "Malformed request",
         "unauthenticated" => "Authentication required",
         "invalid_credentials" => "Invalid credentials",
@@ -77,6 +78,10 @@ impl AppError {
                         })
                         .collect(),
                 ),
+                AppError::WeakPassword(why) => Some(vec![FieldProblem {
+                    field: "password".to_owned(),
+                    message: why.clone(),
+                }]),
                 _ => None,
             },
             retry_after: self
