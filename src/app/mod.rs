@@ -79,6 +79,8 @@ impl Foundations {
             max_payload: self.settings.socket_max_payload,
             max_buffer: self.settings.socket_buffer,
             events_per_sec: self.settings.socket_events_per_sec,
+            max_sockets_per_user: self.settings.max_sockets_per_user,
+            max_invalid_namespaces: self.settings.max_invalid_namespaces,
         }
     }
 
@@ -130,12 +132,7 @@ impl Foundations {
         leader: JoinHandle<()>,
     ) -> anyhow::Result<Assembled> {
         let (state, pipeline, audit) = self.services(parts)?;
-        realtime::register(
-            &io,
-            state.clone(),
-            fanout,
-            self.settings.socket_events_per_sec,
-        );
+        realtime::register(&io, state.clone(), fanout, self.socket_settings());
         realtime::session::spawn_expiry_sweep(io.clone(), self.shutdown.clone());
         let close_sockets: CloseSockets =
             Box::new(move || Box::pin(async move { io.close().await }));

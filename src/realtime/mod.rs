@@ -50,6 +50,10 @@ pub struct SocketSettings {
     pub max_buffer: usize,
     /// Inbound events per second per socket (burst: twice that).
     pub events_per_sec: u32,
+    /// Live sockets one user may hold on this process.
+    pub max_sockets_per_user: u32,
+    /// CONNECTs to namespaces that do not exist before the connection is closed.
+    pub max_invalid_namespaces: u32,
 }
 
 /// Bytes of each socket's WebSocket read buffer (grown while a larger frame is read).

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::common::TestApp;
 use crate::common::sio::{SioClient, SioError, ws_url};
+use crate::common::TestApp;
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -298,4 +298,33 @@ async fn a_flood_of_connections_leaves_the_server_answering_others() {
     still_serving(&app, &alice.token, &g, "a flood of connections").await;
     round_trip(&mut steady, &g, "after the flood").await;
     drop(held);
+}
+
+/// One account holds at most `CONCLAVE_MAX_SOCKETS_PER_USER` sockets; the next connect is
+/// refused with `too_many_sockets`, others are not affected, and a closed socket frees its place.
+#[tokio::test]
+async fn one_user_holds_at_most_the_configured_number_of_sockets() {
+    let app = TestApp::spawn_with(&[("CONCLAVE_MAX_SOCKETS_PER_USER", "2")]).await;
+    let (alice, bob) = (app.user().await, app.user().await);
+    let first = SioClient::connect(&app.base, &alice.token).await.unwrap();
+    let _second = SioClient::connect(&app.base, &alice.token).await.unwrap();
+    match SioClient::connect(&app.base, &alice.token).await {
+        Err(SioError::Refused(m)) => assert_eq!(m, "too_many_sockets"),
+        other => panic!("a third socket: {:?}", other.map(|_| "connected")),
+    }
+    let _bobs = SioClient::connect(&app.base, &bob.token).await.unwrap();
+    first.close().await;
+    // The place is freed when the server has seen the close, which takes a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match SioClient::connect(&app.base, &alice.token).await {
+            Ok(_) => break,
+            Err(SioError::Refused(m))
+                if m == "too_many_sockets" && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("after closing one socket: {e}"),
+        }
+    }
 }
