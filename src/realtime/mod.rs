@@ -67,6 +67,9 @@ pub fn layer(s: SocketSettings) -> (SocketIoLayer, SocketIo) {
         .ws_max_message_size(s.max_payload as usize)
         .ws_max_frame_size(s.max_payload as usize)
         .max_buffer_size(s.max_buffer)
+        // A client asking for namespaces that do not exist is closed after a few (vendored
+        // socketioxide's patch): each answer used to be logged, an unauthenticated log flood.
+        .max_invalid_namespaces(s.max_invalid_namespaces)
         // The WebSocket read buffer every socket keeps (engineioxide's default is 4 KiB): most
         // sockets are idle, and a client frame (a `message:send`) fits in one read of this.
         .ws_read_buffer_size(WS_READ_BUFFER)
