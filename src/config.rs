@@ -111,6 +111,12 @@ pub struct Settings {
     pub group_actions_per_user: RateLimit,
     /// `typing` relays per user and group.
     pub typing_per_user: RateLimit,
+    /// History reads (REST pages and socket `group:sync` together) per user.
+    pub history_per_user: RateLimit,
+    /// Live sockets one user may hold on one process.
+    pub max_sockets_per_user: u32,
+    /// Socket.IO CONNECTs to namespaces that do not exist on one connection before it is closed.
+    pub max_invalid_namespaces: u32,
     /// How long a process trusts that the account an access token names exists (one store read
     /// per user per this period instead of one per request); zero: read every time.
     pub account_cache_ttl: Duration,
@@ -186,6 +192,7 @@ pub struct GroupSettings {
 pub struct MessageSettings {
     pub messages_per_user: RateLimit,
     pub typing_per_user: RateLimit,
+    pub history_per_user: RateLimit,
     pub sender_cache_ttl: Duration,
 }
 
@@ -253,6 +260,7 @@ impl Settings {
         MessageSettings {
             messages_per_user: self.messages_per_user,
             typing_per_user: self.typing_per_user,
+            history_per_user: self.history_per_user,
             sender_cache_ttl: self.sender_cache_ttl,
         }
     }
@@ -412,6 +420,12 @@ impl Settings {
                 max: r.num("CONCLAVE_TYPING_PER_USER", 2, 1, 1_000)?,
                 window: r.duration_in("CONCLAVE_TYPING_WINDOW", "1s", 1, 60)?,
             },
+            history_per_user: RateLimit {
+                max: r.num("CONCLAVE_HISTORY_PER_USER", 600, 1, 1_000_000)?,
+                window: r.duration_in("CONCLAVE_HISTORY_WINDOW", "1m", 1, 3_600)?,
+            },
+            max_sockets_per_user: r.num("CONCLAVE_MAX_SOCKETS_PER_USER", 20, 1, 100_000)?,
+            max_invalid_namespaces: r.num("CONCLAVE_SOCKET_MAX_INVALID_NAMESPACES", 3, 1, 1_000)?,
             account_cache_ttl: r.duration_in("CONCLAVE_ACCOUNT_CACHE_TTL", "30s", 0, 3_600)?,
             max_groups_per_user: r.num("CONCLAVE_MAX_GROUPS_PER_USER", 500, 1, 100_000)?,
             max_body_bytes: r.num("CONCLAVE_MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024)?,

@@ -84,6 +84,8 @@ impl Foundations {
             max_payload: self.settings.socket_max_payload,
             max_buffer: self.settings.socket_buffer,
             events_per_sec: self.settings.socket_events_per_sec,
+            max_sockets_per_user: self.settings.max_sockets_per_user,
+            max_invalid_namespaces: self.settings.max_invalid_namespaces,
         }
     }
 
@@ -136,12 +138,7 @@ impl Foundations {
     ) -> anyhow::Result<Assembled> {
         let probes = std::mem::take(&mut parts.probes);
         let (state, pipeline, audit) = self.services(parts)?;
-        realtime::register(
-            &io,
-            state.clone(),
-            fanout,
-            self.settings.socket_events_per_sec,
-        );
+        realtime::register(&io, state.clone(), fanout, self.socket_settings());
         realtime::session::spawn_expiry_sweep(io.clone(), self.shutdown.clone());
         let close_sockets: CloseSockets =
             Box::new(move || Box::pin(async move { io.close().await }));

@@ -135,6 +135,8 @@ impl Cluster {
             .env("CONCLAVE_REGISTER_MAX_PER_ADDRESS", "100000")
             .env("CONCLAVE_MESSAGES_PER_USER", "100000")
             .env("CONCLAVE_GROUP_ACTIONS_PER_USER", "100000")
+            .env("CONCLAVE_HISTORY_PER_USER", "100000")
+            .env("CONCLAVE_MAX_SOCKETS_PER_USER", "10000")
             .env("CONCLAVE_SOCKET_EVENTS_PER_SEC", "10000")
             .env("CONCLAVE_SHUTDOWN_GRACE", "2s")
             .env("RUST_LOG", "warn,conclave=info")

@@ -184,6 +184,8 @@ fn base_vars(dir: &TempDir) -> HashMap<String, String> {
         ("CONCLAVE_REGISTER_MAX_PER_ADDRESS", "100000".to_owned()),
         ("CONCLAVE_MESSAGES_PER_USER", "100000".to_owned()),
         ("CONCLAVE_GROUP_ACTIONS_PER_USER", "100000".to_owned()),
+        ("CONCLAVE_HISTORY_PER_USER", "100000".to_owned()),
+        ("CONCLAVE_MAX_SOCKETS_PER_USER", "10000".to_owned()),
         ("CONCLAVE_SHUTDOWN_GRACE", "2s".to_owned()),
         // No drain pause: tests stop servers often; tests/integration/drain.rs sets one.
         ("CONCLAVE_DRAIN_DELAY", "0s".to_owned()),
