@@ -1,6 +1,7 @@
 //! The cluster engine's wiring: MongoDB store, RabbitMQ pipeline, Redis for the real-time fan-out
 //! and shared rate limits. Start-up waits for each dependency with backoff, saying what it waits
-//! for; once running, each one is supervised and reported by `/readyz`.
+//! for; once running, each one is probed in the background (`conclave_dependency_up`, the
+//! detailed `/readyz`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,20 +11,27 @@ use super::{Assembled, EngineParts, Foundations};
 use crate::events::EventSink;
 use crate::limits::{RateLimiter, RedisLimiter};
 use crate::messages::{Delivery, SenderCache};
-use crate::ops::health::{PipelineProbe, Probe, RedisProbe, StoreProbe};
+use crate::ops::health::{PipelineProbe, Probe, Readiness, RedisProbe, StoreProbe};
 use crate::pipeline::{AmqpPipeline, AmqpSettings, Pipeline, Registry};
 use crate::realtime::{self, Fanout};
 use crate::store::mongo::MongoStore;
 use crate::store::{MaintenanceStore, Store};
 
-/// Retries `attempt` with backoff (250 ms doubling to 10 s) until it succeeds.
+/// Retries `attempt` with backoff (250 ms doubling to 10 s) until it succeeds. Each outcome is
+/// recorded as `dependency`'s state, if it names one, so the admin listener's readiness view
+/// and `conclave_dependency_up` show what start-up waits for.
 async fn wait_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    (readiness, dependency): (&Readiness, Option<&'static str>),
     what: &str,
     mut attempt: impl FnMut() -> F,
 ) -> T {
     let mut n = 0u32;
     loop {
-        match attempt().await {
+        let outcome = attempt().await;
+        if let Some(d) = dependency {
+            readiness.record(d, outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        }
+        match outcome {
             Ok(v) => {
                 if n > 0 {
                     tracing::info!(dependency = what, "dependency is up");
@@ -42,7 +50,9 @@ async fn wait_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
 
 pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
     let s = &c.settings;
-    let mongo = wait_for("mongodb", || async {
+    let [mongodb, rabbitmq, redis_dep] = super::CLUSTER_DEPENDENCIES;
+    let r = &c.readiness;
+    let mongo = wait_for((r, Some(mongodb)), "mongodb", || async {
         let m = MongoStore::connect(&s.mongodb_uri, &s.mongodb_db)
             .await?
             .with_audit_retention(s.audit.retention);
@@ -60,17 +70,21 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
         c.draining.clone(),
     )
     .await?;
-    wait_for("mongodb indexes (made by the leader)", || async {
-        match store.schema_ready().await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err("not created yet".to_owned()),
-            Err(e) => Err(e.to_string()),
-        }
-    })
+    wait_for(
+        (r, None),
+        "mongodb indexes (made by the leader)",
+        || async {
+            match store.schema_ready().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("not created yet".to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
     .await;
 
     let redis_url = with_resp3(&s.redis_url);
-    let redis = wait_for("redis", || async {
+    let redis = wait_for((r, Some(redis_dep)), "redis", || async {
         let client = redis::Client::open(redis_url.as_str())?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -84,7 +98,7 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
 
     let (layer, io) = realtime::layer(c.socket_settings());
     let sender_cache = SenderCache::new(s.sender_cache_ttl);
-    let fanout = wait_for("redis (fan-out)", || {
+    let fanout = wait_for((r, Some(redis_dep)), "redis (fan-out)", || {
         Fanout::redis(
             io.clone(),
             &redis_url,
@@ -111,9 +125,9 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
         events.clone(),
     ));
     let probes: Vec<(&'static str, Arc<dyn Probe>)> = vec![
-        ("mongodb", Arc::new(StoreProbe(store.clone()))),
-        ("rabbitmq", Arc::new(PipelineProbe(pipeline.clone()))),
-        ("redis", Arc::new(RedisProbe(redis))),
+        (mongodb, Arc::new(StoreProbe(store.clone()))),
+        (rabbitmq, Arc::new(PipelineProbe(pipeline.clone()))),
+        (redis_dep, Arc::new(RedisProbe(redis))),
     ];
     let parts = EngineParts {
         store,

@@ -209,6 +209,15 @@ impl MessageService {
         group: GroupId,
         q: HistoryQuery,
     ) -> AppResult<Vec<MessageView>> {
+        // Each page is a store read and a decryption per message: bounded per user, REST and
+        // socket sync together.
+        limits::spend(
+            &*self.limiter,
+            &format!("history:{reader}"),
+            self.settings.history_per_user,
+            "history",
+        )
+        .await?;
         self.allowed(group, reader, can_read_messages).await?;
         let stored = self.log.messages(group, &q).await?;
         stored.iter().map(|m| self.view(m)).collect()

@@ -135,6 +135,8 @@ impl Cluster {
             .env("CONCLAVE_REGISTER_MAX_PER_ADDRESS", "100000")
             .env("CONCLAVE_MESSAGES_PER_USER", "100000")
             .env("CONCLAVE_GROUP_ACTIONS_PER_USER", "100000")
+            .env("CONCLAVE_HISTORY_PER_USER", "100000")
+            .env("CONCLAVE_MAX_SOCKETS_PER_USER", "10000")
             .env("CONCLAVE_SOCKET_EVENTS_PER_SEC", "10000")
             .env("CONCLAVE_SHUTDOWN_GRACE", "2s")
             .env("RUST_LOG", "warn,conclave=info")
@@ -153,6 +155,8 @@ impl Cluster {
         node.child = Some(child);
     }
 
+    /// Waits until node `i` is ready with every dependency up (`/readyz` 200 `ready`, not
+    /// `degraded`: readiness alone stays 200 while a shared dependency is down).
     pub async fn wait_ready(&self, i: usize) {
         let url = format!("{}/readyz", self.nodes[i].base);
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -164,6 +168,9 @@ impl Cluster {
                 .send()
                 .await
                 && r.status() == 200
+                && r.json::<serde_json::Value>()
+                    .await
+                    .is_ok_and(|b| b["status"] == "ready")
             {
                 return;
             }
@@ -172,7 +179,7 @@ impl Cluster {
         panic!("node {i} not ready in 60 s; log:\n{}", self.log(i));
     }
 
-    /// Waits until every running node reports ready.
+    /// Waits until every running node reports ready with every dependency up.
     pub async fn wait_all_ready(&self) {
         for i in 0..self.nodes.len() {
             if self.nodes[i].child.is_some() {
