@@ -241,7 +241,12 @@ async fn admin_listener(
     let app = crate::http::admin::router(readiness, metrics);
     // The same accept loop and limits as the public port: a slow or flooding client of the
     // admin port must not take the probes down either.
-    let task = tokio::spawn(listener::serve(listener, app, limits, stop.cancelled_owned()));
+    let task = tokio::spawn(listener::serve(
+        listener,
+        app,
+        limits,
+        stop.cancelled_owned(),
+    ));
     tracing::info!(addr = %local, "admin listener (metrics, readiness) open");
     Ok((local, task))
 }
