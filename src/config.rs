@@ -83,6 +83,9 @@ pub struct Settings {
     pub mongodb_uri: String,
     pub mongodb_db: String,
     pub redis_url: String,
+    /// A PEM file of CA certificates trusted, besides the system's, for TLS to MongoDB, Redis
+    /// and RabbitMQ (private CAs). TLS itself is asked for by each URL.
+    pub tls_ca_file: Option<PathBuf>,
     /// How long the cluster keeps trying to publish a removal (ban, removal, deletion) to every
     /// process before the command answers 503; zero: one attempt.
     pub fanout_publish_deadline: Duration,
@@ -366,6 +369,7 @@ impl Settings {
             mongodb_uri: r.str("CONCLAVE_MONGODB_URI", "mongodb://127.0.0.1:27017"),
             mongodb_db: r.str("CONCLAVE_MONGODB_DB", "conclave"),
             redis_url: r.str("CONCLAVE_REDIS_URL", "redis://127.0.0.1:6379"),
+            tls_ca_file: r.opt("CONCLAVE_TLS_CA_FILE").map(PathBuf::from),
             fanout_publish_deadline: r.duration_in(
                 "CONCLAVE_FANOUT_PUBLISH_DEADLINE",
                 "2s",

@@ -12,7 +12,7 @@ use crate::events::EventSink;
 use crate::limits::{RateLimiter, RedisLimiter};
 use crate::messages::{Delivery, SenderCache};
 use crate::ops::health::{PipelineProbe, Probe, Readiness, RedisProbe, StoreProbe};
-use crate::pipeline::{AmqpPipeline, AmqpSettings, Pipeline, Registry};
+use crate::pipeline::{AmqpPipeline, AmqpSettings, Broker, Pipeline, Registry};
 use crate::realtime::{self, Fanout};
 use crate::store::mongo::MongoStore;
 use crate::store::{MaintenanceStore, Store};
@@ -52,8 +52,10 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
     let s = &c.settings;
     let [mongodb, rabbitmq, redis_dep] = super::CLUSTER_DEPENDENCIES;
     let r = &c.readiness;
+    let ca_file = s.tls_ca_file.as_deref();
+    let ca_pem = ca_file.map(read_ca).transpose()?;
     let mongo = wait_for((r, Some(mongodb)), "mongodb", || async {
-        let m = MongoStore::connect(&s.mongodb_uri, &s.mongodb_db)
+        let m = MongoStore::connect_trusting(&s.mongodb_uri, &s.mongodb_db, ca_file)
             .await?
             .with_audit_retention(s.audit.retention);
         m.ping().await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -85,7 +87,7 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
 
     let redis_url = with_resp3(&s.redis_url);
     let redis = wait_for((r, Some(redis_dep)), "redis", || async {
-        let client = redis::Client::open(redis_url.as_str())?;
+        let client = redis_client(&redis_url, ca_pem.as_deref())?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -98,22 +100,26 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
 
     let (layer, io) = realtime::layer(c.socket_settings());
     let sender_cache = SenderCache::new(s.sender_cache_ttl);
-    let fanout = wait_for((r, Some(redis_dep)), "redis (fan-out)", || {
+    let fanout = wait_for((r, Some(redis_dep)), "redis (fan-out)", || async {
         Fanout::redis(
             io.clone(),
-            &redis_url,
+            redis_client(&redis_url, ca_pem.as_deref())?,
             &s.cluster_prefix,
             c.shutdown.clone(),
             Arc::new(sender_cache.clone()),
             s.fanout_publish_deadline,
         )
+        .await
     })
     .await;
     let events: Arc<dyn EventSink> =
         Arc::new(Delivery::new(Arc::new(fanout.clone()), c.keyring.clone()));
     let pipeline: Arc<dyn Pipeline> = Arc::new(AmqpPipeline::start(
         AmqpSettings {
-            url: s.amqp_url.clone(),
+            broker: Broker {
+                url: s.amqp_url.clone(),
+                tls_ca: ca_pem.clone(),
+            },
             partitions: s.partitions,
             prefix: s.cluster_prefix.clone(),
             registry: Some(Registry {
@@ -138,6 +144,34 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
         sender_cache,
     };
     c.serve(parts, (io, layer), fanout, leader)
+}
+
+/// The CA certificates of `CONCLAVE_TLS_CA_FILE`, as PEM.
+fn read_ca(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("CONCLAVE_TLS_CA_FILE: cannot read {}", path.display()))?;
+    anyhow::ensure!(
+        pem.contains("-----BEGIN CERTIFICATE-----"),
+        "CONCLAVE_TLS_CA_FILE: {} holds no PEM certificate",
+        path.display()
+    );
+    Ok(pem)
+}
+
+/// A Redis client for `url`; with `ca_pem`, a `rediss://` connection trusts those CA
+/// certificates instead of the system's.
+fn redis_client(url: &str, ca_pem: Option<&str>) -> redis::RedisResult<redis::Client> {
+    match ca_pem {
+        Some(pem) if url.starts_with("rediss://") => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.as_bytes().to_vec()),
+            },
+        ),
+        _ => redis::Client::open(url),
+    }
 }
 
 /// The URL with `protocol=resp3` unless it names a protocol already (pub/sub on a multiplexed

@@ -131,7 +131,7 @@ pub struct AmqpPipeline {
 }
 
 pub struct AmqpSettings {
-    pub url: String,
+    pub broker: Broker,
     pub partitions: u32,
     /// Prefix of every exchange and queue name.
     pub prefix: String,
@@ -152,14 +152,14 @@ impl AmqpPipeline {
             None => Balance::off(),
         };
         tokio::spawn(supervise_publisher(
-            s.url.clone(),
+            s.broker.clone(),
             names.clone(),
             s.partitions,
             publisher.clone(),
             stop.clone(),
         ));
         let consumers = tokio::spawn(supervise_consumers(ConsumerSetup {
-            url: s.url,
+            broker: s.broker,
             names: names.clone(),
             partitions: s.partitions,
             store,
@@ -179,10 +179,23 @@ impl AmqpPipeline {
     }
 }
 
-async fn connect(url: &str, role: &str) -> lapin::Result<Connection> {
+/// Where RabbitMQ is: its URL (`amqps://` for TLS) and, for a private CA, the CA certificates
+/// to trust (PEM) instead of the system's.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    pub url: String,
+    pub tls_ca: Option<String>,
+}
+
+async fn connect(broker: &Broker, role: &str) -> lapin::Result<Connection> {
     let props = ConnectionProperties::default()
         .with_connection_name(format!("conclave-{role}-{}", std::process::id()).into());
-    Connection::connect(url, props).await
+    let tls = lapin::tcp::OwnedTLSConfig {
+        identity: None,
+        cert_chain: broker.tls_ca.clone(),
+    };
+    Connection::connect_with_config(&broker.url, props, tls, lapin::runtime::default_runtime()?)
+        .await
 }
 
 /// Declares the exchange, the partition queues and the dead-letter path (idempotent).
@@ -265,7 +278,7 @@ async fn watch_connection(conn: &Connection, stop: &CancellationToken) {
 }
 
 async fn supervise_publisher(
-    url: String,
+    broker: Broker,
     names: Names,
     partitions: u32,
     slot: Arc<RwLock<Option<Channel>>>,
@@ -274,7 +287,7 @@ async fn supervise_publisher(
     let mut attempt = 0;
     while !stop.is_cancelled() {
         let setup = async {
-            let conn = connect(&url, "publisher").await?;
+            let conn = connect(&broker, "publisher").await?;
             let ch = conn.create_channel().await?;
             ch.confirm_select(ConfirmSelectOptions::default()).await?;
             declare(&ch, &names, partitions).await?;
@@ -339,7 +352,7 @@ struct Consuming {
 
 /// What the consumer supervisor keeps across reconnections.
 struct ConsumerSetup {
-    url: String,
+    broker: Broker,
     names: Names,
     partitions: u32,
     store: Arc<dyn MessageStore>,
@@ -352,7 +365,7 @@ struct ConsumerSetup {
 
 async fn supervise_consumers(s: ConsumerSetup) {
     let ConsumerSetup {
-        url,
+        broker,
         names,
         partitions,
         store,
@@ -364,7 +377,7 @@ async fn supervise_consumers(s: ConsumerSetup) {
     let mut attempt = 0;
     while !stop.is_cancelled() {
         let setup = async {
-            let conn = connect(&url, "consumer").await?;
+            let conn = connect(&broker, "consumer").await?;
             let ch = conn.create_channel().await?;
             declare(&ch, &names, partitions).await?;
             let mut subscriptions = Vec::new();

@@ -16,7 +16,7 @@ use crate::error::{AppError, AppResult};
 use crate::ops::metrics as metric;
 use crate::store::{Appended, NewMessage, StoredMessage};
 
-pub use amqp::{AmqpPipeline, AmqpSettings};
+pub use amqp::{AmqpPipeline, AmqpSettings, Broker};
 pub use balance::Registry;
 pub use local::LocalPipeline;
 

@@ -17,3 +17,4 @@ mod fanout;
 mod faults;
 mod partitions;
 mod throughput;
+mod tls;

@@ -105,6 +105,19 @@ impl Cluster {
         c
     }
 
+    /// Adds a node and starts it, without waiting for it to be ready; its index.
+    pub fn add_node(&mut self) -> usize {
+        let port = super::free_port();
+        self.nodes.push(Node {
+            child: None,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+        });
+        let i = self.nodes.len() - 1;
+        self.spawn(i);
+        i
+    }
+
     /// Starts (or restarts) node `i` on its port.
     pub fn spawn(&mut self, i: usize) {
         let node = &mut self.nodes[i];
