@@ -396,7 +396,7 @@ async fn supervise_consumers(s: ConsumerSetup) {
                 let shared = Consuming {
                     conn: conn.clone(),
                     names: names.clone(),
-                    writer: GroupCommit::start(store.clone()),
+                    writer: GroupCommit::start(store.clone(), super::group_commit::IN_FLIGHT),
                     sink: sink.clone(),
                     balance: balance.clone(),
                     stop: local_stop.clone(),
