@@ -248,7 +248,14 @@ const KNOWN_COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
             "groups_per_user",
             "password_hashing",
             "socket_events",
+            "history",
+            "sockets_per_user",
         ],
+    ),
+    (
+        CONNECTIONS_REFUSED,
+        "cap",
+        &["total", "per_address", "accept_error"],
     ),
     (
         MESSAGES_BY_GROUP_SIZE,
@@ -316,6 +323,7 @@ pub fn export_from_start(partitions: u32, dependencies: &[&'static str]) {
         MESSAGES_ACCEPTED,
         MESSAGES_PERSISTED,
         MESSAGES_DUPLICATE,
+        MESSAGES_SENDER_GONE,
         PIPELINE_ERRORS,
         STORE_TX_RETRIES,
         PIPELINE_HANDOFFS,
@@ -349,6 +357,7 @@ pub fn export_from_start(partitions: u32, dependencies: &[&'static str]) {
     }
     for name in [
         SOCKETS_CONNECTED,
+        HTTP_CONNECTIONS,
         DEAD_LETTER_DEPTH,
         FANOUT_GROUP_CHANNELS,
         LEADER,
