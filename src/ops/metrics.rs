@@ -31,6 +31,10 @@ pub const PIPELINE_ERRORS: &str = "conclave_pipeline_errors_total";
 pub const PIPELINE_QUEUE_DEPTH: &str = "conclave_pipeline_queue_depth";
 pub const PIPELINE_UNACKED: &str = "conclave_pipeline_unacked_messages";
 pub const PIPELINE_HANDOFFS: &str = "conclave_pipeline_partition_handoffs_total";
+/// 1 while this process has given its partitions up because it cannot store, else 0.
+pub const PIPELINE_STEPPED_BACK: &str = "conclave_pipeline_stepped_back";
+/// Live processes in the partition registry, this one included.
+pub const CLUSTER_PROCESSES: &str = "conclave_cluster_processes";
 pub const GROUP_COMMANDS: &str = "conclave_group_commands_total";
 pub const MESSAGES_DELIVERED: &str = "conclave_messages_delivered_total";
 pub const DELIVERY_LATENCY: &str = "conclave_message_delivery_latency_seconds";
@@ -166,6 +170,14 @@ fn describe() {
     describe_counter!(
         PIPELINE_HANDOFFS,
         "Partitions this process was active on and handed to their owning process"
+    );
+    describe_gauge!(
+        PIPELINE_STEPPED_BACK,
+        "1 while this process cannot store and has given its partitions to the others, else 0"
+    );
+    describe_gauge!(
+        CLUSTER_PROCESSES,
+        "Live processes in the partition registry, this one included (divides the rate limits while Redis is down)"
     );
     describe_gauge!(
         PIPELINE_QUEUE_DEPTH,

@@ -14,5 +14,7 @@ mod across_processes;
 mod dependency_faults;
 mod fanout;
 mod faults;
+mod limits_without_redis;
 mod partitions;
+mod sick_process;
 mod throughput;
