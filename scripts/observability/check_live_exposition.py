@@ -22,6 +22,7 @@ NOT_IN_STANDALONE = {
     "conclave_socket_dropped_total",
     "conclave_socket_token_expired_total",
     "conclave_pipeline_partition_handoffs_total",
+    "conclave_pipeline_stepped_back",
 }
 # Series only a race produces in a standalone run (concurrent retries of one client_msg_id):
 # checked when seen, a note when not.
