@@ -41,7 +41,8 @@ fn limiter_lines(log: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_blackholed_redis_slows_neither_sends_nor_logins() {
     let proxy = redis_proxy().await;
-    let cluster = Cluster::start_with(2, through(&proxy, Vec::new())).await;
+    let timeout = vec![("CONCLAVE_REDIS_LIMIT_TIMEOUT", "50ms".to_owned())];
+    let cluster = Cluster::start_with(2, through(&proxy, timeout)).await;
     let apis = cluster.apis();
     let users = [apis[0].user().await, apis[1].user().await];
     let gid = apis[0].group(&users[0].token, "blackhole", "open").await;
