@@ -405,8 +405,6 @@ async fn supervise_consumers(s: ConsumerSetup) {
                 _ = stop.cancelled() => return,
                 _ = vitals.healthy() => {}
             }
-            stepped_back.store(false, Ordering::SeqCst);
-            metrics::gauge!(metric::PIPELINE_STEPPED_BACK).set(0.0);
         }
         let setup = async {
             let conn = connect(&url, "consumer").await?;
@@ -423,6 +421,8 @@ async fn supervise_consumers(s: ConsumerSetup) {
                 attempt = 0;
                 tracing::info!(partitions, "consuming from RabbitMQ");
                 consuming.store(true, Ordering::SeqCst);
+                stepped_back.store(false, Ordering::SeqCst);
+                metrics::gauge!(metric::PIPELINE_STEPPED_BACK).set(0.0);
                 let conn = Arc::new(conn);
                 let local_stop = stop.child_token();
                 let shared = Consuming {
