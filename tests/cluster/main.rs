@@ -11,6 +11,7 @@
 mod common;
 
 mod across_processes;
+mod clock_skew;
 mod dependency_faults;
 mod fanout;
 mod faults;
