@@ -68,11 +68,23 @@ impl GroupEvent {
     }
 }
 
+/// A removal that could not be carried to every process's live sockets in time. It is applied
+/// here and carried once the fan-out is back; until then the command must not be reported done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unpublished;
+
 #[async_trait::async_trait]
 pub trait EventSink: Send + Sync + 'static {
     /// Applied before the command's HTTP reply is sent, so a removed user's sockets are out of
-    /// the room by the time anyone learns of the removal.
-    async fn group_events(&self, events: Vec<GroupEvent>);
+    /// the room by the time anyone learns of the removal. `Err` when a removal among them did
+    /// not reach every process.
+    async fn group_events(&self, events: Vec<GroupEvent>) -> Result<(), Unpublished>;
+    /// Whether a removal made now would reach every process's live sockets: asked before a
+    /// command that takes someone's access away, so it is refused with nothing changed rather
+    /// than stored and left unenforced.
+    async fn removals_deliverable(&self) -> bool {
+        true
+    }
     /// Newly stored messages, in `seq` order per group; awaited before the next batch.
     async fn messages_stored(&self, messages: &[StoredMessage]);
 }
@@ -82,7 +94,9 @@ pub struct NoEvents;
 
 #[async_trait::async_trait]
 impl EventSink for NoEvents {
-    async fn group_events(&self, _: Vec<GroupEvent>) {}
+    async fn group_events(&self, _: Vec<GroupEvent>) -> Result<(), Unpublished> {
+        Ok(())
+    }
     async fn messages_stored(&self, _: &[StoredMessage]) {}
 }
 
@@ -104,6 +118,9 @@ pub trait MembershipWatcher: Send + Sync + 'static {
 pub trait Broadcast: Send + Sync + 'static {
     /// `message:new` for each view, to its group's members, in order.
     async fn messages(&self, views: &[MessageView]);
-    /// Moves sockets between rooms and tells them.
-    async fn group_event(&self, event: GroupEvent);
+    /// Moves sockets between rooms and tells them, on every process; `Err` when a removal could
+    /// not be carried to every process in time (it is applied here, and carried later).
+    async fn group_event(&self, event: GroupEvent) -> Result<(), Unpublished>;
+    /// See [`EventSink::removals_deliverable`].
+    async fn removals_deliverable(&self) -> bool;
 }

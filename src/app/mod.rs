@@ -23,6 +23,7 @@ use crate::config::{Engine, Settings};
 use crate::crypto::Keyring;
 use crate::events::EventSink;
 use crate::groups::GroupService;
+use crate::http::listener::{self, ConnectionLimits};
 use crate::limits::{MemoryLimiter, RateLimiter};
 use crate::messages::{Delivery, MessageService, SenderCache};
 use crate::ops::health::{PipelineProbe, Probe, Readiness, StoreProbe};
@@ -38,6 +39,8 @@ pub(crate) struct Foundations {
     pub keyring: Keyring,
     pub tokens: TokenIssuer,
     pub metrics: crate::ops::metrics::Metrics,
+    /// Shared with the admin listener, which answers while the engine still starts.
+    pub readiness: Readiness,
     /// Cancelled when a shutdown begins: readiness fails, leadership is handed on.
     pub draining: CancellationToken,
     /// Cancelled once sockets are closed: background tasks stop.
@@ -71,6 +74,8 @@ pub(crate) struct Assembled {
     pub close_sockets: CloseSockets,
     /// Leadership (`ops::leader`); ends after `draining`, once the Lease is released.
     pub leader: JoinHandle<()>,
+    /// One per dependency, for the background prober behind readiness.
+    pub probes: Vec<(&'static str, Arc<dyn Probe>)>,
 }
 
 impl Foundations {
@@ -79,6 +84,8 @@ impl Foundations {
             max_payload: self.settings.socket_max_payload,
             max_buffer: self.settings.socket_buffer,
             events_per_sec: self.settings.socket_events_per_sec,
+            max_sockets_per_user: self.settings.max_sockets_per_user,
+            max_invalid_namespaces: self.settings.max_invalid_namespaces,
         }
     }
 
@@ -113,7 +120,7 @@ impl Foundations {
                 s.messages(),
                 e.sender_cache,
             ),
-            readiness: Readiness::new(e.probes),
+            readiness: self.readiness.clone(),
             auth,
             metrics: self.metrics.clone(),
         };
@@ -124,18 +131,14 @@ impl Foundations {
     /// leadership task, awaited at shutdown.
     fn serve(
         &self,
-        parts: EngineParts,
+        mut parts: EngineParts,
         (io, layer): (SocketIo, SocketIoLayer),
         fanout: Fanout,
         leader: JoinHandle<()>,
     ) -> anyhow::Result<Assembled> {
+        let probes = std::mem::take(&mut parts.probes);
         let (state, pipeline, audit) = self.services(parts)?;
-        realtime::register(
-            &io,
-            state.clone(),
-            fanout,
-            self.settings.socket_events_per_sec,
-        );
+        realtime::register(&io, state.clone(), fanout, self.socket_settings());
         realtime::session::spawn_expiry_sweep(io.clone(), self.shutdown.clone());
         let close_sockets: CloseSockets =
             Box::new(move || Box::pin(async move { io.close().await }));
@@ -150,6 +153,7 @@ impl Foundations {
             audit,
             close_sockets,
             leader,
+            probes,
         })
     }
 }
@@ -176,9 +180,10 @@ async fn standalone(c: &Foundations) -> anyhow::Result<Assembled> {
         events.clone(),
         c.settings.partitions,
     ));
+    let [store_dep, pipeline_dep] = STANDALONE_DEPENDENCIES;
     let probes: Vec<(&'static str, Arc<dyn Probe>)> = vec![
-        ("store", Arc::new(StoreProbe(store.clone()))),
-        ("pipeline", Arc::new(PipelineProbe(pipeline.clone()))),
+        (store_dep, Arc::new(StoreProbe(store.clone()))),
+        (pipeline_dep, Arc::new(PipelineProbe(pipeline.clone()))),
     ];
     let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new());
     let parts = EngineParts {
@@ -192,11 +197,58 @@ async fn standalone(c: &Foundations) -> anyhow::Result<Assembled> {
     c.serve(parts, (io, layer), fanout, leader)
 }
 
+/// The listener's limits from the settings (`CONCLAVE_MAX_CONNECTIONS=0`: from the descriptor
+/// limit).
+fn connection_limits(s: &Settings) -> ConnectionLimits {
+    ConnectionLimits {
+        max_connections: match s.max_connections {
+            0 => listener::automatic_max_connections(),
+            n => n,
+        },
+        max_per_address: (!s.trust_forwarded_for).then_some(s.max_connections_per_address),
+        header_read_timeout: s.header_read_timeout,
+    }
+}
+
+/// Open connections the admin listener takes at once (kubelet probes, Prometheus scrapes).
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+/// What each engine's readiness and `conclave_dependency_up` name.
+const STANDALONE_DEPENDENCIES: [&str; 2] = ["store", "pipeline"];
+pub(crate) const CLUSTER_DEPENDENCIES: [&str; 3] = ["mongodb", "rabbitmq", "redis"];
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
+    admin: Option<JoinHandle<()>>,
+}
+
+/// Opens the admin listener (`CONCLAVE_ADMIN_ADDR`) and serves it until `stop`.
+async fn admin_listener(
+    addr: SocketAddr,
+    readiness: Readiness,
+    metrics: crate::ops::metrics::Metrics,
+    limits: ConnectionLimits,
+    stop: CancellationToken,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (CONCLAVE_ADMIN_ADDR)"))?;
+    let local = listener.local_addr()?;
+    let app = crate::http::admin::router(readiness, metrics);
+    // The same accept loop and limits as the public port: a slow or flooding client of the
+    // admin port must not take the probes down either.
+    let task = tokio::spawn(listener::serve(
+        listener,
+        app,
+        limits,
+        stop.cancelled_owned(),
+    ));
+    tracing::info!(addr = %local, "admin listener (metrics, readiness) open");
+    Ok((local, task))
 }
 
 impl Server {
@@ -217,8 +269,39 @@ impl Server {
             keyring,
             tokens,
             metrics: crate::ops::metrics::Metrics::new(settings.metrics_enabled),
+            readiness: Readiness::new(),
             draining: CancellationToken::new(),
             shutdown: CancellationToken::new(),
+        };
+        let dependencies: &[&'static str] = match settings.engine {
+            Engine::Standalone => &STANDALONE_DEPENDENCIES,
+            Engine::Cluster => &CLUSTER_DEPENDENCIES,
+        };
+        crate::ops::metrics::export_from_start(settings.partitions, dependencies);
+        common.readiness.expect(dependencies);
+        // Opened first: while the engine waits for its dependencies, probes get 503
+        // `starting` and scrapes see which dependency is missing.
+        let admin = match settings.admin_addr {
+            Some(a) => Some(
+                admin_listener(
+                    a,
+                    common.readiness.clone(),
+                    common.metrics.clone(),
+                    // Probes and scrapes only: a few connections, from any address.
+                    ConnectionLimits {
+                        max_connections: ADMIN_MAX_CONNECTIONS,
+                        max_per_address: None,
+                        ..connection_limits(&settings)
+                    },
+                    common.shutdown.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let built = match settings.engine {
+            Engine::Standalone => standalone(&common).await,
+            Engine::Cluster => cluster::build(&common).await,
         };
         let Assembled {
             app,
@@ -227,9 +310,14 @@ impl Server {
             audit,
             close_sockets,
             leader,
-        } = match settings.engine {
-            Engine::Standalone => standalone(&common).await?,
-            Engine::Cluster => cluster::build(&common).await?,
+            probes,
+        } = match built {
+            Ok(a) => a,
+            Err(e) => {
+                common.draining.cancel();
+                common.shutdown.cancel();
+                return Err(e);
+            }
         };
         let listener = match TcpListener::bind(settings.http_addr).await {
             Ok(l) => l,
@@ -246,17 +334,25 @@ impl Server {
             }
         };
         let addr = listener.local_addr()?;
+        common
+            .readiness
+            .start_prober(probes, settings.probe_interval, common.shutdown.clone())
+            .await;
+        common.readiness.started();
         let draining = common.draining.clone();
         let background = common.shutdown.clone();
         let readiness = state.readiness.clone();
         let (pause, grace) = (settings.drain_delay, settings.shutdown_grace);
         let stop = draining.clone();
+        let limits = connection_limits(&settings);
+        tracing::info!(
+            max_connections = limits.max_connections,
+            max_per_address = ?limits.max_per_address,
+            header_read_timeout_s = limits.header_read_timeout.as_secs(),
+            "connection limits"
+        );
         let task = tokio::spawn(async move {
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
+            let serve = listener::serve(listener, app, limits, async move {
                 stop.cancelled().await;
                 // Readiness fails first, while sockets and requests keep working, so the
                 // load balancer stops sending new clients here before anyone is cut off.
@@ -270,7 +366,10 @@ impl Server {
                 tracing::info!("closing sockets so their clients reconnect elsewhere");
                 close_sockets().await;
             });
-            let serve = async move { serve.await.context("HTTP server") };
+            let serve = async move {
+                serve.await;
+                Ok::<(), anyhow::Error>(())
+            };
             tokio::pin!(serve);
             // In-flight requests get `grace` after the pause; then we stop anyway.
             let stopping = draining.clone();
@@ -291,10 +390,13 @@ impl Server {
             res
         });
         tracing::info!(%addr, engine = ?settings.engine, "Conclave listening");
+        let (admin_addr, admin) = admin.unzip();
         Ok(Server {
             addr,
+            admin_addr,
             shutdown: common.draining,
             task,
+            admin,
         })
     }
 
@@ -302,10 +404,20 @@ impl Server {
         self.addr
     }
 
+    /// The admin listener's address, when `CONCLAVE_ADMIN_ADDR` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     /// Begin a graceful shutdown and wait until it is done.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        self.task.await.context("server task")?
+        let res = self.task.await.context("server task")?;
+        // It closes once the drain is over (the background token), so probes saw `draining`.
+        if let Some(admin) = self.admin {
+            let _ = admin.await;
+        }
+        res
     }
 
     /// Serve until SIGTERM/Ctrl-C, then drain.

@@ -107,6 +107,15 @@ impl Command {
         }
     }
 
+    /// Whether the command can take a user's access away from someone else (or everyone): such
+    /// a command is only reported done once every process has carried it out.
+    pub fn takes_access_away(&self) -> bool {
+        matches!(
+            self,
+            Command::Remove { .. } | Command::Ban { .. } | Command::Delete
+        )
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Command::Join => "join",

@@ -68,7 +68,9 @@ impl GroupService {
             created_at: domain::now(),
         };
         self.store.create_group(&record).await?;
-        self.events
+        // Not a removal: carried later if the fan-out is down, never refused.
+        let _ = self
+            .events
             .group_events(vec![GroupEvent::MemberJoined {
                 group: record.id,
                 user: owner,
@@ -137,6 +139,13 @@ impl GroupService {
             Command::Approve { target } => self.ensure_room_for(target, Some(group)).await?,
             _ => {}
         }
+        // A ban that cannot reach the banned user's sockets would answer 201 and leave them
+        // reading on: refuse it with nothing changed instead.
+        if cmd.takes_access_away() && !self.events.removals_deliverable().await {
+            return Err(AppError::Unavailable(
+                "the real-time fan-out cannot carry removals right now".into(),
+            ));
+        }
         let policy = Policy {
             rejoin_cooldown: self.settings.rejoin_cooldown,
             max_groups_per_user: self.settings.max_groups_per_user,
@@ -170,9 +179,20 @@ impl GroupService {
                     .client(client),
             );
         }
-        self.events
+        if self
+            .events
             .group_events(events_of(group, &cmd, &done))
-            .await;
+            .await
+            .is_err()
+        {
+            // Stored, and applied to this process's sockets, but not yet to every process's:
+            // not done as far as the caller may tell. Repeating the command is safe; it
+            // succeeds once the fan-out has carried it.
+            tracing::warn!(group_id = %group, command = cmd.name(), "a removal is stored but not yet carried to every process; answering 503");
+            return Err(AppError::Unavailable(
+                "the change is stored but has not reached every live connection yet".into(),
+            ));
+        }
         Ok(done)
     }
 

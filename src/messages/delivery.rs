@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::service::decrypt;
 use crate::crypto::Keyring;
-use crate::events::{Broadcast, EventSink, GroupEvent};
+use crate::events::{Broadcast, EventSink, GroupEvent, Unpublished};
 use crate::ops::metrics as metric;
 use crate::store::StoredMessage;
 
@@ -43,9 +43,18 @@ impl EventSink for Delivery {
         self.port.messages(&views).await;
     }
 
-    async fn group_events(&self, events: Vec<GroupEvent>) {
+    async fn group_events(&self, events: Vec<GroupEvent>) -> Result<(), Unpublished> {
+        // Every event is applied, even after one is not carried.
+        let mut carried = Ok(());
         for ev in events {
-            self.port.group_event(ev).await;
+            if let Err(e) = self.port.group_event(ev).await {
+                carried = Err(e);
+            }
         }
+        carried
+    }
+
+    async fn removals_deliverable(&self) -> bool {
+        self.port.removals_deliverable().await
     }
 }

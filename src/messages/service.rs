@@ -10,7 +10,7 @@ use crate::error::{AppError, AppResult};
 use crate::input::Validator;
 use crate::limits::{self, RateLimiter};
 use crate::ops::metrics as metric;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{NOT_A_MEMBER, Pipeline};
 use crate::store::{
     GroupRecord, GroupStore, HistoryQuery, MessageStore, NewMessage, StoredMessage,
 };
@@ -146,7 +146,13 @@ impl MessageService {
             sent_at: domain::now(),
             client_msg_id: client_msg_id.map(|c| c.as_str().to_owned()),
         };
-        let id = self.pipeline.submit(msg).await?;
+        let id = match self.pipeline.submit(msg).await {
+            Ok(id) => id,
+            Err(AppError::Forbidden(why)) if why == NOT_A_MEMBER => {
+                return Err(self.lost_membership(sender, group).await);
+            }
+            Err(e) => return Err(e),
+        };
         metrics::counter!(metric::MESSAGES_BY_GROUP_SIZE, "group_size" => group_size_bucket(member_count))
             .increment(1);
         Ok(id)
@@ -198,6 +204,18 @@ impl MessageService {
         Ok(g.member_count)
     }
 
+    /// The answer for a send the store refused because its sender is no longer a member (a ban
+    /// or removal committed after the send was accepted, possibly on another process): the same
+    /// refusal a fresh send would get (`banned`, or `not_found` for a private group).
+    async fn lost_membership(&self, sender: UserId, group: GroupId) -> AppError {
+        self.senders.forget(group, sender);
+        match self.allowed(group, sender, can_send).await {
+            Err(refusal) => refusal,
+            // A member again by now: this message still was not stored.
+            Ok(_) => AppError::Forbidden(NOT_A_MEMBER.into()),
+        }
+    }
+
     /// Whether a `typing` indicator from `user` may be relayed to `group`: within the per-user
     /// typing budget (one relay per user and group every half second is plenty for an indicator),
     /// and only from someone who may send there.
@@ -219,6 +237,15 @@ impl MessageService {
         group: GroupId,
         q: HistoryQuery,
     ) -> AppResult<Vec<MessageView>> {
+        // Each page is a store read and a decryption per message: bounded per user, REST and
+        // socket sync together.
+        limits::spend(
+            &*self.limiter,
+            &format!("history:{reader}"),
+            self.settings.history_per_user,
+            "history",
+        )
+        .await?;
         self.allowed(group, reader, can_read_messages).await?;
         let stored = self.log.messages(group, &q).await?;
         stored.iter().map(|m| self.view(m)).collect()

@@ -24,6 +24,7 @@ pub const RATE_LIMITED: &str = "conclave_rate_limited_total";
 pub const MESSAGES_ACCEPTED: &str = "conclave_messages_accepted_total";
 pub const MESSAGES_PERSISTED: &str = "conclave_messages_persisted_total";
 pub const MESSAGES_DUPLICATE: &str = "conclave_messages_duplicate_total";
+pub const MESSAGES_SENDER_GONE: &str = "conclave_messages_sender_not_member_total";
 pub const MESSAGES_BY_GROUP_SIZE: &str = "conclave_messages_sent_by_group_size_total";
 pub const PERSIST_LATENCY: &str = "conclave_message_persist_latency_seconds";
 pub const PIPELINE_BATCH: &str = "conclave_pipeline_batch_size";
@@ -39,6 +40,8 @@ pub const GROUP_COMMANDS: &str = "conclave_group_commands_total";
 pub const MESSAGES_DELIVERED: &str = "conclave_messages_delivered_total";
 pub const DELIVERY_LATENCY: &str = "conclave_message_delivery_latency_seconds";
 pub const SOCKETS_CONNECTED: &str = "conclave_socket_connections";
+pub const HTTP_CONNECTIONS: &str = "conclave_http_connections";
+pub const CONNECTIONS_REFUSED: &str = "conclave_http_connections_refused_total";
 pub const SOCKET_CONNECTS: &str = "conclave_socket_connects_total";
 pub const SOCKET_DISCONNECTS: &str = "conclave_socket_disconnects_total";
 pub const SOCKET_AUTH_FAILURES: &str = "conclave_socket_auth_failures_total";
@@ -66,6 +69,8 @@ pub const AUDIT_DROPPED: &str = "conclave_audit_events_dropped_total";
 /// 1 while this process runs the one-per-cluster jobs (holds the leader Lease), else 0.
 pub const LEADER: &str = "conclave_leader";
 pub const RECORDS_PURGED: &str = "conclave_records_purged_total";
+/// 1 while the background prober's last probe of a dependency succeeded, else 0.
+pub const DEPENDENCY_UP: &str = "conclave_dependency_up";
 
 static HANDLE: OnceLock<(PrometheusHandle, Arc<metrics_process::Collector>)> = OnceLock::new();
 
@@ -156,6 +161,18 @@ fn describe() {
         MESSAGES_DUPLICATE,
         "Messages not stored again because they already were"
     );
+    describe_gauge!(
+        HTTP_CONNECTIONS,
+        "Open client connections (HTTP, long-polling and WebSocket alike)"
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections closed unread because a cap was reached (cap: total, per_address), and failed accepts (accept_error)"
+    );
+    describe_counter!(
+        MESSAGES_SENDER_GONE,
+        "Messages refused where they are stored because their sender was no longer a member"
+    );
     describe_histogram!(
         PERSIST_LATENCY,
         Unit::Seconds,
@@ -217,10 +234,151 @@ fn describe() {
         FANOUT_GROUP_CHANNELS,
         "Groups whose Redis fan-out channel this process subscribes (cluster)"
     );
+    describe_gauge!(
+        DEPENDENCY_UP,
+        "1 while the dependency answers this process's background probe, else 0"
+    );
     describe_counter!(
         FANOUT_FRAMES_IN,
         "Frames read from the Redis fan-out channels, by channel (group, members)"
     );
+}
+
+/// Label values each labelled counter is exported with from start. They mirror the call sites
+/// (a value missing here only appears on first use; a name missing here is caught by
+/// `scripts/check-observability`, which reads a fresh server's `/metrics`).
+const KNOWN_COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
+    (AUTH_LOGINS, "result", &["success", "failure"]),
+    (
+        RATE_LIMITED,
+        "limit",
+        &[
+            "login",
+            "register",
+            "message_send",
+            "group_messages",
+            "group_actions",
+            "groups_per_user",
+            "password_hashing",
+            "socket_events",
+        ],
+    ),
+    (
+        MESSAGES_BY_GROUP_SIZE,
+        "group_size",
+        &["1-10", "11-100", "101-1000", "1001+"],
+    ),
+    (
+        GROUP_COMMANDS,
+        "command",
+        &[
+            "join",
+            "withdraw_request",
+            "approve",
+            "reject",
+            "remove",
+            "leave",
+            "ban",
+            "unban",
+            "transfer_ownership",
+            "delete",
+        ],
+    ),
+    (
+        SOCKET_DISCONNECTS,
+        "reason",
+        &[
+            "transport_close",
+            "polling_error",
+            "parse_error",
+            "transport_error",
+            "heartbeat_timeout",
+            "client_disconnect",
+            "server_disconnect",
+            "server_closing",
+        ],
+    ),
+    (
+        SOCKET_EVENTS_IN,
+        "event",
+        &["message:send", "group:sync", "typing"],
+    ),
+    (
+        SOCKET_EVENTS_OUT,
+        "event",
+        &["message:new", "typing", "ack"],
+    ),
+    (
+        SOCKET_DROPPED,
+        "event",
+        &["message:new", "typing", "fanout_publish", "adapter_inbound"],
+    ),
+    (BROKER_RECONNECTS, "role", &["publisher", "consumer"]),
+    (AUDIT_DROPPED, "reason", &["full", "closed", "store_error"]),
+    (RECORDS_PURGED, "kind", &["refresh_token", "cooldown"]),
+    (FANOUT_FRAMES_IN, "channel", &["group", "members"]),
+];
+
+/// Registers every metric this process can record, at zero, so dashboards show 0 rather than
+/// "No data" and `rate()`/`absent()` work from the first scrape. Series labelled by request
+/// (`conclave_http_*`: route, method, status) appear with the first request, a probe included.
+/// `dependencies` and `partitions` name the engine's own label values.
+pub fn export_from_start(partitions: u32, dependencies: &[&'static str]) {
+    for name in [
+        AUTH_TOKEN_REUSE,
+        MESSAGES_ACCEPTED,
+        MESSAGES_PERSISTED,
+        MESSAGES_DUPLICATE,
+        PIPELINE_ERRORS,
+        STORE_TX_RETRIES,
+        PIPELINE_HANDOFFS,
+        MESSAGES_DELIVERED,
+        SOCKET_CONNECTS,
+        SOCKET_AUTH_FAILURES,
+        SOCKET_EXPIRED,
+        MESSAGES_DEAD_LETTERED,
+        ADAPTER_RECONNECTS,
+        AUDIT_WRITTEN,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for (name, key, values) in KNOWN_COUNTER_LABELS {
+        for v in *values {
+            if *name == GROUP_COMMANDS {
+                metrics::counter!(*name, *key => *v, "result" => "ok").increment(0);
+            } else {
+                metrics::counter!(*name, *key => *v).increment(0);
+            }
+        }
+    }
+    for name in [
+        PERSIST_LATENCY,
+        PIPELINE_BATCH,
+        DELIVERY_LATENCY,
+        STORE_BATCH_LATENCY,
+    ] {
+        // A registered histogram is rendered (empty) without a sample.
+        let _ = metrics::histogram!(name);
+    }
+    for name in [
+        SOCKETS_CONNECTED,
+        DEAD_LETTER_DEPTH,
+        FANOUT_GROUP_CHANNELS,
+        LEADER,
+        PIPELINE_STEPPED_BACK,
+        CLUSTER_PROCESSES,
+    ] {
+        metrics::gauge!(name).increment(0.0);
+    }
+    for p in 0..partitions {
+        for name in [PIPELINE_QUEUE_DEPTH, PIPELINE_UNACKED] {
+            metrics::gauge!(name, "partition" => p.to_string()).increment(0.0);
+        }
+    }
+    for d in dependencies {
+        // 0 until its first answer: a process still waiting for it does not count it as up.
+        metrics::gauge!(DEPENDENCY_UP, "dependency" => *d).increment(0.0);
+    }
 }
 
 /// Records count and latency of every request under its route template.

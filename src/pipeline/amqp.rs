@@ -141,14 +141,14 @@ pub struct AmqpPipeline {
 }
 
 pub struct AmqpSettings {
-    pub url: String,
+    pub broker: Broker,
     pub partitions: u32,
     /// Prefix of every exchange and queue name.
     pub prefix: String,
     /// Where the processes agree who writes which partition (`balance`); `None`: whoever
     /// RabbitMQ makes active keeps it.
     pub registry: Option<Registry>,
-    /// Asked of the broker (`CONCLAVE_AMQP_HEARTBEAT`), unless `url` names one.
+    /// Asked of the broker (`CONCLAVE_AMQP_HEARTBEAT`), unless its URL names one.
     pub heartbeat: Duration,
     /// How long the store may fail before this process gives its partitions up.
     pub step_back_after: Duration,
@@ -174,21 +174,24 @@ impl AmqpPipeline {
         let consuming = Arc::new(AtomicBool::new(false));
         let stepped_back = Arc::new(AtomicBool::new(false));
         let stop = CancellationToken::new();
-        let url = with_heartbeat(&s.url, s.heartbeat);
+        let broker = Broker {
+            url: with_heartbeat(&s.broker.url, s.heartbeat),
+            ..s.broker
+        };
         let vitals = Vitals::start(s.health, s.step_back_after, stop.clone());
         let balance = match s.registry {
             Some(r) => Balance::start(r, &names.prefix, consuming.clone(), stop.clone()),
             None => Balance::off(),
         };
         tokio::spawn(supervise_publisher(
-            url.clone(),
+            broker.clone(),
             names.clone(),
             s.partitions,
             publisher.clone(),
             stop.clone(),
         ));
         let consumers = tokio::spawn(supervise_consumers(ConsumerSetup {
-            url,
+            broker,
             names: names.clone(),
             partitions: s.partitions,
             store,
@@ -211,10 +214,23 @@ impl AmqpPipeline {
     }
 }
 
-async fn connect(url: &str, role: &str) -> lapin::Result<Connection> {
+/// Where RabbitMQ is: its URL (`amqps://` for TLS) and, for a private CA, the CA certificates
+/// to trust (PEM) instead of the system's.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    pub url: String,
+    pub tls_ca: Option<String>,
+}
+
+async fn connect(broker: &Broker, role: &str) -> lapin::Result<Connection> {
     let props = ConnectionProperties::default()
         .with_connection_name(format!("conclave-{role}-{}", std::process::id()).into());
-    Connection::connect(url, props).await
+    let tls = lapin::tcp::OwnedTLSConfig {
+        identity: None,
+        cert_chain: broker.tls_ca.clone(),
+    };
+    Connection::connect_with_config(&broker.url, props, tls, lapin::runtime::default_runtime()?)
+        .await
 }
 
 /// Declares the exchange, the partition queues and the dead-letter path (idempotent).
@@ -297,7 +313,7 @@ async fn watch_connection(conn: &Connection, stop: &CancellationToken) {
 }
 
 async fn supervise_publisher(
-    url: String,
+    broker: Broker,
     names: Names,
     partitions: u32,
     slot: Arc<RwLock<Option<Channel>>>,
@@ -306,7 +322,7 @@ async fn supervise_publisher(
     let mut attempt = 0;
     while !stop.is_cancelled() {
         let setup = async {
-            let conn = connect(&url, "publisher").await?;
+            let conn = connect(&broker, "publisher").await?;
             let ch = conn.create_channel().await?;
             ch.confirm_select(ConfirmSelectOptions::default()).await?;
             declare(&ch, &names, partitions).await?;
@@ -372,7 +388,7 @@ struct Consuming {
 
 /// What the consumer supervisor keeps across reconnections.
 struct ConsumerSetup {
-    url: String,
+    broker: Broker,
     names: Names,
     partitions: u32,
     store: Arc<dyn MessageStore>,
@@ -387,7 +403,7 @@ struct ConsumerSetup {
 
 async fn supervise_consumers(s: ConsumerSetup) {
     let ConsumerSetup {
-        url,
+        broker,
         names,
         partitions,
         store,
@@ -407,7 +423,7 @@ async fn supervise_consumers(s: ConsumerSetup) {
             }
         }
         let setup = async {
-            let conn = connect(&url, "consumer").await?;
+            let conn = connect(&broker, "consumer").await?;
             let ch = conn.create_channel().await?;
             declare(&ch, &names, partitions).await?;
             let mut subscriptions = Vec::new();

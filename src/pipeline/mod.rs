@@ -17,7 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::ops::metrics as metric;
 use crate::store::{Appended, NewMessage, StoredMessage};
 
-pub use amqp::{AmqpPipeline, AmqpSettings};
+pub use amqp::{AmqpPipeline, AmqpSettings, Broker};
 pub use balance::Registry;
 pub use local::LocalPipeline;
 
@@ -41,8 +41,12 @@ pub fn partition_of(group: &crate::domain::GroupId, partitions: u32) -> u32 {
         % partitions
 }
 
+/// The refusal of a message whose sender lost membership between acceptance and storage
+/// (`messages::MessageService` turns it into the precise refusal for the sender).
+pub const NOT_A_MEMBER: &str = "you are not a member of this group";
+
 /// What both pipelines do with a stored batch: each message's answer for its sender (its id,
-/// or `NotFound` once its group is gone), and the newly stored ones for live delivery. Counts
+/// `NotFound` once its group is gone, `Forbidden` once its sender is no longer a member), and the newly stored ones for live delivery. Counts
 /// stored and duplicate messages, and records `conclave_message_persist_latency_seconds` with
 /// one definition for both engines: from the message's `sent_at` (when the server accepted it)
 /// until it is stored.
@@ -65,6 +69,10 @@ pub(crate) fn settle(results: Vec<Appended>) -> (Vec<AppResult<MessageId>>, Vec<
                 Ok(msg.id)
             }
             Appended::GroupGone => Err(AppError::NotFound),
+            Appended::NotMember => {
+                metrics::counter!(metric::MESSAGES_SENDER_GONE).increment(1);
+                Err(AppError::Forbidden(NOT_A_MEMBER.into()))
+            }
         });
     }
     (answers, fresh)

@@ -131,13 +131,16 @@ pub enum Appended {
     Duplicate(StoredMessage),
     /// The group was deleted before the message could be stored.
     GroupGone,
+    /// The sender is no longer a member (removed, banned or left after the send was accepted):
+    /// checked where the message is stored, so a send cannot outrun a ban on another process.
+    NotMember,
 }
 
 impl Appended {
     pub fn message(&self) -> Option<&StoredMessage> {
         match self {
             Appended::Stored(m) | Appended::Duplicate(m) => Some(m),
-            Appended::GroupGone => None,
+            Appended::GroupGone | Appended::NotMember => None,
         }
     }
 }

@@ -11,6 +11,7 @@
 mod common;
 
 mod across_processes;
+mod bans;
 mod clock_skew;
 mod dependency_faults;
 mod fanout;
@@ -19,3 +20,4 @@ mod limits_without_redis;
 mod partitions;
 mod sick_process;
 mod throughput;
+mod tls;

@@ -105,6 +105,19 @@ impl Cluster {
         c
     }
 
+    /// Adds a node and starts it, without waiting for it to be ready; its index.
+    pub fn add_node(&mut self) -> usize {
+        let port = super::free_port();
+        self.nodes.push(Node {
+            child: None,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+        });
+        let i = self.nodes.len() - 1;
+        self.spawn(i);
+        i
+    }
+
     /// Starts (or restarts) node `i` on its port.
     pub fn spawn(&mut self, i: usize) {
         let node = &mut self.nodes[i];
@@ -136,6 +149,8 @@ impl Cluster {
             .env("CONCLAVE_MESSAGES_PER_USER", "100000")
             .env("CONCLAVE_MESSAGES_PER_GROUP", "100000")
             .env("CONCLAVE_GROUP_ACTIONS_PER_USER", "100000")
+            .env("CONCLAVE_HISTORY_PER_USER", "100000")
+            .env("CONCLAVE_MAX_SOCKETS_PER_USER", "10000")
             .env("CONCLAVE_SOCKET_EVENTS_PER_SEC", "10000")
             .env("CONCLAVE_SHUTDOWN_GRACE", "2s")
             // Tests share two cores: a rate-limit check that waits 50 ms (or 500 ms, seen once in
@@ -158,6 +173,8 @@ impl Cluster {
         node.child = Some(child);
     }
 
+    /// Waits until node `i` is ready with every dependency up (`/readyz` 200 `ready`, not
+    /// `degraded`: readiness alone stays 200 while a shared dependency is down).
     pub async fn wait_ready(&self, i: usize) {
         let url = format!("{}/readyz", self.nodes[i].base);
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -169,6 +186,9 @@ impl Cluster {
                 .send()
                 .await
                 && r.status() == 200
+                && r.json::<serde_json::Value>()
+                    .await
+                    .is_ok_and(|b| b["status"] == "ready")
             {
                 return;
             }
@@ -177,7 +197,7 @@ impl Cluster {
         panic!("node {i} not ready in 60 s; log:\n{}", self.log(i));
     }
 
-    /// Waits until every running node reports ready.
+    /// Waits until every running node reports ready with every dependency up.
     pub async fn wait_all_ready(&self) {
         for i in 0..self.nodes.len() {
             if self.nodes[i].child.is_some() {

@@ -17,6 +17,8 @@ use tempfile::TempDir;
 
 pub struct TestApp {
     pub base: String,
+    /// The admin listener (`http://host:port`), when `CONCLAVE_ADMIN_ADDR` is set.
+    pub admin_base: Option<String>,
     pub client: reqwest::Client,
     pub data_dir: TempDir,
     vars: HashMap<String, String>,
@@ -69,6 +71,15 @@ impl ChildServer {
     /// Starts it with `env` on top of a clean environment (cheap hashing unless `env` says
     /// otherwise).
     pub async fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with_descriptors(dir, env, None).await
+    }
+
+    /// [`Self::start`], with the child's descriptor limit (soft and hard) set to `nofile`.
+    pub async fn start_with_descriptors(
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Self {
         let port = free_port();
         let log = dir.join(format!("conclave-{port}.log"));
         let out = std::fs::File::create(&log).unwrap();
@@ -84,6 +95,22 @@ impl ChildServer {
             .stderr(std::process::Stdio::from(out));
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let child = cmd.spawn().expect("conclave binary starts");
         let server = Self {
@@ -158,6 +185,8 @@ fn base_vars(dir: &TempDir) -> HashMap<String, String> {
         ("CONCLAVE_MESSAGES_PER_USER", "100000".to_owned()),
         ("CONCLAVE_MESSAGES_PER_GROUP", "100000".to_owned()),
         ("CONCLAVE_GROUP_ACTIONS_PER_USER", "100000".to_owned()),
+        ("CONCLAVE_HISTORY_PER_USER", "100000".to_owned()),
+        ("CONCLAVE_MAX_SOCKETS_PER_USER", "10000".to_owned()),
         ("CONCLAVE_SHUTDOWN_GRACE", "2s".to_owned()),
         // No drain pause: tests stop servers often; tests/integration/drain.rs sets one.
         ("CONCLAVE_DRAIN_DELAY", "0s".to_owned()),
@@ -183,6 +212,7 @@ impl TestApp {
         let base = format!("http://{}", server.addr());
         Self {
             base,
+            admin_base: server.admin_addr().map(|a| format!("http://{a}")),
             client: client(),
             data_dir: dir,
             vars,
@@ -195,6 +225,7 @@ impl TestApp {
     pub fn attach(base: &str) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
+            admin_base: None,
             client: client(),
             data_dir: tempfile::tempdir().expect("temp dir"),
             vars: HashMap::new(),
@@ -212,6 +243,7 @@ impl TestApp {
         self.stop().await;
         let server = Self::start(&self.vars).await;
         self.base = format!("http://{}", server.addr());
+        self.admin_base = server.admin_addr().map(|a| format!("http://{a}"));
         self.server = Some(server);
     }
 

@@ -7,6 +7,7 @@
 use crate::common;
 
 use crate::common::cluster::{Cluster, NodeApi, Options};
+use crate::common::sio::SioClient;
 use crate::common::{Reply, TestApp, TestUser};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -268,4 +269,37 @@ async fn abuse_limits_are_one_budget_across_processes() {
     }
     four_then_429("send", sends, 202);
     cluster.cleanup().await;
+}
+
+/// History pages and socket syncs draw on one per-user budget (`CONCLAVE_HISTORY_PER_USER`):
+/// past it both answer `rate_limited` with a time to retry, and other users read on.
+#[tokio::test]
+async fn history_reads_and_syncs_share_a_per_user_budget() {
+    let app = TestApp::spawn_with(&[
+        ("CONCLAVE_HISTORY_PER_USER", "3"),
+        ("CONCLAVE_HISTORY_WINDOW", "1h"),
+    ])
+    .await;
+    let (alice, bob) = (app.user().await, app.user().await);
+    let (ga, gb) = (
+        app.group(&alice, "open").await,
+        app.group(&bob, "open").await,
+    );
+    let history = |g: &str| format!("/groups/{g}/messages");
+    let sock = SioClient::connect(&app.base, &alice.token).await.unwrap();
+    let sync = json!({"group_id": ga, "after_seq": 0});
+
+    assert_eq!(get(&app, &alice, &history(&ga)).await.status, 200);
+    assert_eq!(get(&app, &alice, &history(&ga)).await.status, 200);
+    let ack = sock.emit_with_ack("group:sync", sync.clone()).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+
+    let r = get(&app, &alice, &history(&ga)).await;
+    r.assert_problem(429, "rate_limited");
+    assert!(r.header("retry-after").is_some());
+    let ack = sock.emit_with_ack("group:sync", sync).await;
+    assert_eq!(ack["error"]["code"], "rate_limited", "{ack}");
+    assert!(refused(&app, "history").await >= 2.0);
+
+    assert_eq!(get(&app, &bob, &history(&gb)).await.status, 200);
 }

@@ -12,6 +12,7 @@
 mod common;
 
 mod abuse_limits;
+mod admin_listener;
 mod api_audit;
 mod api_auth;
 mod api_groups;
@@ -19,6 +20,7 @@ mod api_messages;
 mod auth_abuse;
 mod authz_matrix;
 mod conformance;
+mod connection_limits;
 mod drain;
 mod http_hygiene;
 mod input_props;

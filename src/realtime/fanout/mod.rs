@@ -18,19 +18,28 @@
 //! Like any live delivery lost, it shows as a gap in `seq` and `group:sync` fills it.
 //!
 //! Failure: the connection reconnects and re-subscribes every channel by itself, and a heartbeat
-//! makes it notice a dead server within a second. What was published meanwhile is lost to live
-//! sockets (counted); clients notice the gap in `seq` and catch up with `group:sync`.
+//! makes it notice a dead server within a second. While the heartbeat finds Redis down (refusing,
+//! or silent past `PING_TIMEOUT`), publishing is not even tried: a blackholed Redis costs no
+//! request its timeout (a circuit breaker, logged when it opens and closes). What was published
+//! meanwhile is lost to live sockets (counted); clients notice the gap in `seq` and catch up
+//! with `group:sync`.
 //! Membership events lost that way are made good by `realtime::resync`, which
 //! [`Fanout::events_lost`] wakes once the connection is back. An event the process that ran the
 //! command could not publish is applied to its own sockets at once, and once Redis answers it
 //! again it publishes a re-read of that user on the membership channel (`RereadFrame`), for the
 //! processes that never lost Redis and so would not re-read anything by themselves.
+//!
+//! Removals (bans, removals, deletions) must reach every process, or the removed user's sockets
+//! elsewhere go on receiving the group: a command that would make one is refused (503, nothing
+//! changed) while the fan-out is down, and one whose event cannot be published within
+//! `CONCLAVE_FANOUT_PUBLISH_DEADLINE` answers 503 although stored (a retry is safe, and succeeds
+//! once the fan-out has carried it).
 
 mod lost;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -45,7 +54,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{group_room, user_room};
 use crate::domain::{GroupId, MessageView, UserId};
-use crate::events::{Broadcast, GroupEvent, MembershipWatcher};
+use crate::events::{Broadcast, GroupEvent, MembershipWatcher, Unpublished};
 use crate::ops::metrics as metric;
 pub use lost::Reread;
 use lost::{Lost, RereadFrame};
@@ -55,6 +64,11 @@ use lost::{Lost, RereadFrame};
 const INBOUND_BUFFER: usize = 4096;
 /// How often channels of groups with no local socket left are unsubscribed.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// A heartbeat PING unanswered for this long counts as Redis down (a silent network otherwise
+/// holds a command for the connection's 2 s response timeout).
+const PING_TIMEOUT: Duration = Duration::from_millis(500);
+/// One attempt to publish a membership event.
+const PUBLISH_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// An event emitted to a group room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +97,8 @@ pub struct Fanout {
     /// Forgets the members who lose access, here and (through the membership channel) on every
     /// process.
     watcher: Arc<dyn MembershipWatcher>,
+    /// How long a removal's publication is retried before its command answers 503.
+    publish_deadline: Duration,
 }
 
 impl Fanout {
@@ -92,24 +108,27 @@ impl Fanout {
             io,
             redis: None,
             watcher,
+            publish_deadline: Duration::ZERO,
         }
     }
 
-    /// Cluster: per-group Redis channels. Connects (`url` must ask for RESP3, which pub/sub on a
-    /// multiplexed connection needs), subscribes the membership channel and starts the reader,
-    /// the heartbeat and the sweep, which end with `stop`.
+    /// Cluster: per-group Redis channels. Connects (`client` must ask for RESP3, which pub/sub on
+    /// a multiplexed connection needs), subscribes the membership channel and starts the
+    /// reader, the heartbeat and the sweep, which end with `stop`.
     pub async fn redis(
         io: SocketIo,
-        url: &str,
+        client: redis::Client,
         prefix: &str,
         stop: CancellationToken,
         watcher: Arc<dyn MembershipWatcher>,
+        publish_deadline: Duration,
     ) -> Result<Self, redis::RedisError> {
-        let channels = Channels::connect(url, prefix, io.clone(), stop, watcher.clone()).await?;
+        let channels = Channels::connect(client, prefix, io.clone(), stop, watcher.clone()).await?;
         Ok(Self {
             io,
             redis: Some(channels),
             watcher,
+            publish_deadline,
         })
     }
 
@@ -147,21 +166,44 @@ impl Fanout {
         }
     }
 
-    /// Moves sockets between rooms and tells them, on every process.
-    pub async fn group_event(&self, ev: GroupEvent) {
+    /// Moves sockets between rooms and tells them, on every process. A removal is retried for
+    /// the publish deadline; `Err` if it still did not go out.
+    pub async fn group_event(&self, ev: GroupEvent) -> Result<(), Unpublished> {
         // Here at once, whether or not the event reaches Redis.
         self.watcher.event(&ev);
-        match &self.redis {
-            None => apply(&self.io, ev, None).await,
-            Some(ch) => {
-                if !ch.publish_members(&ev).await {
-                    // At least this process's sockets now; once Redis answers again, every
-                    // process re-reads this user's groups (`Lost::unpublished`).
-                    ch.lost.unpublished(&ev);
-                    apply(&self.io, ev, Some(ch)).await;
-                }
-            }
+        let Some(ch) = &self.redis else {
+            apply(&self.io, ev, None).await;
+            return Ok(());
+        };
+        let removal = matches!(ev, GroupEvent::Removed { .. });
+        let deadline = if removal {
+            self.publish_deadline
+        } else {
+            Duration::ZERO
+        };
+        if ch.publish_members_within(&ev, deadline).await {
+            return Ok(());
         }
+        // At least this process's sockets now; once Redis answers again, every process
+        // re-reads this user's groups (`Lost::unpublished`).
+        ch.lost.unpublished(&ev);
+        apply(&self.io, ev, Some(ch)).await;
+        if removal { Err(Unpublished) } else { Ok(()) }
+    }
+
+    /// Whether a removal made now would reach every process: Redis answers, and no earlier
+    /// event is still waiting to be carried (a repeated ban succeeds only once the first one's
+    /// re-read went out).
+    pub async fn removals_deliverable(&self) -> bool {
+        let Some(ch) = &self.redis else {
+            return true;
+        };
+        if !ch.up.load(Ordering::SeqCst) {
+            return false;
+        }
+        ch.publish_rereads().await;
+        let st = ch.lost.state();
+        st.unpublished.is_empty() && !st.unpublished_overflow
     }
 
     /// Waits until membership events may have been missed and the fan-out works again: who
@@ -189,8 +231,12 @@ impl Broadcast for Fanout {
         self.to_groups(&events).await;
     }
 
-    async fn group_event(&self, event: GroupEvent) {
-        Fanout::group_event(self, event).await;
+    async fn group_event(&self, event: GroupEvent) -> Result<(), Unpublished> {
+        Fanout::group_event(self, event).await
+    }
+
+    async fn removals_deliverable(&self) -> bool {
+        Fanout::removals_deliverable(self).await
     }
 }
 
@@ -338,11 +384,14 @@ struct Channels {
     /// Groups whose channel is subscribed. Locked across a subscription and the room joins
     /// that need it, and across the sweep's check-and-unsubscribe.
     subscribed: Mutex<HashSet<GroupId>>,
+    /// The breaker: false from a failed command or PING until the heartbeat's next answered
+    /// PING. While false, nothing is published (it would only wait for a timeout).
+    up: Arc<AtomicBool>,
 }
 
 impl Channels {
     async fn connect(
-        url: &str,
+        client: redis::Client,
         prefix: &str,
         io: SocketIo,
         stop: CancellationToken,
@@ -351,8 +400,8 @@ impl Channels {
         let (tx, rx) = mpsc::channel::<(String, Vec<u8>)>(INBOUND_BUFFER);
         let members_chan = format!("{prefix}fanout:members");
         let lost = Arc::new(Lost::new(watcher));
-        let on_loss = (members_chan.clone(), lost.clone());
-        let client = redis::Client::open(url)?;
+        let up = Arc::new(AtomicBool::new(true));
+        let on_loss = (members_chan.clone(), lost.clone(), up.clone());
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -370,11 +419,17 @@ impl Channels {
             group_prefix: format!("{prefix}fanout:g:"),
             lost,
             subscribed: Mutex::new(HashSet::new()),
+            up,
         });
         tokio::spawn(read(ch.clone(), io.clone(), rx, stop.clone()));
         tokio::spawn(heartbeat(ch.clone(), stop.clone()));
         tokio::spawn(sweep(ch.clone(), io, stop));
         Ok(ch)
+    }
+
+    /// Opens or closes the breaker; logged only when its state changes.
+    fn set_up(&self, now_up: bool) {
+        set_up(&self.up, now_up);
     }
 
     fn group_chan(&self, g: GroupId) -> String {
@@ -402,6 +457,11 @@ impl Channels {
     }
 
     async fn publish_group<T: Serialize>(&self, events: &[(GroupId, GroupEmit, T)]) {
+        if !self.up.load(Ordering::SeqCst) {
+            metrics::counter!(metric::SOCKET_DROPPED, "event" => "fanout_publish")
+                .increment(events.len() as u64);
+            return;
+        }
         let mut pipe = redis::pipe();
         for (group, what, payload) in events {
             if let Some(frame) = encode_group_frame(*what, payload) {
@@ -411,7 +471,8 @@ impl Channels {
         if let Err(e) = pipe.exec_async(&mut self.conn.clone()).await {
             metrics::counter!(metric::SOCKET_DROPPED, "event" => "fanout_publish")
                 .increment(events.len() as u64);
-            tracing::warn!(error = %e, "group events not published; clients catch up by seq");
+            tracing::debug!(error = %e, "group events not published; clients catch up by seq");
+            self.set_up(false);
         }
     }
 
@@ -445,7 +506,14 @@ impl Channels {
                 Err(e) => tracing::error!(error = %e, "cannot serialize a re-read frame"),
             }
         }
-        if let Err(e) = pipe.exec_async(&mut self.conn.clone()).await {
+        let sent = tokio::time::timeout(PUBLISH_TIMEOUT, pipe.exec_async(&mut self.conn.clone()))
+            .await
+            .unwrap_or_else(|_| {
+                Err(redis::RedisError::from(std::io::Error::from(
+                    std::io::ErrorKind::TimedOut,
+                )))
+            });
+        if let Err(e) = sent {
             tracing::warn!(error = %e, "re-read requests not published; retried next heartbeat");
             let mut st = self.lost.state();
             st.unpublished.extend(users);
@@ -459,8 +527,9 @@ impl Channels {
         }
     }
 
-    /// Whether the event went out.
-    async fn publish_members(&self, ev: &GroupEvent) -> bool {
+    /// Whether the event went out, trying until `deadline` has passed (at least once, unless
+    /// the breaker is open).
+    async fn publish_members_within(&self, ev: &GroupEvent, deadline: Duration) -> bool {
         let frame = match serde_json::to_vec(ev) {
             Ok(f) => f,
             Err(e) => {
@@ -468,15 +537,29 @@ impl Channels {
                 return false;
             }
         };
-        let sent: redis::RedisResult<()> =
-            self.conn.clone().publish(&self.members_chan, frame).await;
-        if let Err(e) = sent {
-            metrics::counter!(metric::SOCKET_DROPPED, "event" => "fanout_publish").increment(1);
-            tracing::warn!(error = %e, "membership event not published");
-            self.lost.mark();
-            return false;
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            if self.up.load(Ordering::SeqCst) {
+                let mut conn = self.conn.clone();
+                let publish = conn.publish::<_, _, ()>(&self.members_chan, &frame);
+                match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
+                    Ok(Ok(())) => return true,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "membership event not published"),
+                    Err(_) => tracing::debug!("membership event not published in time"),
+                }
+                // What was in flight to us may be lost too.
+                self.lost.mark();
+                self.set_up(false);
+            }
+            let left = deadline.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                metrics::counter!(metric::SOCKET_DROPPED, "event" => "fanout_publish").increment(1);
+                return false;
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(Duration::from_millis(400));
         }
-        true
     }
 }
 
@@ -485,7 +568,7 @@ impl Channels {
 fn on_push(
     msg: PushInfo,
     tx: &mpsc::Sender<(String, Vec<u8>)>,
-    (members_chan, lost): &(String, Arc<Lost>),
+    (members_chan, lost, up): &(String, Arc<Lost>, Arc<AtomicBool>),
 ) {
     match msg.kind {
         PushKind::Message | PushKind::SMessage if msg.data.len() >= 2 => {
@@ -509,6 +592,7 @@ fn on_push(
         }
         PushKind::Disconnection => {
             lost.mark();
+            set_up(up, false);
             metrics::counter!(metric::ADAPTER_RECONNECTS).increment(1);
             tracing::warn!("Redis fan-out connection lost; it reconnects and re-subscribes");
         }
@@ -566,8 +650,21 @@ async fn read(
     }
 }
 
+fn set_up(up: &AtomicBool, now_up: bool) {
+    if up.swap(now_up, Ordering::SeqCst) != now_up {
+        if now_up {
+            tracing::info!("Redis fan-out answers again: publishing resumes");
+        } else {
+            tracing::warn!(
+                "Redis fan-out unreachable: live events are not published (clients catch up by seq) and removals are refused until it answers"
+            );
+        }
+    }
+}
+
 /// A PING a second: a command is what makes the manager notice a dead connection and rebuild it
-/// (re-subscribing every channel). The first PING answered after a loss wakes `events_lost`.
+/// (re-subscribing every channel), and the PING's answer is what closes the breaker again. The
+/// first PING answered after a loss wakes `events_lost`.
 async fn heartbeat(ch: Arc<Channels>, stop: CancellationToken) {
     let mut conn = ch.conn.clone();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -576,10 +673,16 @@ async fn heartbeat(ch: Arc<Channels>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
-        if pong.is_err() {
+        let ping = redis::cmd("PING");
+        let pong = tokio::time::timeout(PING_TIMEOUT, ping.query_async::<String>(&mut conn)).await;
+        if !matches!(pong, Ok(Ok(_))) {
+            if ch.up.load(Ordering::SeqCst) {
+                ch.lost.mark();
+            }
+            ch.set_up(false);
             continue;
         }
+        ch.set_up(true);
         ch.publish_rereads().await;
         if ch.lost.missed.swap(false, Ordering::SeqCst) {
             ch.lost.wake(|st| st.everyone = true);

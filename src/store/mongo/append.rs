@@ -6,7 +6,7 @@
 //! duplicate aborts that attempt (its seqs with it), and the transaction runs again with the
 //! look-up. That saves a round trip in every transaction but the rare one after a redelivery.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use mongodb::ClientSession;
 use mongodb::bson::doc;
@@ -24,6 +24,8 @@ enum Slot {
     /// Same id or client id as an earlier message of this batch.
     SameAs(usize),
     New,
+    /// New, but its sender is not a member of the group (any more).
+    NotMember,
 }
 
 /// `look_up`: ask for the batch's ids first. Without it a duplicate id makes this return
@@ -97,14 +99,34 @@ pub(super) async fn append_tx(
             if let Some(k) = client_key {
                 seen_client.insert(k, i);
             }
-            match new_per_group.iter_mut().find(|(g, _)| *g == m.group_id) {
-                Some((_, n)) => *n += 1,
-                None => new_per_group.push((m.group_id, 1)),
-            }
             Slot::New
         };
         slots.push(slot);
     }
+
+    // Membership is checked here, in the writing transaction, not only where the send was
+    // accepted: a ban committed first refuses the message. (A removal also writes the group
+    // document, as the seq reservation below does, so the two cannot pass each other.)
+    let members = senders_who_are_members(c, s, batch, &slots).await?;
+    let mut refused_groups: Vec<GroupId> = Vec::new();
+    for (m, slot) in batch.iter().zip(slots.iter_mut()) {
+        if !matches!(slot, Slot::New) {
+            continue;
+        }
+        if !members.contains(&(m.group_id, m.sender_id)) {
+            *slot = Slot::NotMember;
+            if !refused_groups.contains(&m.group_id) {
+                refused_groups.push(m.group_id);
+            }
+            continue;
+        }
+        match new_per_group.iter_mut().find(|(g, _)| *g == m.group_id) {
+            Some((_, n)) => *n += 1,
+            None => new_per_group.push((m.group_id, 1)),
+        }
+    }
+    // A deleted group has no members either: tell the two apart.
+    let existing = existing_groups(c, s, &refused_groups).await?;
 
     let mut next_seq = reserve_seqs(c, s, &new_per_group).await?;
 
@@ -115,8 +137,10 @@ pub(super) async fn append_tx(
             Slot::Stored(x) => Appended::Duplicate(x),
             Slot::SameAs(j) => match &out[j] {
                 Appended::Stored(x) | Appended::Duplicate(x) => Appended::Duplicate(x.clone()),
-                Appended::GroupGone => Appended::GroupGone,
+                gone_or_refused => gone_or_refused.clone(),
             },
+            Slot::NotMember if existing.contains(&m.group_id) => Appended::NotMember,
+            Slot::NotMember => Appended::GroupGone,
             Slot::New => match next_seq.get_mut(&m.group_id) {
                 Some(Some(seq)) => {
                     let stored = StoredMessage {
@@ -148,6 +172,60 @@ pub(super) async fn append_tx(
         }
     }
     Ok(out)
+}
+
+/// The `(group, sender)` pairs of the batch's new messages whose sender is a member: one query
+/// for the whole batch, on the unique `(group_id, user_id)` index.
+async fn senders_who_are_members(
+    c: &Colls,
+    s: &mut ClientSession,
+    batch: &[NewMessage],
+    slots: &[Slot],
+) -> TxResult<HashSet<(GroupId, UserId)>> {
+    let mut wanted: Vec<(GroupId, Vec<String>)> = Vec::new();
+    for (m, slot) in batch.iter().zip(slots) {
+        if !matches!(slot, Slot::New) {
+            continue;
+        }
+        let user = m.sender_id.to_string();
+        match wanted.iter_mut().find(|(g, _)| *g == m.group_id) {
+            Some((_, users)) if users.contains(&user) => {}
+            Some((_, users)) => users.push(user),
+            None => wanted.push((m.group_id, vec![user])),
+        }
+    }
+    let mut found = HashSet::new();
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    let per_group: Vec<_> = wanted
+        .into_iter()
+        .map(|(g, users)| doc! { "group_id": g.to_string(), "user_id": { "$in": users } })
+        .collect();
+    let filter = doc! { "$or": per_group };
+    let projection = doc! { "group_id": 1, "user_id": 1, "_id": 0 };
+    for d in collect(&c.memberships, s, filter, Some(projection)).await? {
+        found.insert((docs::id(&d, "group_id")?, docs::id(&d, "user_id")?));
+    }
+    Ok(found)
+}
+
+/// Which of `groups` exist (usually none are asked: only groups of refused messages).
+async fn existing_groups(
+    c: &Colls,
+    s: &mut ClientSession,
+    groups: &[GroupId],
+) -> TxResult<HashSet<GroupId>> {
+    let mut found = HashSet::new();
+    if groups.is_empty() {
+        return Ok(found);
+    }
+    let ids: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    let filter = doc! { "_id": { "$in": ids } };
+    for d in collect(&c.groups, s, filter, Some(doc! { "_id": 1 })).await? {
+        found.insert(docs::id(&d, "_id")?);
+    }
+    Ok(found)
 }
 
 /// Reserves each group's next `counts` seqs in the transaction: the first seq of each group's

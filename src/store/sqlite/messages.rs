@@ -48,6 +48,18 @@ impl MessageStore for SqliteStore {
                         out.push(Appended::Duplicate(existing));
                         continue;
                     }
+                // Membership is checked here, in the writing transaction, not only where the
+                // send was accepted: a ban committed before this point refuses the message.
+                let member: bool = tx
+                    .row("SELECT EXISTS(SELECT 1 FROM memberships WHERE group_id = ?1 AND user_id = ?2)", [&g, &s], |r| r.get(0))
+                    .map_err(db)?;
+                if !member {
+                    let group_exists: bool = tx
+                        .row("SELECT EXISTS(SELECT 1 FROM groups WHERE id = ?1)", [&g], |r| r.get(0))
+                        .map_err(db)?;
+                    out.push(if group_exists { Appended::NotMember } else { Appended::GroupGone });
+                    continue;
+                }
                 let seq: Option<i64> = tx
                     .row("UPDATE groups SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq", [&g], |r| r.get(0))
                     .optional()

@@ -48,6 +48,8 @@ export async function startServer(extraEnv = {}) {
       CONCLAVE_MESSAGES_PER_USER: "100000",
       CONCLAVE_MESSAGES_PER_GROUP: "100000",
       CONCLAVE_GROUP_ACTIONS_PER_USER: "100000",
+      CONCLAVE_HISTORY_PER_USER: "100000",
+      CONCLAVE_MAX_SOCKETS_PER_USER: "10000",
       CONCLAVE_SHUTDOWN_GRACE: "1s",
       RUST_LOG: process.env.RUST_LOG || "warn",
       ...extraEnv,

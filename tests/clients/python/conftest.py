@@ -50,6 +50,8 @@ def server():
         "CONCLAVE_MESSAGES_PER_USER": "100000",
         "CONCLAVE_MESSAGES_PER_GROUP": "100000",
         "CONCLAVE_GROUP_ACTIONS_PER_USER": "100000",
+        "CONCLAVE_HISTORY_PER_USER": "100000",
+        "CONCLAVE_MAX_SOCKETS_PER_USER": "10000",
         "CONCLAVE_SHUTDOWN_GRACE": "1s",
         "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
     }

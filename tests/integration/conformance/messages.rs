@@ -269,6 +269,64 @@ pub async fn message_id_for_client_id_finds_only_that_senders_message(s: DynStor
     );
 }
 
+/// Membership is checked where a message is stored: a sender banned, removed or gone since the
+/// send was accepted (on whichever process) gets nothing stored and consumes no `seq`; their
+/// messages stored before stay, and a retry of one of those still finds it. Within one batch,
+/// members' messages around a refused one are stored.
+pub async fn append_from_a_sender_who_is_no_longer_a_member_is_refused(s: DynStore) {
+    let owner = user(&s, "moderator").await;
+    let g = group(&s, &owner, Visibility::Private, 10).await;
+    let mut gone = Vec::new();
+    for name in ["banned", "removed", "leaver"] {
+        let u = user(&s, name).await;
+        ok(exec(&s, g.id, &u, Command::Join).await);
+        ok(exec(&s, g.id, &owner, Command::Approve { target: u.id }).await);
+        gone.push(u);
+    }
+    let earlier = message(g.id, &gone[0], b"while a member", Some("e"));
+    assert_eq!(stored(&append_one(&s, earlier.clone()).await).seq, 1);
+    ok(exec(&s, g.id, &owner, Command::Ban { target: gone[0].id }).await);
+    ok(exec(&s, g.id, &owner, Command::Remove { target: gone[1].id }).await);
+    ok(exec(&s, g.id, &gone[2], Command::Leave).await);
+    let stranger = user(&s, "stranger").await;
+
+    let mut batch = vec![message(g.id, &owner, b"first", None)];
+    for u in gone.iter().chain([&stranger]) {
+        batch.push(message(g.id, u, b"too late", Some("late")));
+    }
+    batch.push(message(g.id, &owner, b"second", None));
+    // A retry of the banned user's earlier message: still the stored one.
+    batch.push(earlier.clone());
+    let out = s.append_messages(&batch).await.unwrap();
+    assert_eq!(stored(&out[0]).seq, 2);
+    for r in &out[1..5] {
+        assert_eq!(*r, Appended::NotMember);
+        assert_eq!(r.message(), None);
+    }
+    assert_eq!(stored(&out[5]).seq, 3, "a refused message consumes no seq");
+    assert_eq!(duplicate(&out[6]).id, earlier.id);
+    assert_eq!(history(&s, g.id, Some(0), None, 10).await, vec![1, 2, 3]);
+    assert_eq!(
+        s.message_id_for_client_id(g.id, gone[0].id, "late")
+            .await
+            .unwrap(),
+        None
+    );
+    // Back in the group (after the private group's cooldown), the same user can send again.
+    let later = domain::now() + COOLDOWN + secs(1);
+    ok(exec_at(&s, g.id, &gone[2], Command::Join, later).await);
+    ok(exec_at(
+        &s,
+        g.id,
+        &owner,
+        Command::Approve { target: gone[2].id },
+        later,
+    )
+    .await);
+    let again = append_one(&s, message(g.id, &gone[2], b"back", None)).await;
+    assert_eq!(stored(&again).seq, 4);
+}
+
 pub async fn append_to_a_missing_group_is_group_gone(s: DynStore) {
     let u = user(&s, "latecomer").await;
     let live = group(&s, &u, Visibility::Open, 10).await;

@@ -98,6 +98,7 @@ macro_rules! conformance_suite {
             same_client_msg_id_from_other_sender_or_group_is_a_new_message,
             message_id_for_client_id_finds_only_that_senders_message,
             append_to_a_missing_group_is_group_gone,
+            append_from_a_sender_who_is_no_longer_a_member_is_refused,
             history_reads_forwards_after_seq,
             history_reads_backwards_before_seq_and_returns_ascending,
             history_without_bounds_returns_the_newest_page,
