@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod abuse;
 mod across_processes;
 mod bans;
 mod clock_skew;
