@@ -107,6 +107,16 @@ pub struct Settings {
     /// Accounts created per client address.
     pub register_per_address: RateLimit,
     pub messages_per_user: RateLimit,
+    /// Messages per group, whoever sends them: bounds the deliveries one busy group causes.
+    pub messages_per_group: RateLimit,
+    /// Longest wait for Redis on a rate-limit check before the per-process fallback is used.
+    pub redis_limit_timeout: Duration,
+    /// After a Redis failure, how long the fallback is used before Redis is probed again.
+    pub redis_probe_interval: Duration,
+    /// Asked of RabbitMQ: a paused process loses its partitions after about two of these.
+    pub amqp_heartbeat: Duration,
+    /// How long a process may be unable to store before it gives its partitions to the others.
+    pub pipeline_step_back_after: Duration,
     /// How long the send path trusts a "may send" it read (`messages::senders`); zero: always
     /// read the store.
     pub sender_cache_ttl: Duration,
@@ -194,6 +204,7 @@ pub struct GroupSettings {
 #[derive(Clone, Copy, Debug)]
 pub struct MessageSettings {
     pub messages_per_user: RateLimit,
+    pub messages_per_group: RateLimit,
     pub typing_per_user: RateLimit,
     pub history_per_user: RateLimit,
     pub sender_cache_ttl: Duration,
@@ -262,6 +273,7 @@ impl Settings {
     pub fn messages(&self) -> MessageSettings {
         MessageSettings {
             messages_per_user: self.messages_per_user,
+            messages_per_group: self.messages_per_group,
             typing_per_user: self.typing_per_user,
             history_per_user: self.history_per_user,
             sender_cache_ttl: self.sender_cache_ttl,
@@ -415,6 +427,29 @@ impl Settings {
                 max: r.num("CONCLAVE_MESSAGES_PER_USER", 50, 1, 1_000_000)?,
                 window: r.duration_in("CONCLAVE_MESSAGES_WINDOW", "10s", 1, 3_600)?,
             },
+            messages_per_group: RateLimit {
+                max: r.num("CONCLAVE_MESSAGES_PER_GROUP", 200, 1, 1_000_000)?,
+                window: r.duration_in("CONCLAVE_MESSAGES_WINDOW", "10s", 1, 3_600)?,
+            },
+            redis_limit_timeout: r.duration_ms_in(
+                "CONCLAVE_REDIS_LIMIT_TIMEOUT",
+                "50ms",
+                5,
+                5_000,
+            )?,
+            redis_probe_interval: r.duration_ms_in(
+                "CONCLAVE_REDIS_PROBE_INTERVAL",
+                "2s",
+                100,
+                60_000,
+            )?,
+            amqp_heartbeat: r.duration_in("CONCLAVE_AMQP_HEARTBEAT", "5s", 1, 60)?,
+            pipeline_step_back_after: r.duration_in(
+                "CONCLAVE_PIPELINE_STEP_BACK_AFTER",
+                "3s",
+                1,
+                600,
+            )?,
             sender_cache_ttl: r.duration_in("CONCLAVE_SENDER_CACHE_TTL", "10s", 0, 300)?,
             group_actions_per_user: RateLimit {
                 max: r.num("CONCLAVE_GROUP_ACTIONS_PER_USER", 20, 1, 1_000_000)?,
@@ -645,6 +680,23 @@ impl Reader<'_> {
             .map_err(|e| err(key, format!("not a duration like \"48h\" or \"3s\": {e}")))
     }
 
+    /// [`Self::duration_in`] in milliseconds, for short timeouts.
+    fn duration_ms_in(
+        &self,
+        key: &str,
+        default: &str,
+        min_ms: u64,
+        max_ms: u64,
+    ) -> Result<Duration, ConfigError> {
+        let d = self.duration(key, default)?;
+        let (min, max) = (Duration::from_millis(min_ms), Duration::from_millis(max_ms));
+        let range = || format!("must be between {min_ms}ms and {max_ms}ms");
+        (min..=max)
+            .contains(&d)
+            .then_some(d)
+            .ok_or_else(|| err(key, range()))
+    }
+
     fn duration_in(
         &self,
         key: &str,
@@ -700,6 +752,8 @@ mod tests {
             ("CONCLAVE_LEADER_NAMESPACE", "-ns"),
             ("CONCLAVE_LEADER_LEASE_DURATION", "1s"),
             ("CONCLAVE_DRAIN_DELAY", "1h"),
+            ("CONCLAVE_REDIS_LIMIT_TIMEOUT", "1ms"),
+            ("CONCLAVE_AMQP_HEARTBEAT", "0s"),
             ("CONCLAVE_ADMIN_ADDR", "9090"),
             ("CONCLAVE_ADMIN_ADDR", "0.0.0.0:8080"),
             ("CONCLAVE_PROBE_INTERVAL", "0s"),

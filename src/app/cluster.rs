@@ -5,10 +5,12 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use super::{Assembled, EngineParts, Foundations};
 use crate::events::EventSink;
+use crate::limits::redis::RedisLimits;
 use crate::limits::{RateLimiter, RedisLimiter};
 use crate::messages::{Delivery, SenderCache};
 use crate::ops::health::{PipelineProbe, Probe, Readiness, RedisProbe, StoreProbe};
@@ -95,8 +97,17 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
         redis::aio::ConnectionManager::new_with_config(client, config).await
     })
     .await;
-    let limiter: Arc<dyn RateLimiter> =
-        Arc::new(RedisLimiter::new(redis.clone(), &s.cluster_prefix));
+    // The partition registry counts the live processes; the limiter's fallback divides by it.
+    let processes = Arc::new(AtomicU32::new(0));
+    let limiter: Arc<dyn RateLimiter> = Arc::new(RedisLimiter::new(
+        redis.clone(),
+        &s.cluster_prefix,
+        RedisLimits {
+            timeout: s.redis_limit_timeout,
+            probe_interval: s.redis_probe_interval,
+        },
+        processes.clone(),
+    ));
 
     let (layer, io) = realtime::layer(c.socket_settings());
     let sender_cache = SenderCache::new(s.sender_cache_ttl);
@@ -125,7 +136,11 @@ pub(super) async fn build(c: &Foundations) -> anyhow::Result<Assembled> {
             registry: Some(Registry {
                 redis: redis.clone(),
                 identity: s.leader_identity.clone(),
+                processes,
             }),
+            heartbeat: s.amqp_heartbeat,
+            step_back_after: s.pipeline_step_back_after,
+            health: store.clone(),
         },
         store.clone(),
         events.clone(),

@@ -32,6 +32,10 @@ pub const PIPELINE_ERRORS: &str = "conclave_pipeline_errors_total";
 pub const PIPELINE_QUEUE_DEPTH: &str = "conclave_pipeline_queue_depth";
 pub const PIPELINE_UNACKED: &str = "conclave_pipeline_unacked_messages";
 pub const PIPELINE_HANDOFFS: &str = "conclave_pipeline_partition_handoffs_total";
+/// 1 while this process has given its partitions up because it cannot store, else 0.
+pub const PIPELINE_STEPPED_BACK: &str = "conclave_pipeline_stepped_back";
+/// Live processes in the partition registry, this one included.
+pub const CLUSTER_PROCESSES: &str = "conclave_cluster_processes";
 pub const GROUP_COMMANDS: &str = "conclave_group_commands_total";
 pub const MESSAGES_DELIVERED: &str = "conclave_messages_delivered_total";
 pub const DELIVERY_LATENCY: &str = "conclave_message_delivery_latency_seconds";
@@ -185,6 +189,14 @@ fn describe() {
         "Partitions this process was active on and handed to their owning process"
     );
     describe_gauge!(
+        PIPELINE_STEPPED_BACK,
+        "1 while this process cannot store and has given its partitions to the others, else 0"
+    );
+    describe_gauge!(
+        CLUSTER_PROCESSES,
+        "Live processes in the partition registry, this one included (divides the rate limits while Redis is down)"
+    );
+    describe_gauge!(
         PIPELINE_QUEUE_DEPTH,
         "Messages waiting in a partition's queue (standalone: in memory, read as each batch is taken; cluster: the broker's ready count, polled every 15 s)"
     );
@@ -244,6 +256,7 @@ const KNOWN_COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
             "login",
             "register",
             "message_send",
+            "group_messages",
             "group_actions",
             "groups_per_user",
             "password_hashing",
@@ -361,6 +374,8 @@ pub fn export_from_start(partitions: u32, dependencies: &[&'static str]) {
         DEAD_LETTER_DEPTH,
         FANOUT_GROUP_CHANNELS,
         LEADER,
+        PIPELINE_STEPPED_BACK,
+        CLUSTER_PROCESSES,
     ] {
         metrics::gauge!(name).increment(0.0);
     }

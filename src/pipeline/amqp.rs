@@ -17,6 +17,13 @@
 //! transaction (write-behind; batches of several partitions that wait together share one, see
 //! `group_commit`), emitted, then acked. A redelivered batch is harmless: the store
 //! recognises message ids it already holds. A batch that fails to store is returned to the queue.
+//!
+//! A process that cannot store for a while (`vitals`) steps back: it closes its consumer
+//! connection, which returns what it holds and lets single active consumer move each of its
+//! partitions to a waiting consumer of another process, and leaves the partition registry; it
+//! subscribes again once its store answers. A process that stops answering at all (paused,
+//! partitioned) loses its connection, and so its partitions, when the broker misses its
+//! heartbeats (`CONCLAVE_AMQP_HEARTBEAT`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,13 +48,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::balance::{Balance, Registry};
 use super::group_commit::GroupCommit;
+use super::vitals::Vitals;
 use super::{Pipeline, partition_of};
 use crate::domain::{GroupId, MessageId, UserId, from_millis, to_millis};
 use crate::error::{AppError, AppResult};
 use crate::events::EventSink;
 use crate::ops::backoff;
 use crate::ops::metrics as metric;
-use crate::store::{MessageStore, NewMessage};
+use crate::store::{MaintenanceStore, MessageStore, NewMessage};
 
 const EXCHANGE: &str = "conclave.messages";
 const DEAD_EXCHANGE: &str = "conclave.messages.dlx";
@@ -123,6 +131,8 @@ fn key(p: u32) -> String {
 pub struct AmqpPipeline {
     publisher: Arc<RwLock<Option<Channel>>>,
     consuming: Arc<AtomicBool>,
+    /// Set while this process has given its partitions up because it cannot store.
+    stepped_back: Arc<AtomicBool>,
     names: Names,
     partitions: u32,
     stop: CancellationToken,
@@ -138,6 +148,22 @@ pub struct AmqpSettings {
     /// Where the processes agree who writes which partition (`balance`); `None`: whoever
     /// RabbitMQ makes active keeps it.
     pub registry: Option<Registry>,
+    /// Asked of the broker (`CONCLAVE_AMQP_HEARTBEAT`), unless its URL names one.
+    pub heartbeat: Duration,
+    /// How long the store may fail before this process gives its partitions up.
+    pub step_back_after: Duration,
+    /// Pinged to tell whether this process can store.
+    pub health: Arc<dyn MaintenanceStore>,
+}
+
+/// `url` with `heartbeat=<seconds>` unless it names a heartbeat already.
+fn with_heartbeat(url: &str, heartbeat: Duration) -> String {
+    if url.contains("heartbeat=") {
+        url.to_owned()
+    } else {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}heartbeat={}", heartbeat.as_secs().max(1))
+    }
 }
 
 impl AmqpPipeline {
@@ -146,31 +172,40 @@ impl AmqpPipeline {
         let names = Names { prefix: s.prefix };
         let publisher = Arc::new(RwLock::new(None));
         let consuming = Arc::new(AtomicBool::new(false));
+        let stepped_back = Arc::new(AtomicBool::new(false));
         let stop = CancellationToken::new();
+        let broker = Broker {
+            url: with_heartbeat(&s.broker.url, s.heartbeat),
+            ..s.broker
+        };
+        let vitals = Vitals::start(s.health, s.step_back_after, stop.clone());
         let balance = match s.registry {
             Some(r) => Balance::start(r, &names.prefix, consuming.clone(), stop.clone()),
             None => Balance::off(),
         };
         tokio::spawn(supervise_publisher(
-            s.broker.clone(),
+            broker.clone(),
             names.clone(),
             s.partitions,
             publisher.clone(),
             stop.clone(),
         ));
         let consumers = tokio::spawn(supervise_consumers(ConsumerSetup {
-            broker: s.broker,
+            broker,
             names: names.clone(),
             partitions: s.partitions,
             store,
             sink,
             balance,
             consuming: consuming.clone(),
+            stepped_back: stepped_back.clone(),
+            vitals,
             stop: stop.clone(),
         }));
         Self {
             publisher,
             consuming,
+            stepped_back,
             names,
             partitions: s.partitions,
             stop,
@@ -347,6 +382,7 @@ struct Consuming {
     writer: GroupCommit,
     sink: Arc<dyn EventSink>,
     balance: Balance,
+    vitals: Vitals,
     stop: CancellationToken,
 }
 
@@ -360,6 +396,8 @@ struct ConsumerSetup {
     balance: Balance,
     /// Set while subscribed (readiness, and membership in the partition registry).
     consuming: Arc<AtomicBool>,
+    stepped_back: Arc<AtomicBool>,
+    vitals: Vitals,
     stop: CancellationToken,
 }
 
@@ -372,10 +410,18 @@ async fn supervise_consumers(s: ConsumerSetup) {
         sink,
         balance,
         consuming,
+        stepped_back,
+        vitals,
         stop,
     } = s;
     let mut attempt = 0;
     while !stop.is_cancelled() {
+        if vitals.is_sick() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = vitals.healthy() => {}
+            }
+        }
         let setup = async {
             let conn = connect(&broker, "consumer").await?;
             let ch = conn.create_channel().await?;
@@ -391,6 +437,8 @@ async fn supervise_consumers(s: ConsumerSetup) {
                 attempt = 0;
                 tracing::info!(partitions, "consuming from RabbitMQ");
                 consuming.store(true, Ordering::SeqCst);
+                stepped_back.store(false, Ordering::SeqCst);
+                metrics::gauge!(metric::PIPELINE_STEPPED_BACK).set(0.0);
                 let conn = Arc::new(conn);
                 let local_stop = stop.child_token();
                 let shared = Consuming {
@@ -399,6 +447,7 @@ async fn supervise_consumers(s: ConsumerSetup) {
                     writer: GroupCommit::start(store.clone(), super::group_commit::IN_FLIGHT),
                     sink: sink.clone(),
                     balance: balance.clone(),
+                    vitals: vitals.clone(),
                     stop: local_stop.clone(),
                 };
                 let mut tasks = Vec::new();
@@ -412,8 +461,23 @@ async fn supervise_consumers(s: ConsumerSetup) {
                     partitions,
                     local_stop.clone(),
                 )));
-                watch_connection(&conn, &stop).await;
+                let sick = tokio::select! {
+                    _ = watch_connection(&conn, &stop) => false,
+                    _ = vitals.sick() => true,
+                };
                 consuming.store(false, Ordering::SeqCst);
+                if sick {
+                    // Close first: the batches in hand may wait for the store as long as its
+                    // driver lets them; closing returns them to their queues at once, for the
+                    // consumers of other processes.
+                    stepped_back.store(true, Ordering::SeqCst);
+                    metrics::gauge!(metric::PIPELINE_STEPPED_BACK).set(1.0);
+                    let _ = conn.close(200, "cannot store; stepping back".into()).await;
+                    local_stop.cancel();
+                    // Those stuck in a store call end with it (their acks go nowhere).
+                    drop(tasks);
+                    continue;
+                }
                 // On shutdown the consumers finish their batch; unacked deliveries return to the
                 // broker when the connection closes.
                 local_stop.cancel();
@@ -555,6 +619,7 @@ async fn consume(p: u32, ch: &Channel, mut consumer: lapin::Consumer, c: &Consum
         match c.writer.append(batch).await {
             Ok(results) => {
                 failures = 0;
+                c.vitals.stored();
                 // Senders were answered when RabbitMQ confirmed the publish.
                 let (_, fresh) = super::settle(results);
                 if !fresh.is_empty() {
@@ -572,6 +637,7 @@ async fn consume(p: u32, ch: &Channel, mut consumer: lapin::Consumer, c: &Consum
             }
             Err(e) => {
                 failures += 1;
+                c.vitals.failed();
                 metrics::counter!(metric::PIPELINE_ERRORS).increment(1);
                 tracing::warn!(error = %e, batch = kept.len(), "storing a batch failed; returning it to the queue");
                 if let Some(last) = kept.last() {
@@ -648,6 +714,10 @@ impl Pipeline for AmqpPipeline {
     }
 
     async fn ready(&self) -> Result<(), String> {
+        // Not consuming on purpose: the store's own check says why.
+        if self.stepped_back.load(Ordering::SeqCst) && self.publisher.read().is_some() {
+            return Ok(());
+        }
         match (
             self.publisher.read().is_some(),
             self.consuming.load(Ordering::SeqCst),
@@ -691,5 +761,22 @@ mod tests {
         };
         assert_eq!(Wire::decode(&Wire::encode(&m)), Some(m));
         assert_eq!(Wire::decode(b"not json"), None);
+    }
+
+    #[test]
+    fn the_heartbeat_is_asked_unless_the_url_names_one() {
+        let hb = Duration::from_secs(5);
+        assert_eq!(
+            with_heartbeat("amqp://h/%2f", hb),
+            "amqp://h/%2f?heartbeat=5"
+        );
+        assert_eq!(
+            with_heartbeat("amqp://h/%2f?frame_max=8192", hb),
+            "amqp://h/%2f?frame_max=8192&heartbeat=5"
+        );
+        assert_eq!(
+            with_heartbeat("amqp://h/%2f?heartbeat=30", hb),
+            "amqp://h/%2f?heartbeat=30"
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod amqp;
 pub mod balance;
 pub mod group_commit;
 pub mod local;
+pub mod vitals;
 
 use async_trait::async_trait;
 

@@ -147,11 +147,16 @@ impl Cluster {
             .env("CONCLAVE_LOGIN_MAX_PER_ACCOUNT", "100000")
             .env("CONCLAVE_REGISTER_MAX_PER_ADDRESS", "100000")
             .env("CONCLAVE_MESSAGES_PER_USER", "100000")
+            .env("CONCLAVE_MESSAGES_PER_GROUP", "100000")
             .env("CONCLAVE_GROUP_ACTIONS_PER_USER", "100000")
             .env("CONCLAVE_HISTORY_PER_USER", "100000")
             .env("CONCLAVE_MAX_SOCKETS_PER_USER", "10000")
             .env("CONCLAVE_SOCKET_EVENTS_PER_SEC", "10000")
             .env("CONCLAVE_SHUTDOWN_GRACE", "2s")
+            // Tests share two cores: a rate-limit check that waits 50 ms (or 500 ms, seen once in
+            // a full run) here is load, not Redis failing, and would split the shared budgets the
+            // tests count. 2 s was the limiter's wait before it had a deadline of its own.
+            .env("CONCLAVE_REDIS_LIMIT_TIMEOUT", "2s")
             .env("RUST_LOG", "warn,conclave=info")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log));
@@ -227,6 +232,29 @@ impl Cluster {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    /// SIGSTOP: the process answers nothing (no heartbeats either) while its connections stay
+    /// open, as a process stalled by its host would. [`Self::resume`] lets it go on.
+    pub fn pause(&self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    /// SIGCONT after [`Self::pause`].
+    pub fn resume(&self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+
+    fn signal(&self, i: usize, sig: &str) {
+        let child = self.nodes[i]
+            .child
+            .as_ref()
+            .unwrap_or_else(|| panic!("node {i} is not running"));
+        let sent = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill {sig} to node {i}");
     }
 
     /// SIGKILL: no drain, no goodbye.
@@ -444,6 +472,20 @@ impl Cluster {
         (0..self.nodes.len())
             .map(|i| format!("--- node {i}\n{}", self.log(i)))
             .collect()
+    }
+
+    /// Waits (at most 15 s, without failing) until every node's partition registry counts every
+    /// node (`conclave_cluster_processes`): the partitions are shared out among them all.
+    pub async fn wait_for_registry(&self) {
+        let want = self.nodes.len() as f64;
+        let until = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < until {
+            let seen = self.metric_on_each("conclave_cluster_processes").await;
+            if seen.iter().all(|n| *n == want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// A client of each node, in node order.

@@ -183,6 +183,7 @@ fn base_vars(dir: &TempDir) -> HashMap<String, String> {
         ("CONCLAVE_LOGIN_MAX_PER_ACCOUNT", "100000".to_owned()),
         ("CONCLAVE_REGISTER_MAX_PER_ADDRESS", "100000".to_owned()),
         ("CONCLAVE_MESSAGES_PER_USER", "100000".to_owned()),
+        ("CONCLAVE_MESSAGES_PER_GROUP", "100000".to_owned()),
         ("CONCLAVE_GROUP_ACTIONS_PER_USER", "100000".to_owned()),
         ("CONCLAVE_HISTORY_PER_USER", "100000".to_owned()),
         ("CONCLAVE_MAX_SOCKETS_PER_USER", "10000".to_owned()),

@@ -159,6 +159,31 @@ async fn a_user_belongs_to_at_most_the_configured_number_of_groups() {
     assert!(refused(&app, "groups_per_user").await >= 3.0);
 }
 
+/// A busy group cannot demand deliveries without bound: all its senders together share one
+/// message budget (`CONCLAVE_MESSAGES_PER_GROUP`), while other groups keep theirs.
+#[tokio::test]
+async fn a_group_has_one_message_budget_whoever_sends() {
+    let app = TestApp::spawn_with(&[
+        ("CONCLAVE_MESSAGES_PER_GROUP", "3"),
+        ("CONCLAVE_MESSAGES_WINDOW", "1h"),
+    ])
+    .await;
+    let (alice, bob) = (app.user().await, app.user().await);
+    let busy = app.group(&alice, "open").await;
+    let quiet = app.group(&alice, "open").await;
+    app.add_member(&busy, &alice, &bob).await;
+    app.send(&busy, &alice, "1").await;
+    app.send(&busy, &bob, "2").await;
+    app.send(&busy, &alice, "3").await;
+    let path = format!("/groups/{busy}/messages");
+    let r = post(&app, &bob, &path, json!({"content": "4"})).await;
+    r.assert_problem(429, "rate_limited");
+    assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+    assert!(refused(&app, "group_messages").await >= 1.0);
+    // Another group has its own budget, and bob's own budget was not the limit.
+    app.send(&quiet, &alice, "elsewhere").await;
+}
+
 /// A client cannot multiply its budget by spreading requests over the processes behind the
 /// ingress: logins, sends and group actions count in Redis, once for the whole cluster.
 #[tokio::test]
