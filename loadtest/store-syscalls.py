@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """System calls per stored message on the standalone engine, for two server binaries side by side.
 
-Each binary runs under `strace -f -c` while many senders post messages at once over REST, into
-several groups (so several partitions have batches at the same time). The table gives, per stored
+Each binary runs with `strace -f -c` attached once its accounts, groups and memberships are made,
+while many senders post messages at once over REST, into several groups (so several partitions
+have batches at the same time). The table gives, per stored
 message, the `fsync`/`fdatasync` (durability), `fcntl` (SQLite's POSIX locks), `pwrite64` and
 `getrandom` calls of the whole process.
 
     loadtest/store-syscalls.py BASELINE_BIN CANDIDATE_BIN [--messages 4000] [--senders 32]
-        [--groups 16]
+        [--groups 16] [--baseline-env K=V ...] [--candidate-env K=V ...]
+
+The same binary twice with different settings compares settings, e.g.
+`--candidate-env CONCLAVE_STORE_COMMIT_GATHER=20ms`.
 
 Counts, not times: they hold on a busy machine. Needs strace and the Python `requests` package
 (scripts/deps puts it in the project's venv).
@@ -35,7 +39,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run(binary, messages, senders, groups):
+def run(binary, messages, senders, groups, extra_env):
     data = tempfile.mkdtemp(prefix="conclave-syscalls-")
     port = free_port()
     trace = os.path.join(data, "strace.txt")
@@ -52,13 +56,10 @@ def run(binary, messages, senders, groups):
         "CONCLAVE_MAX_CONNECTIONS_PER_ADDRESS": "100000",
         "RUST_LOG": "warn",
     }
+    env.update(extra_env)
     log = open(os.path.join(data, "server.log"), "wb")
-    proc = subprocess.Popen(
-        ["strace", "-f", "-c", "-e", "trace=" + ",".join(CALLS), "-o", trace, binary],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
+    tracer = None
     base = f"http://127.0.0.1:{port}/api/v1"
     try:
         for _ in range(300):
@@ -92,7 +93,7 @@ def run(binary, messages, senders, groups):
             gids.append(r.json()["id"])
         for t in tokens:
             for g in gids:
-                http.post(f"{base}/groups/{g}/join", json={}, headers={"authorization": f"Bearer {t}"}, timeout=10)
+                http.post(f"{base}/groups/{g}/join", headers={"authorization": f"Bearer {t}"}, timeout=10)
 
         per_sender = messages // senders
 
@@ -110,15 +111,22 @@ def run(binary, messages, senders, groups):
                 ok += r.status_code == 202
             return ok
 
+        # Traced from here: the sends only, not the accounts, groups and joins made above.
+        tracer = subprocess.Popen(
+            ["strace", "-f", "-c", "-e", "trace=" + ",".join(CALLS), "-o", trace, "-p", str(proc.pid)],
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1)
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(senders) as pool:
             stored = sum(pool.map(send, range(senders)))
         elapsed = time.monotonic() - started
     finally:
-        # The server, not strace: strace writes its summary once the traced process has ended.
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-        for pid in children:
-            os.kill(int(pid), signal.SIGTERM)
+        if tracer is not None:
+            # Detaching writes the summary.
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(timeout=30)
+        proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -142,11 +150,18 @@ def main():
     p.add_argument("--messages", type=int, default=4000)
     p.add_argument("--senders", type=int, default=32)
     p.add_argument("--groups", type=int, default=16)
+    p.add_argument("--baseline-env", action="append", default=[])
+    p.add_argument("--candidate-env", action="append", default=[])
     a = p.parse_args()
     rows = []
-    for label, binary in (("baseline", a.baseline), ("candidate", a.candidate)):
-        stored, elapsed, counts = run(binary, a.messages, a.senders, a.groups)
-        rows.append((label, stored, elapsed, counts))
+    for label, binary, extra in (
+        ("baseline", a.baseline, a.baseline_env),
+        ("candidate", a.candidate, a.candidate_env),
+    ):
+        env = dict(kv.split("=", 1) for kv in extra)
+        stored, elapsed, counts = run(binary, a.messages, a.senders, a.groups, env)
+        tag = " ".join(extra)
+        rows.append((f"{label} {tag}".strip(), stored, elapsed, counts))
     print(f"{a.messages} messages from {a.senders} senders into {a.groups} groups, over REST (whole process)")
     head = ["binary", "stored", "msg/s"] + [f"{c}/msg" for c in CALLS]
     print(" | ".join(head))

@@ -148,6 +148,8 @@ pub struct Settings {
     /// connection stays open.
     pub header_read_timeout: Duration,
     pub partitions: u32,
+    /// Standalone: how long a store transaction waits for more messages to join it.
+    pub store_commit_gather: Duration,
     pub shutdown_grace: Duration,
     /// Inbound Socket.IO events per second per socket (burst: twice that).
     pub socket_events_per_sec: u32,
@@ -479,6 +481,7 @@ impl Settings {
             )?,
             header_read_timeout: r.duration_in("CONCLAVE_HEADER_READ_TIMEOUT", "20s", 1, 30)?,
             partitions: r.num("CONCLAVE_PARTITIONS", 16, 1, 1024)?,
+            store_commit_gather: r.duration_ms_in("CONCLAVE_STORE_COMMIT_GATHER", "0ms", 0, 100)?,
             shutdown_grace: r.duration_in("CONCLAVE_SHUTDOWN_GRACE", "20s", 0, 3_600)?,
             socket_events_per_sec: r.num("CONCLAVE_SOCKET_EVENTS_PER_SEC", 20, 1, 10_000)?,
             socket_max_payload: r.num(

@@ -179,6 +179,7 @@ async fn standalone(c: &Foundations) -> anyhow::Result<Assembled> {
         store.clone(),
         events.clone(),
         c.settings.partitions,
+        c.settings.store_commit_gather,
     ));
     let [store_dep, pipeline_dep] = STANDALONE_DEPENDENCIES;
     let probes: Vec<(&'static str, Arc<dyn Probe>)> = vec![

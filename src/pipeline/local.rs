@@ -36,11 +36,18 @@ pub struct LocalPipeline {
 }
 
 impl LocalPipeline {
-    pub fn start(store: Arc<dyn MessageStore>, sink: Arc<dyn EventSink>, partitions: u32) -> Self {
+    /// `gather`: how long a store transaction waits for more batches to join it
+    /// (`CONCLAVE_STORE_COMMIT_GATHER`).
+    pub fn start(
+        store: Arc<dyn MessageStore>,
+        sink: Arc<dyn EventSink>,
+        partitions: u32,
+        gather: std::time::Duration,
+    ) -> Self {
         let mut senders = Vec::new();
         let mut tasks = Vec::new();
         // One transaction at a time: SQLite has one writer connection.
-        let writer = GroupCommit::start(store, 1);
+        let writer = GroupCommit::start_gathering(store, 1, gather);
         for p in 0..partitions {
             let (tx, rx) = mpsc::channel(QUEUE);
             senders.push(tx);
