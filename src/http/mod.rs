@@ -67,7 +67,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(messages::send, messages::history))
         .layer(DefaultBodyLimit::max(state.http.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
-            state.http.request_timeout,
+            (state.http.request_timeout, state.http.max_body_bytes),
             deadline,
         ));
     let ops_routes = OpenApiRouter::new()
@@ -175,7 +175,17 @@ async fn method_not_allowed() -> Response {
 /// handler is waiting for body bytes that have not come (the client is slow, not us: no
 /// dependency warning, no 5xx), and 503 `unavailable` otherwise (the work behind it is slow);
 /// never a hang.
-async fn deadline(State(limit): State<std::time::Duration>, req: Request, next: Next) -> Response {
+///
+/// The body is read whole before the handler runs (at most `max_body` bytes: 413 above). A
+/// handler that takes no body would otherwise leave one that arrives after the request's head
+/// unread, and hyper then closes the connection after answering: a client that sent its next
+/// request on it (python `requests` sends a body apart from its head) got the connection closed
+/// without an answer.
+async fn deadline(
+    State((limit, max_body)): State<(std::time::Duration, usize)>,
+    req: Request,
+    next: Next,
+) -> Response {
     let body = Arc::new(AtomicU8::new(BODY_MOVING));
     let req = req.map(|inner| {
         axum::body::Body::new(Watched {
@@ -183,7 +193,20 @@ async fn deadline(State(limit): State<std::time::Duration>, req: Request, next: 
             state: body.clone(),
         })
     });
-    match tokio::time::timeout(limit, next.run(req)).await {
+    let answer = async move {
+        let (parts, unread) = req.into_parts();
+        let bytes = match axum::body::to_bytes(unread, max_body).await {
+            Ok(b) => b,
+            Err(e) if is_length_limit(&e) => return AppError::PayloadTooLarge.into_response(),
+            Err(_) => {
+                return AppError::Malformed("the request body could not be read".into())
+                    .into_response();
+            }
+        };
+        next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+            .await
+    };
+    match tokio::time::timeout(limit, answer).await {
         Ok(res) => res,
         Err(_) if body.load(Ordering::Relaxed) == BODY_AWAITED => {
             tracing::debug!("request body not received within the deadline");
@@ -191,6 +214,18 @@ async fn deadline(State(limit): State<std::time::Duration>, req: Request, next: 
         }
         Err(_) => AppError::Unavailable("request deadline exceeded".into()).into_response(),
     }
+}
+
+/// Whether reading a body failed on the size limit (rather than the connection).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Where a request body stands: not waited on (unread, or read up to what has arrived), waited

@@ -172,3 +172,51 @@ async fn content_length_with_transfer_encoding_cannot_smuggle_a_request() {
     );
     assert!(!answer.contains("unauthenticated"), "{answer}");
 }
+
+/// A client that sends a request's body apart from its head (python `requests` does) to a route
+/// that takes no body (joining a group) keeps its connection: the server answers the next request
+/// on it. Before, hyper closed the connection after the answer when the body came late, and the
+/// next request on it got no answer at all.
+#[tokio::test]
+async fn a_body_sent_after_its_head_does_not_cost_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let owner = app.user().await;
+    let joiner = app.user().await;
+    let group = app.group(&owner, "open").await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/groups/{group}/join HTTP/1.1\r\nHost: conclave\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\n\r\n",
+        joiner.token
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.write_all(b"{}").await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\"status\":\"member\"") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("the join is answered")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before answering: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+    // The same connection serves the next request.
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: conclave\r\n\r\n")
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("the next request is answered")
+        .unwrap();
+    let next = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(next.starts_with("HTTP/1.1 200"), "{next:?}");
+}
