@@ -27,9 +27,9 @@ pub struct NewGroup {
 
 #[derive(Clone)]
 pub struct GroupService {
-    store: Arc<dyn GroupStore>,
+    pub(super) store: Arc<dyn GroupStore>,
     events: Arc<dyn EventSink>,
-    audit: Audit,
+    pub(super) audit: Audit,
     limiter: Arc<dyn RateLimiter>,
     settings: GroupSettings,
 }
@@ -137,6 +137,7 @@ impl GroupService {
                 self.ensure_room_for(actor, Some(group)).await?;
             }
             Command::Approve { target } => self.ensure_room_for(target, Some(group)).await?,
+            Command::AcceptInvitation => self.ensure_room_for(actor, Some(group)).await?,
             _ => {}
         }
         // A ban that cannot reach the banned user's sockets would answer 201 and leave them
@@ -166,6 +167,9 @@ impl GroupService {
         let done = res?;
         let kind = if done.effects.contains(&Effect::DeleteGroup) {
             Some(AuditKind::GroupDeleted)
+        } else if done.effects.is_empty() && matches!(cmd, Command::SetRole { .. }) {
+            // Setting the role a member already has changed nothing.
+            None
         } else {
             AuditKind::of_command(&cmd)
         };
@@ -215,11 +219,11 @@ impl GroupService {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<JoinRequestRecord>> {
-        self.owner_only(group, viewer).await?;
+        self.managers_only(group, viewer).await?;
         self.store.join_requests(group, limit, after).await
     }
 
-    /// The group's audit trail (owner only).
+    /// The group's audit trail (owner and moderators).
     pub async fn audit(
         &self,
         group: GroupId,
@@ -227,7 +231,7 @@ impl GroupService {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<AuditEvent>> {
-        self.owner_only(group, viewer).await?;
+        self.managers_only(group, viewer).await?;
         self.audit.of_group(group, limit, after).await
     }
 
@@ -238,7 +242,7 @@ impl GroupService {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<BanRecord>> {
-        self.owner_only(group, viewer).await?;
+        self.managers_only(group, viewer).await?;
         self.store.bans(group, limit, after).await
     }
 
@@ -272,9 +276,10 @@ impl GroupService {
         ))
     }
 
-    async fn owner_only(&self, group: GroupId, viewer: UserId) -> AppResult<()> {
+    /// The owner or a moderator (v1.1: moderators read requests, bans and the audit trail).
+    pub(super) async fn managers_only(&self, group: GroupId, viewer: UserId) -> AppResult<()> {
         let (_, me) = self.relation(group, viewer).await?;
-        if me.is_owner() {
+        if me.is_manager() {
             Ok(())
         } else {
             Err(AppError::forbidden())

@@ -80,6 +80,16 @@ pub struct BanRecord {
     pub banned_at: OffsetDateTime,
 }
 
+/// A pending invitation (v1.1): `user_id` is the invitee.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvitationRecord {
+    pub group_id: GroupId,
+    pub user_id: UserId,
+    pub username: String,
+    pub invited_by: UserId,
+    pub invited_at: OffsetDateTime,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct GroupFilter {
     /// Case-insensitive substring of the name.
