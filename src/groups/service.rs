@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use crate::audit::Audit;
 use crate::config::GroupSettings;
 use crate::domain::{
-    self, Command, Cursor, Description, Effect, GroupId, GroupName, Limit, MaxMembers, Relation,
-    UserId, Visibility, can_read_members,
+    self, Command, Cursor, Description, Effect, GroupId, GroupName, Limit, MaxMembers, Outcome,
+    Relation, UserId, Visibility, can_read_members,
 };
 use crate::domain::{AuditEvent, AuditKind};
 use crate::error::{AppError, AppResult};
@@ -87,6 +87,11 @@ impl GroupService {
     /// Every group the user belongs to (the rooms of their sockets).
     pub async fn ids_of_member(&self, user: UserId) -> AppResult<Vec<GroupId>> {
         self.store.group_ids_of_user(user).await
+    }
+
+    /// Every group the user owns or moderates (the managers' rooms of their sockets).
+    pub async fn ids_managed_by(&self, user: UserId) -> AppResult<Vec<GroupId>> {
+        self.store.managed_group_ids(user).await
     }
 
     pub async fn get(&self, id: GroupId) -> AppResult<GroupRecord> {
@@ -183,12 +188,18 @@ impl GroupService {
                     .client(client),
             );
         }
-        if self
-            .events
-            .group_events(events_of(group, &cmd, &done))
-            .await
-            .is_err()
-        {
+        let mut events = events_of(group, &cmd, &done);
+        if let (Command::Join, Outcome::Pending) = (&cmd, done.outcome) {
+            // The managers see who asks; a name lost to a failed read is not worth failing for.
+            let username = self.store.username_of(actor).await.ok().flatten();
+            events.push(GroupEvent::JoinRequested {
+                group,
+                user: actor,
+                username: username.unwrap_or_default(),
+                requested_at: done.at,
+            });
+        }
+        if self.events.group_events(events).await.is_err() {
             // Stored, and applied to this process's sockets, but not yet to every process's:
             // not done as far as the caller may tell. Repeating the command is safe; it
             // succeeds once the fan-out has carried it.
@@ -316,6 +327,29 @@ fn events_of(group: GroupId, cmd: &Command, done: &Executed) -> Vec<GroupEvent> 
                     user: *u,
                     reason: RemovalReason::Deleted,
                 }))
+            }
+            Effect::SetRole { user, role } => out.push(GroupEvent::RoleChanged {
+                group,
+                user: *user,
+                role: *role,
+            }),
+            Effect::AddInvitation { user, by } => out.push(GroupEvent::Invited {
+                group,
+                group_name: done
+                    .group
+                    .as_ref()
+                    .map(|g| g.name.clone())
+                    .unwrap_or_default(),
+                user: *user,
+                by: *by,
+            }),
+            Effect::UpdateGroup(_) => out.extend(
+                done.group
+                    .clone()
+                    .map(|record| GroupEvent::Updated { record }),
+            ),
+            Effect::RemoveRequest { user } if *cmd == Command::WithdrawRequest => {
+                out.push(GroupEvent::JoinRequestWithdrawn { group, user: *user })
             }
             _ => {}
         }

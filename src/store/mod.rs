@@ -150,6 +150,10 @@ pub trait GroupStore: Send + Sync + 'static {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<BanRecord>>;
+    /// The groups the user owns or moderates (for the managers' rooms of their sockets).
+    async fn managed_group_ids(&self, user: UserId) -> AppResult<Vec<GroupId>>;
+    /// A user's name, for events that announce them (`None`: no such user).
+    async fn username_of(&self, user: UserId) -> AppResult<Option<String>>;
     /// One member, or `None` if the user is not a member of the group.
     async fn member(&self, group: GroupId, user: UserId) -> AppResult<Option<MemberRecord>>;
     /// A group's pending invitations, oldest first.

@@ -671,6 +671,17 @@ impl GroupStore for MongoStore {
         .await
     }
 
+    async fn managed_group_ids(&self, user: UserId) -> AppResult<Vec<GroupId>> {
+        self.managed_by(user).await
+    }
+
+    async fn username_of(&self, user: UserId) -> AppResult<Option<String>> {
+        Ok(self
+            .user_by_id(user)
+            .await?
+            .map(|u| u.username.as_str().to_owned()))
+    }
+
     async fn member(&self, group: GroupId, user: UserId) -> AppResult<Option<MemberRecord>> {
         self.one_member(group, user).await
     }

@@ -1,4 +1,4 @@
-//! v1.1 reads of the MongoDB engine: one member, and the invitation listings (by group, and by
+//! v1.1 reads of the MongoDB engine: managed groups, one member, and the invitation listings (by group, and by
 //! invitee with their groups). Writes go through the membership algorithm (`groups.rs`).
 
 use std::collections::HashMap;
@@ -25,6 +25,20 @@ fn invitation(d: &Document) -> AppResult<InvitationRecord> {
 }
 
 impl MongoStore {
+    pub(super) async fn managed_by(&self, user: UserId) -> AppResult<Vec<GroupId>> {
+        let rows: Vec<Document> = self
+            .c
+            .memberships
+            .find(doc! { "user_id": user.to_string(), "role": { "$in": ["owner", "moderator"] } })
+            .projection(doc! { "group_id": 1 })
+            .await
+            .map_err(db_error)?
+            .try_collect()
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(|d| docs::id(d, "group_id")).collect()
+    }
+
     pub(super) async fn one_member(
         &self,
         group: GroupId,

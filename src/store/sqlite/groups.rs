@@ -5,6 +5,8 @@ use futures::executor::block_on;
 use rusqlite::Connection;
 
 use async_trait::async_trait;
+
+use crate::store::AccountStore;
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
@@ -439,6 +441,25 @@ impl GroupStore for SqliteStore {
             |b| time_key(b.banned_at, b.user_id),
         )
         .await
+    }
+
+    async fn managed_group_ids(&self, user: UserId) -> AppResult<Vec<GroupId>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT group_id FROM memberships WHERE user_id = ?1 AND role IN ('owner', 'moderator')")
+                .map_err(db)?;
+            st.query_map([user.to_string()], |r| id(r.get(0)?))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(db)
+        })
+        .await
+    }
+
+    async fn username_of(&self, user: UserId) -> AppResult<Option<String>> {
+        Ok(self
+            .user_by_id(user)
+            .await?
+            .map(|u| u.username.as_str().to_owned()))
     }
 
     async fn member(&self, gid: GroupId, user: UserId) -> AppResult<Option<MemberRecord>> {
