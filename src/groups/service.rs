@@ -6,7 +6,7 @@ use crate::audit::Audit;
 use crate::config::GroupSettings;
 use crate::domain::{
     self, Command, Cursor, Description, Effect, GroupId, GroupName, Limit, MaxMembers, Outcome,
-    Relation, UserId, Visibility, can_read_members,
+    Relation, Role, UserId, Visibility, can_read_members,
 };
 use crate::domain::{AuditEvent, AuditKind};
 use crate::error::{AppError, AppResult};
@@ -71,10 +71,18 @@ impl GroupService {
         // Not a removal: carried later if the fan-out is down, never refused.
         let _ = self
             .events
-            .group_events(vec![GroupEvent::MemberJoined {
-                group: record.id,
-                user: owner,
-            }])
+            .group_events(vec![
+                GroupEvent::MemberJoined {
+                    group: record.id,
+                    user: owner,
+                },
+                // Into the managers' room, where join requests are announced.
+                GroupEvent::RoleChanged {
+                    group: record.id,
+                    user: owner,
+                    role: Role::Owner,
+                },
+            ])
             .await;
         Ok(record)
     }

@@ -118,6 +118,17 @@ async fn join_requests_reach_the_owner_and_moderators_live_and_follow_role_chang
 }
 
 #[tokio::test]
+async fn a_group_created_with_the_owners_socket_connected_announces_requests_to_it() {
+    let app = app().await;
+    let owner = app.user().await;
+    let mut o = ws(&app, &owner).await;
+    let g = app.group(&owner, "private").await;
+    let asker = app.user().await;
+    ask(&app, &g, &asker).await;
+    expect_request(&mut o, &asker).await;
+}
+
+#[tokio::test]
 async fn the_invitee_is_told_live_and_joins_the_room_on_accepting() {
     let app = app().await;
     let owner = app.user().await;
