@@ -15,5 +15,6 @@ mod bans;
 mod dependency_faults;
 mod fanout;
 mod faults;
+mod manage;
 mod partitions;
 mod throughput;
