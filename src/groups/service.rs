@@ -149,6 +149,8 @@ impl GroupService {
                 self.spend_group_action(actor).await?;
                 self.ensure_room_for(actor, Some(group)).await?;
             }
+            // Inviting notifies someone else, like a join request: the same budget.
+            Command::Invite { .. } => self.spend_group_action(actor).await?,
             Command::Approve { target } => self.ensure_room_for(target, Some(group)).await?,
             Command::AcceptInvitation => self.ensure_room_for(actor, Some(group)).await?,
             _ => {}
@@ -265,8 +267,9 @@ impl GroupService {
         self.store.bans(group, limit, after).await
     }
 
-    /// Creating a group and asking to join one share a per-user budget, so one account cannot
-    /// flood owners with join requests or the store with groups.
+    /// Creating a group, asking to join one and inviting share a per-user budget, so one
+    /// account cannot flood owners with join requests, users with invitations or the store
+    /// with groups.
     async fn spend_group_action(&self, user: UserId) -> AppResult<()> {
         let key = format!("group:{user}");
         limits::spend(

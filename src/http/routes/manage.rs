@@ -133,6 +133,7 @@ pub async fn set_role(
         (status = 404, description = "`not_found`: no such group or user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`already_member`, or `invitation_pending`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Validation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many groups created, joins requested or invitations sent (`CONCLAVE_GROUP_ACTIONS_PER_USER`)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn invite(
     State(s): State<AppState>,

@@ -377,3 +377,53 @@ async fn settings_split_between_owner_and_moderators() {
         "forbidden",
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_v11_call() {
+    let app = TestApp::spawn().await;
+    let doc = app
+        .call_full(Method::GET, "/api-docs/openapi.json", None, None)
+        .await
+        .body;
+    for (path, method) in [
+        ("/api/v1/groups/{id}", "patch"),
+        ("/api/v1/groups/{id}/members/{user_id}/role", "put"),
+        ("/api/v1/groups/{id}/invitations", "post"),
+        ("/api/v1/groups/{id}/invitations", "get"),
+        ("/api/v1/groups/{id}/invitations/accept", "post"),
+        ("/api/v1/groups/{id}/invitations/{user_id}", "delete"),
+        ("/api/v1/users/me/invitations", "get"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(
+            op.is_object(),
+            "{method} {path} missing from the OpenAPI document"
+        );
+        assert!(
+            op["responses"]["401"].is_object(),
+            "{method} {path}: 401 documented"
+        );
+    }
+    let codes = doc.to_string();
+    for code in ["invitation_pending", "members_exceed_limit"] {
+        assert!(codes.contains(code), "{code} documented");
+    }
+    let roles = &doc["components"]["schemas"]["Role"]["enum"];
+    assert!(
+        roles.as_array().unwrap().contains(&json!("moderator")),
+        "{roles}"
+    );
+}
+
+/// Invitations share the per-user budget of group creations and join requests.
+#[tokio::test]
+async fn invitations_spend_the_group_actions_budget() {
+    let app = TestApp::spawn_with(&[("CONCLAVE_GROUP_ACTIONS_PER_USER", "2")]).await;
+    let owner = app.user().await;
+    let g = app.group(&owner, "open").await;
+    let [a, b] = [app.user().await, app.user().await];
+    assert_eq!(invite(&app, &owner, &g, &a.id).await.status, 201);
+    let r = invite(&app, &owner, &g, &b.id).await;
+    code(&r, 429, "rate_limited");
+    assert!(r.headers.get("retry-after").is_some());
+}
