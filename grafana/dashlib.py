@@ -152,7 +152,8 @@ def table(L, title, description, tgts, w=24, h=8):
     }
 
 
-def state_timeline(L, title, description, tgts, w=24, h=8):
+def state_timeline(L, title, description, tgts, w=24, h=8, texts=("ok", "firing")):
+    """Series valued 0 (good, green) or 1 (bad, red), shown as `texts`."""
     return {
         "id": L.id(),
         "type": "state-timeline",
@@ -169,7 +170,7 @@ def state_timeline(L, title, description, tgts, w=24, h=8):
                 "mappings": [
                     {
                         "type": "value",
-                        "options": {"0": {"text": "ok", "color": "green"}, "1": {"text": "firing", "color": "red"}},
+                        "options": {"0": {"text": texts[0], "color": "green"}, "1": {"text": texts[1], "color": "red"}},
                     }
                 ],
             },

@@ -218,11 +218,20 @@ def realtime():
                                  f"conclave_http_request_duration_seconds_bucket{{{SEL}, "
                                  f"{NOT_OPS}}}[{RI}])))", "{{pod}}")),
                         unit="s", w=8, steps=((1, "red"),)))
+    p.append(state_timeline(L, "Dependencies by pod",
+                            "Can each pod reach MongoDB, RabbitMQ and Redis (its background "
+                            "probe, conclave_dependency_up)? Pods stay ready while one is down; "
+                            "requests that need it answer 503 unavailable. All pods red: the "
+                            "dependency itself; one pod red: its network path. "
+                            "ConclaveDependencyDown fires after 2 minutes.",
+                            targets((f"1 - max by (pod, dependency) (conclave_dependency_up"
+                                     f"{{{SEL}}})", "{{dependency}} {{pod}}")),
+                            h=6, texts=("up", "down")))
     return dashboard(
         "conclave-realtime", "Conclave / Realtime",
         "Is Conclave serving well right now? HTTP rate, errors and latency by route, live "
-        "sockets, and the message pipeline (accepted, persisted, delivered, lag, errors, dead "
-        "letters). Metrics come from the server's /metrics (src/ops/metrics.rs).", p,
+        "sockets, the message pipeline (accepted, persisted, delivered, lag, errors, dead "
+        "letters) and each pod's dependencies. Metrics come from the server's /metrics (src/ops/metrics.rs).", p,
         refresh="10s", time_from="now-1h")
 
 

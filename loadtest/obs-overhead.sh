@@ -23,7 +23,7 @@ run() { # label, then env assignments
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   data=$(mktemp -d -p "$WORK")
   env "$@" CONCLAVE_HTTP_ADDR=127.0.0.1:$port CONCLAVE_DATA_DIR="$data" CONCLAVE_LOG_FORMAT=json \
-    CONCLAVE_MESSAGES_PER_USER=1000000 CONCLAVE_MESSAGES_WINDOW=1s "$BIN" >"$data/stdout.log" 2>&1 &
+    CONCLAVE_MESSAGES_PER_USER=1000000 CONCLAVE_MESSAGES_PER_GROUP=1000000 CONCLAVE_MESSAGES_WINDOW=1s "$BIN" >"$data/stdout.log" 2>&1 &
   PID=$!
   local b=http://127.0.0.1:$port/api/v1
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done

@@ -11,7 +11,7 @@ BIN=${CARGO_TARGET_DIR:-target}/release/conclave
 DATA=$(mktemp -d)
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
 # Message sending is limited per user by default; lift the limit for the measurement only.
-CONCLAVE_HTTP_ADDR=127.0.0.1:$PORT CONCLAVE_DATA_DIR=$DATA CONCLAVE_MESSAGES_PER_USER=1000000 \
+CONCLAVE_HTTP_ADDR=127.0.0.1:$PORT CONCLAVE_DATA_DIR=$DATA CONCLAVE_MESSAGES_PER_USER=1000000 CONCLAVE_MESSAGES_PER_GROUP=1000000 \
   CONCLAVE_MESSAGES_WINDOW=1s RUST_LOG=warn "$BIN" >"$DATA/server.log" 2>&1 &
 PID=$!
 B=http://127.0.0.1:$PORT/api/v1

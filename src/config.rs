@@ -72,11 +72,20 @@ pub struct RateLimit {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub http_addr: SocketAddr,
+    /// The admin listener (`/metrics`, the detailed readiness view, probes). When set, the
+    /// public listener serves neither `/metrics` nor the detailed view.
+    pub admin_addr: Option<SocketAddr>,
+    /// How often the background prober asks each dependency (the cache behind `/readyz` and
+    /// `conclave_dependency_up`).
+    pub probe_interval: Duration,
     pub engine: Engine,
     pub data_dir: PathBuf,
     pub mongodb_uri: String,
     pub mongodb_db: String,
     pub redis_url: String,
+    /// A PEM file of CA certificates trusted, besides the system's, for TLS to MongoDB, Redis
+    /// and RabbitMQ (private CAs). TLS itself is asked for by each URL.
+    pub tls_ca_file: Option<PathBuf>,
     /// How long the cluster keeps trying to publish a removal (ban, removal, deletion) to every
     /// process before the command answers 503; zero: one attempt.
     pub fanout_publish_deadline: Duration,
@@ -98,6 +107,16 @@ pub struct Settings {
     /// Accounts created per client address.
     pub register_per_address: RateLimit,
     pub messages_per_user: RateLimit,
+    /// Messages per group, whoever sends them: bounds the deliveries one busy group causes.
+    pub messages_per_group: RateLimit,
+    /// Longest wait for Redis on a rate-limit check before the per-process fallback is used.
+    pub redis_limit_timeout: Duration,
+    /// After a Redis failure, how long the fallback is used before Redis is probed again.
+    pub redis_probe_interval: Duration,
+    /// Asked of RabbitMQ: a paused process loses its partitions after about two of these.
+    pub amqp_heartbeat: Duration,
+    /// How long a process may be unable to store before it gives its partitions to the others.
+    pub pipeline_step_back_after: Duration,
     /// How long the send path trusts a "may send" it read (`messages::senders`); zero: always
     /// read the store.
     pub sender_cache_ttl: Duration,
@@ -105,6 +124,12 @@ pub struct Settings {
     pub group_actions_per_user: RateLimit,
     /// `typing` relays per user and group.
     pub typing_per_user: RateLimit,
+    /// History reads (REST pages and socket `group:sync` together) per user.
+    pub history_per_user: RateLimit,
+    /// Live sockets one user may hold on one process.
+    pub max_sockets_per_user: u32,
+    /// Socket.IO CONNECTs to namespaces that do not exist on one connection before it is closed.
+    pub max_invalid_namespaces: u32,
     /// How long a process trusts that the account an access token names exists (one store read
     /// per user per this period instead of one per request); zero: read every time.
     pub account_cache_ttl: Duration,
@@ -179,7 +204,9 @@ pub struct GroupSettings {
 #[derive(Clone, Copy, Debug)]
 pub struct MessageSettings {
     pub messages_per_user: RateLimit,
+    pub messages_per_group: RateLimit,
     pub typing_per_user: RateLimit,
+    pub history_per_user: RateLimit,
     pub sender_cache_ttl: Duration,
 }
 
@@ -189,6 +216,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub trust_forwarded_for: bool,
+    /// An admin listener serves `/metrics` and the detailed readiness view: this one does not.
+    pub admin_listener: bool,
 }
 
 /// The audit trail's buffer and writer.
@@ -244,7 +273,9 @@ impl Settings {
     pub fn messages(&self) -> MessageSettings {
         MessageSettings {
             messages_per_user: self.messages_per_user,
+            messages_per_group: self.messages_per_group,
             typing_per_user: self.typing_per_user,
+            history_per_user: self.history_per_user,
             sender_cache_ttl: self.sender_cache_ttl,
         }
     }
@@ -254,6 +285,7 @@ impl Settings {
             max_body_bytes: self.max_body_bytes,
             request_timeout: self.request_timeout,
             trust_forwarded_for: self.trust_forwarded_for,
+            admin_listener: self.admin_addr.is_some(),
         }
     }
 
@@ -335,11 +367,21 @@ impl Settings {
                 .str("CONCLAVE_HTTP_ADDR", "0.0.0.0:8080")
                 .parse()
                 .map_err(|e| err("CONCLAVE_HTTP_ADDR", format!("not a socket address: {e}")))?,
+            admin_addr: r
+                .opt("CONCLAVE_ADMIN_ADDR")
+                .map(|a| {
+                    a.parse().map_err(|e| {
+                        err("CONCLAVE_ADMIN_ADDR", format!("not a socket address: {e}"))
+                    })
+                })
+                .transpose()?,
+            probe_interval: r.duration_in("CONCLAVE_PROBE_INTERVAL", "5s", 1, 60)?,
             engine,
             data_dir: PathBuf::from(r.str("CONCLAVE_DATA_DIR", "./data")),
             mongodb_uri: r.str("CONCLAVE_MONGODB_URI", "mongodb://127.0.0.1:27017"),
             mongodb_db: r.str("CONCLAVE_MONGODB_DB", "conclave"),
             redis_url: r.str("CONCLAVE_REDIS_URL", "redis://127.0.0.1:6379"),
+            tls_ca_file: r.opt("CONCLAVE_TLS_CA_FILE").map(PathBuf::from),
             fanout_publish_deadline: r.duration_in(
                 "CONCLAVE_FANOUT_PUBLISH_DEADLINE",
                 "2s",
@@ -385,6 +427,29 @@ impl Settings {
                 max: r.num("CONCLAVE_MESSAGES_PER_USER", 50, 1, 1_000_000)?,
                 window: r.duration_in("CONCLAVE_MESSAGES_WINDOW", "10s", 1, 3_600)?,
             },
+            messages_per_group: RateLimit {
+                max: r.num("CONCLAVE_MESSAGES_PER_GROUP", 200, 1, 1_000_000)?,
+                window: r.duration_in("CONCLAVE_MESSAGES_WINDOW", "10s", 1, 3_600)?,
+            },
+            redis_limit_timeout: r.duration_ms_in(
+                "CONCLAVE_REDIS_LIMIT_TIMEOUT",
+                "50ms",
+                5,
+                5_000,
+            )?,
+            redis_probe_interval: r.duration_ms_in(
+                "CONCLAVE_REDIS_PROBE_INTERVAL",
+                "2s",
+                100,
+                60_000,
+            )?,
+            amqp_heartbeat: r.duration_in("CONCLAVE_AMQP_HEARTBEAT", "5s", 1, 60)?,
+            pipeline_step_back_after: r.duration_in(
+                "CONCLAVE_PIPELINE_STEP_BACK_AFTER",
+                "3s",
+                1,
+                600,
+            )?,
             sender_cache_ttl: r.duration_in("CONCLAVE_SENDER_CACHE_TTL", "10s", 0, 300)?,
             group_actions_per_user: RateLimit {
                 max: r.num("CONCLAVE_GROUP_ACTIONS_PER_USER", 20, 1, 1_000_000)?,
@@ -394,6 +459,12 @@ impl Settings {
                 max: r.num("CONCLAVE_TYPING_PER_USER", 2, 1, 1_000)?,
                 window: r.duration_in("CONCLAVE_TYPING_WINDOW", "1s", 1, 60)?,
             },
+            history_per_user: RateLimit {
+                max: r.num("CONCLAVE_HISTORY_PER_USER", 600, 1, 1_000_000)?,
+                window: r.duration_in("CONCLAVE_HISTORY_WINDOW", "1m", 1, 3_600)?,
+            },
+            max_sockets_per_user: r.num("CONCLAVE_MAX_SOCKETS_PER_USER", 20, 1, 100_000)?,
+            max_invalid_namespaces: r.num("CONCLAVE_SOCKET_MAX_INVALID_NAMESPACES", 3, 1, 1_000)?,
             account_cache_ttl: r.duration_in("CONCLAVE_ACCOUNT_CACHE_TTL", "30s", 0, 3_600)?,
             max_groups_per_user: r.num("CONCLAVE_MAX_GROUPS_PER_USER", 500, 1, 100_000)?,
             max_body_bytes: r.num("CONCLAVE_MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024)?,
@@ -464,6 +535,18 @@ impl Settings {
             )?,
             drain_delay: r.duration_in("CONCLAVE_DRAIN_DELAY", "2s", 0, 300)?,
         };
+        if let Some(a) = s.admin_addr
+            && a.port() != 0
+            && a.port() == s.http_addr.port()
+            && (a.ip() == s.http_addr.ip()
+                || a.ip().is_unspecified()
+                || s.http_addr.ip().is_unspecified())
+        {
+            return Err(err(
+                "CONCLAVE_ADMIN_ADDR",
+                "must differ from CONCLAVE_HTTP_ADDR (the admin listener is a port of its own)",
+            ));
+        }
         let fi = s.audit.flush_interval;
         if fi < Duration::from_millis(10) || fi > Duration::from_secs(60) {
             return Err(err(
@@ -597,6 +680,23 @@ impl Reader<'_> {
             .map_err(|e| err(key, format!("not a duration like \"48h\" or \"3s\": {e}")))
     }
 
+    /// [`Self::duration_in`] in milliseconds, for short timeouts.
+    fn duration_ms_in(
+        &self,
+        key: &str,
+        default: &str,
+        min_ms: u64,
+        max_ms: u64,
+    ) -> Result<Duration, ConfigError> {
+        let d = self.duration(key, default)?;
+        let (min, max) = (Duration::from_millis(min_ms), Duration::from_millis(max_ms));
+        let range = || format!("must be between {min_ms}ms and {max_ms}ms");
+        (min..=max)
+            .contains(&d)
+            .then_some(d)
+            .ok_or_else(|| err(key, range()))
+    }
+
     fn duration_in(
         &self,
         key: &str,
@@ -631,6 +731,11 @@ mod tests {
         assert_eq!(s.rejoin_cooldown, Duration::from_secs(48 * 3600));
         assert_eq!(s.log_format, LogFormat::Pretty);
         assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.admin_addr, None);
+        assert_eq!(s.probe_interval, Duration::from_secs(5));
+        let s = Settings::from_map(&map(&[("CONCLAVE_ADMIN_ADDR", "0.0.0.0:9090")])).unwrap();
+        assert_eq!(s.admin_addr.map(|a| a.port()), Some(9090));
+        assert!(s.http().admin_listener);
     }
 
     #[test]
@@ -647,6 +752,11 @@ mod tests {
             ("CONCLAVE_LEADER_NAMESPACE", "-ns"),
             ("CONCLAVE_LEADER_LEASE_DURATION", "1s"),
             ("CONCLAVE_DRAIN_DELAY", "1h"),
+            ("CONCLAVE_REDIS_LIMIT_TIMEOUT", "1ms"),
+            ("CONCLAVE_AMQP_HEARTBEAT", "0s"),
+            ("CONCLAVE_ADMIN_ADDR", "9090"),
+            ("CONCLAVE_ADMIN_ADDR", "0.0.0.0:8080"),
+            ("CONCLAVE_PROBE_INTERVAL", "0s"),
         ] {
             let e = Settings::from_map(&map(&[(k, v)])).unwrap_err();
             assert_eq!(e.setting, k);

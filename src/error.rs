@@ -12,6 +12,9 @@ pub enum AppError {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     Malformed(String),
+    /// A password too easy to guess (the username, a common password); says why.
+    #[error("the password is too easy to guess")]
+    WeakPassword(String),
     #[error("authentication is required")]
     Unauthenticated,
     #[error("invalid username or password")]
@@ -30,6 +33,9 @@ pub enum AppError {
     Conflict { code: &'static str, message: String },
     #[error("the request is larger than allowed")]
     PayloadTooLarge,
+    /// The request body did not arrive within the request deadline: the client is slow.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("too many requests")]
     RateLimited { retry_after: Duration },
     #[error("a dependency is unavailable: {0}")]
@@ -47,6 +53,7 @@ impl AppError {
         match self {
             AppError::Validation(_) => "validation_failed",
             AppError::Malformed(_) => "malformed_request",
+            AppError::WeakPassword(_) => "weak_password",
             AppError::Unauthenticated => "unauthenticated",
             AppError::InvalidCredentials => "invalid_credentials",
             AppError::Forbidden(_) => "forbidden",
@@ -56,6 +63,7 @@ impl AppError {
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Conflict { code, .. } => code,
             AppError::PayloadTooLarge => "payload_too_large",
+            AppError::RequestTimeout => "request_timeout",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable(_) | AppError::Busy { .. } => "unavailable",
             AppError::Internal(_) => "internal_error",
@@ -64,7 +72,7 @@ impl AppError {
 
     pub fn status(&self) -> u16 {
         match self {
-            AppError::Validation(_) => 422,
+            AppError::Validation(_) | AppError::WeakPassword(_) => 422,
             AppError::Malformed(_) => 400,
             AppError::Unauthenticated | AppError::InvalidCredentials => 401,
             AppError::Forbidden(_) | AppError::Banned | AppError::CooldownActive { .. } => 403,
@@ -72,6 +80,7 @@ impl AppError {
             AppError::MethodNotAllowed => 405,
             AppError::Conflict { .. } => 409,
             AppError::PayloadTooLarge => 413,
+            AppError::RequestTimeout => 408,
             AppError::RateLimited { .. } => 429,
             AppError::Unavailable(_) | AppError::Busy { .. } => 503,
             AppError::Internal(_) => 500,

@@ -5,7 +5,8 @@
 // GRACE), a seq seen twice is a duplicate.
 //   k6 run -e BASE_URL=http://127.0.0.1:8080 -e GROUPS=10 -e MEMBERS=20 -e SENDERS=2 -e RATE=2 -e DURATION=60s fanout-chat.js
 // Default server limits: CONCLAVE_SOCKET_EVENTS_PER_SEC=20 per socket and
-// CONCLAVE_MESSAGES_PER_USER=50 per 10 s, so RATE above 5 needs lifted limits.
+// CONCLAVE_MESSAGES_PER_USER=50 per 10 s, so RATE above 5 needs lifted limits; and
+// CONCLAVE_MESSAGES_PER_GROUP=200 per 10 s, so SENDERS * RATE above 20 does too.
 import exec from 'k6/execution';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import { setInterval, clearInterval, setTimeout } from 'k6/timers';

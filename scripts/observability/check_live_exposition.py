@@ -9,23 +9,10 @@ Usage: check_live_exposition.py METRICS_TXT USED_NAMES USED_LABELS
 import re
 import sys
 
-# Series the standalone workload cannot produce: cluster mode only (RabbitMQ, Redis adapter,
-# MongoDB) or faults (store failures, dropped packets, token reuse, expiries).
-NOT_IN_STANDALONE = {
-    "conclave_broker_reconnects_total",
-    "conclave_adapter_reconnects_total",
-    "conclave_messages_dead_lettered_total",
-    "conclave_pipeline_dead_letter_messages",
-    "conclave_store_batch_duration_seconds_bucket",
-    "conclave_store_tx_retries_total",
-    "conclave_pipeline_errors_total",
-    "conclave_socket_dropped_total",
-    "conclave_socket_token_expired_total",
-    "conclave_pipeline_partition_handoffs_total",
-}
-# Series only a race produces in a standalone run (concurrent retries of one client_msg_id):
-# checked when seen, a note when not.
-RACE = {"conclave_messages_duplicate_total"}
+# Every metric is exported from start (at zero), so a standalone run shows even the cluster-only
+# and fault-path series; nothing is exempt any more.
+NOT_IN_STANDALONE: set[str] = set()
+RACE: set[str] = set()
 # Labels added by the scrape, or histogram buckets.
 TARGET_LABELS = {"namespace", "pod", "job", "instance", "le"}
 

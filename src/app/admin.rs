@@ -19,7 +19,12 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             Arc::new(SqliteStore::open(&settings.data_dir).context("opening the standalone store")?)
         }
         Engine::Cluster => {
-            let m = MongoStore::connect(&settings.mongodb_uri, &settings.mongodb_db).await?;
+            let m = MongoStore::connect_trusting(
+                &settings.mongodb_uri,
+                &settings.mongodb_db,
+                settings.tls_ca_file.as_deref(),
+            )
+            .await?;
             m.ping().await.context("MongoDB")?;
             Arc::new(m)
         }

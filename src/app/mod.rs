@@ -39,6 +39,8 @@ pub(crate) struct Foundations {
     pub keyring: Keyring,
     pub tokens: TokenIssuer,
     pub metrics: crate::ops::metrics::Metrics,
+    /// Shared with the admin listener, which answers while the engine still starts.
+    pub readiness: Readiness,
     /// Cancelled when a shutdown begins: readiness fails, leadership is handed on.
     pub draining: CancellationToken,
     /// Cancelled once sockets are closed: background tasks stop.
@@ -72,6 +74,8 @@ pub(crate) struct Assembled {
     pub close_sockets: CloseSockets,
     /// Leadership (`ops::leader`); ends after `draining`, once the Lease is released.
     pub leader: JoinHandle<()>,
+    /// One per dependency, for the background prober behind readiness.
+    pub probes: Vec<(&'static str, Arc<dyn Probe>)>,
 }
 
 impl Foundations {
@@ -80,6 +84,8 @@ impl Foundations {
             max_payload: self.settings.socket_max_payload,
             max_buffer: self.settings.socket_buffer,
             events_per_sec: self.settings.socket_events_per_sec,
+            max_sockets_per_user: self.settings.max_sockets_per_user,
+            max_invalid_namespaces: self.settings.max_invalid_namespaces,
         }
     }
 
@@ -114,7 +120,7 @@ impl Foundations {
                 s.messages(),
                 e.sender_cache,
             ),
-            readiness: Readiness::new(e.probes),
+            readiness: self.readiness.clone(),
             auth,
             metrics: self.metrics.clone(),
         };
@@ -125,18 +131,14 @@ impl Foundations {
     /// leadership task, awaited at shutdown.
     fn serve(
         &self,
-        parts: EngineParts,
+        mut parts: EngineParts,
         (io, layer): (SocketIo, SocketIoLayer),
         fanout: Fanout,
         leader: JoinHandle<()>,
     ) -> anyhow::Result<Assembled> {
+        let probes = std::mem::take(&mut parts.probes);
         let (state, pipeline, audit) = self.services(parts)?;
-        realtime::register(
-            &io,
-            state.clone(),
-            fanout,
-            self.settings.socket_events_per_sec,
-        );
+        realtime::register(&io, state.clone(), fanout, self.socket_settings());
         realtime::session::spawn_expiry_sweep(io.clone(), self.shutdown.clone());
         let close_sockets: CloseSockets =
             Box::new(move || Box::pin(async move { io.close().await }));
@@ -151,6 +153,7 @@ impl Foundations {
             audit,
             close_sockets,
             leader,
+            probes,
         })
     }
 }
@@ -177,9 +180,10 @@ async fn standalone(c: &Foundations) -> anyhow::Result<Assembled> {
         events.clone(),
         c.settings.partitions,
     ));
+    let [store_dep, pipeline_dep] = STANDALONE_DEPENDENCIES;
     let probes: Vec<(&'static str, Arc<dyn Probe>)> = vec![
-        ("store", Arc::new(StoreProbe(store.clone()))),
-        ("pipeline", Arc::new(PipelineProbe(pipeline.clone()))),
+        (store_dep, Arc::new(StoreProbe(store.clone()))),
+        (pipeline_dep, Arc::new(PipelineProbe(pipeline.clone()))),
     ];
     let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::new());
     let parts = EngineParts {
@@ -206,11 +210,45 @@ fn connection_limits(s: &Settings) -> ConnectionLimits {
     }
 }
 
+/// Open connections the admin listener takes at once (kubelet probes, Prometheus scrapes).
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+/// What each engine's readiness and `conclave_dependency_up` name.
+const STANDALONE_DEPENDENCIES: [&str; 2] = ["store", "pipeline"];
+pub(crate) const CLUSTER_DEPENDENCIES: [&str; 3] = ["mongodb", "rabbitmq", "redis"];
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
+    admin: Option<JoinHandle<()>>,
+}
+
+/// Opens the admin listener (`CONCLAVE_ADMIN_ADDR`) and serves it until `stop`.
+async fn admin_listener(
+    addr: SocketAddr,
+    readiness: Readiness,
+    metrics: crate::ops::metrics::Metrics,
+    limits: ConnectionLimits,
+    stop: CancellationToken,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (CONCLAVE_ADMIN_ADDR)"))?;
+    let local = listener.local_addr()?;
+    let app = crate::http::admin::router(readiness, metrics);
+    // The same accept loop and limits as the public port: a slow or flooding client of the
+    // admin port must not take the probes down either.
+    let task = tokio::spawn(listener::serve(
+        listener,
+        app,
+        limits,
+        stop.cancelled_owned(),
+    ));
+    tracing::info!(addr = %local, "admin listener (metrics, readiness) open");
+    Ok((local, task))
 }
 
 impl Server {
@@ -231,8 +269,39 @@ impl Server {
             keyring,
             tokens,
             metrics: crate::ops::metrics::Metrics::new(settings.metrics_enabled),
+            readiness: Readiness::new(),
             draining: CancellationToken::new(),
             shutdown: CancellationToken::new(),
+        };
+        let dependencies: &[&'static str] = match settings.engine {
+            Engine::Standalone => &STANDALONE_DEPENDENCIES,
+            Engine::Cluster => &CLUSTER_DEPENDENCIES,
+        };
+        crate::ops::metrics::export_from_start(settings.partitions, dependencies);
+        common.readiness.expect(dependencies);
+        // Opened first: while the engine waits for its dependencies, probes get 503
+        // `starting` and scrapes see which dependency is missing.
+        let admin = match settings.admin_addr {
+            Some(a) => Some(
+                admin_listener(
+                    a,
+                    common.readiness.clone(),
+                    common.metrics.clone(),
+                    // Probes and scrapes only: a few connections, from any address.
+                    ConnectionLimits {
+                        max_connections: ADMIN_MAX_CONNECTIONS,
+                        max_per_address: None,
+                        ..connection_limits(&settings)
+                    },
+                    common.shutdown.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let built = match settings.engine {
+            Engine::Standalone => standalone(&common).await,
+            Engine::Cluster => cluster::build(&common).await,
         };
         let Assembled {
             app,
@@ -241,9 +310,14 @@ impl Server {
             audit,
             close_sockets,
             leader,
-        } = match settings.engine {
-            Engine::Standalone => standalone(&common).await?,
-            Engine::Cluster => cluster::build(&common).await?,
+            probes,
+        } = match built {
+            Ok(a) => a,
+            Err(e) => {
+                common.draining.cancel();
+                common.shutdown.cancel();
+                return Err(e);
+            }
         };
         let listener = match TcpListener::bind(settings.http_addr).await {
             Ok(l) => l,
@@ -260,6 +334,11 @@ impl Server {
             }
         };
         let addr = listener.local_addr()?;
+        common
+            .readiness
+            .start_prober(probes, settings.probe_interval, common.shutdown.clone())
+            .await;
+        common.readiness.started();
         let draining = common.draining.clone();
         let background = common.shutdown.clone();
         let readiness = state.readiness.clone();
@@ -311,10 +390,13 @@ impl Server {
             res
         });
         tracing::info!(%addr, engine = ?settings.engine, "Conclave listening");
+        let (admin_addr, admin) = admin.unzip();
         Ok(Server {
             addr,
+            admin_addr,
             shutdown: common.draining,
             task,
+            admin,
         })
     }
 
@@ -322,10 +404,20 @@ impl Server {
         self.addr
     }
 
+    /// The admin listener's address, when `CONCLAVE_ADMIN_ADDR` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     /// Begin a graceful shutdown and wait until it is done.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        self.task.await.context("server task")?
+        let res = self.task.await.context("server task")?;
+        // It closes once the drain is over (the background token), so probes saw `draining`.
+        if let Some(admin) = self.admin {
+            let _ = admin.await;
+        }
+        res
     }
 
     /// Serve until SIGTERM/Ctrl-C, then drain.

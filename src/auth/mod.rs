@@ -5,6 +5,7 @@ mod known;
 pub mod password;
 pub mod service;
 pub mod token;
+pub mod weak;
 
 pub use password::PasswordHasher;
 pub use service::{AuthService, Authenticated, TokenPair};

@@ -102,6 +102,7 @@ impl AuthService {
         password: Password,
         client: Option<IpAddr>,
     ) -> AppResult<UserRecord> {
+        super::weak::refuse_weak(&password, &username)?;
         // Every account multiplies every per-user limit: one address gets a few per window.
         if let Some(ip) = client {
             limits::spend(

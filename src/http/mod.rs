@@ -2,6 +2,7 @@
 //! document and Swagger UI, the web client (`crate::web`) at `/`, and the middleware every
 //! request passes through.
 
+pub mod admin;
 pub mod dto;
 pub mod extract;
 pub mod listener;
@@ -9,12 +10,19 @@ pub mod openapi;
 pub mod problem;
 pub mod routes;
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
+
 use axum::Router;
+use axum::body::HttpBody;
 use axum::extract::State;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body::{Frame, SizeHint};
 use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
 use tower_http::compression::CompressionLayer;
@@ -67,11 +75,18 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             state.http.request_timeout,
             deadline,
         ));
+    let ops_routes = OpenApiRouter::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz));
+    // With an admin listener, `/metrics` is served there only (`http::admin`).
+    let ops_routes = if state.http.admin_listener {
+        ops_routes
+    } else {
+        ops_routes.routes(routes!(ops::metrics))
+    };
     let (router, mut openapi) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", v1)
-        .routes(routes!(ops::healthz))
-        .routes(routes!(ops::readyz))
-        .routes(routes!(ops::metrics))
+        .merge(ops_routes)
         .split_for_parts();
     utoipa::Modify::modify(&openapi::CommonResponses, &mut openapi);
     utoipa::Modify::modify(&openapi::StatefulLinks, &mut openapi);
@@ -161,10 +176,64 @@ async fn method_not_allowed() -> Response {
     AppError::MethodNotAllowed.into_response()
 }
 
-/// The REST deadline: a request not answered in time gets 503 `unavailable`, never a hang.
+/// The REST deadline. A request not answered in time gets 408 `request_timeout` when its
+/// handler is waiting for body bytes that have not come (the client is slow, not us: no
+/// dependency warning, no 5xx), and 503 `unavailable` otherwise (the work behind it is slow);
+/// never a hang.
 async fn deadline(State(limit): State<std::time::Duration>, req: Request, next: Next) -> Response {
+    let body = Arc::new(AtomicU8::new(BODY_MOVING));
+    let req = req.map(|inner| {
+        axum::body::Body::new(Watched {
+            inner,
+            state: body.clone(),
+        })
+    });
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(res) => res,
+        Err(_) if body.load(Ordering::Relaxed) == BODY_AWAITED => {
+            tracing::debug!("request body not received within the deadline");
+            AppError::RequestTimeout.into_response()
+        }
         Err(_) => AppError::Unavailable("request deadline exceeded".into()).into_response(),
+    }
+}
+
+/// Where a request body stands: not waited on (unread, or read up to what has arrived), waited
+/// on for bytes that have not arrived, or complete.
+const BODY_MOVING: u8 = 0;
+const BODY_AWAITED: u8 = 1;
+const BODY_DONE: u8 = 2;
+
+/// A request body that notes whether its reader is waiting on the client.
+struct Watched {
+    inner: axum::body::Body,
+    state: Arc<AtomicU8>,
+}
+
+impl HttpBody for Watched {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let state = match &polled {
+            Poll::Pending => BODY_AWAITED,
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => BODY_DONE,
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => BODY_DONE,
+            Poll::Ready(Some(Ok(_))) => BODY_MOVING,
+        };
+        self.state.store(state, Ordering::Relaxed);
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

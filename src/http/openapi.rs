@@ -47,7 +47,7 @@ impl Modify for BearerAuth {
 }
 
 /// Answers any API operation can give, added where its own annotation does not list them: a
-/// JSON body can be malformed (400) or too large (413), a protected call can lack a valid token
+/// JSON body can be malformed (400), too large (413) or too slow to arrive (408), a protected call can lack a valid token
 /// (401), and every call can meet the request deadline or a dependency being down (503).
 pub struct CommonResponses;
 
@@ -72,6 +72,11 @@ impl Modify for CommonResponses {
                         "`malformed_request`: not JSON, or not `application/json`",
                     );
                     add_problem(op, "413", "`payload_too_large`");
+                    add_problem(
+                        op,
+                        "408",
+                        "`request_timeout`: the body did not arrive within the request deadline",
+                    );
                 }
                 if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
                     add_problem(op, "401", "`unauthenticated`");

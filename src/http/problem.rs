@@ -37,6 +37,7 @@ pub struct Problem {
 fn title(code: &str) -> &'static str {
     match code {
         "validation_failed" => "Validation failed",
+        "weak_password" => "Password too weak",
         "malformed_request" => "Malformed request",
         "unauthenticated" => "Authentication required",
         "invalid_credentials" => "Invalid credentials",
@@ -52,6 +53,7 @@ fn title(code: &str) -> &'static str {
         "group_full" => "Group is full",
         "too_many_groups" => "Too many groups",
         "payload_too_large" => "Payload too large",
+        "request_timeout" => "Request timeout",
         "rate_limited" => "Too many requests",
         "unavailable" => "Service unavailable",
         _ => "Internal server error",
@@ -76,6 +78,10 @@ impl AppError {
                         })
                         .collect(),
                 ),
+                AppError::WeakPassword(why) => Some(vec![FieldProblem {
+                    field: "password".to_owned(),
+                    message: why.clone(),
+                }]),
                 _ => None,
             },
             retry_after: self

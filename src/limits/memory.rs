@@ -1,6 +1,6 @@
 //! In-memory GCRA (generic cell rate algorithm): one timestamp per key, allows bursts of `max`
 //! and then one event every `window / max`. Idle keys are swept out so memory stays bounded by
-//! the number of recently active keys.
+//! the number of recently active keys. Retry tokens (`hit_once`) are kept for one window.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::RateLimiter;
+use super::{FREE_RETRIES, RateLimiter};
 use crate::config::RateLimit;
 
 const SHARDS: usize = 16;
@@ -16,6 +16,8 @@ const SWEEP_AT: usize = 4096;
 
 pub struct MemoryLimiter {
     shards: Vec<Mutex<HashMap<String, Instant>>>,
+    /// Per counted event with a retry token: the free retries it has had, and until when.
+    onces: Vec<Mutex<HashMap<String, (u32, Instant)>>>,
     epoch: Instant,
 }
 
@@ -29,12 +31,41 @@ impl MemoryLimiter {
     pub fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            onces: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             epoch: Instant::now(),
         }
     }
 
     pub fn check_at(&self, key: &str, limit: RateLimit, now: Instant) -> Result<(), Duration> {
         self.gcra(key, limit, now, true)
+    }
+
+    /// [`Self::check_at`] for an event `once` that may be retried (`RateLimiter::hit_once`).
+    pub fn check_once_at(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        once: &str,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let token = format!("{key}\u{0}{once}");
+        let shard = &self.onces[shard_of(&token)];
+        {
+            let mut map = shard.lock();
+            if map.len() >= SWEEP_AT {
+                map.retain(|_, (_, until)| *until > now);
+            }
+            if let Some((retries, until)) = map.get_mut(&token)
+                && *until > now
+                && *retries < FREE_RETRIES
+            {
+                *retries += 1;
+                return Ok(());
+            }
+        }
+        self.check_at(key, limit, now)?;
+        shard.lock().insert(token, (0, now + limit.window));
+        Ok(())
     }
 
     /// [`Self::check_at`] without counting the event.
@@ -81,6 +112,10 @@ impl RateLimiter for MemoryLimiter {
 
     async fn peek(&self, key: &str, limit: RateLimit) -> Result<(), Duration> {
         self.peek_at(key, limit, Instant::now())
+    }
+
+    async fn hit_once(&self, key: &str, limit: RateLimit, once: &str) -> Result<(), Duration> {
+        self.check_once_at(key, limit, once, Instant::now())
     }
 }
 
@@ -132,6 +167,30 @@ mod tests {
         for _ in 0..5 {
             l.check_at("a", lim, t2).unwrap();
         }
+    }
+
+    #[test]
+    fn a_retry_is_not_counted_again_nor_refused() {
+        let l = MemoryLimiter::new();
+        let lim = RateLimit {
+            max: 2,
+            window: Duration::from_secs(10),
+        };
+        let t0 = Instant::now();
+        l.check_once_at("a", lim, "m1", t0).unwrap();
+        l.check_once_at("a", lim, "m2", t0).unwrap();
+        assert!(l.check_once_at("a", lim, "m3", t0).is_err(), "at the limit");
+        for _ in 0..FREE_RETRIES {
+            l.check_once_at("a", lim, "m2", t0).unwrap();
+        }
+        assert!(
+            l.check_once_at("a", lim, "m2", t0).is_err(),
+            "free retries are bounded"
+        );
+        assert!(
+            l.check_once_at("a", lim, "m3", t0).is_err(),
+            "a refused event is no retry"
+        );
     }
 
     #[test]

@@ -22,7 +22,15 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// Whether a `hit` now would be refused, counting nothing (to check a budget that only
     /// some outcomes spend, such as failed logins).
     async fn peek(&self, key: &str, limit: RateLimit) -> Result<(), Duration>;
+    /// [`Self::hit`] for an event a client may retry: the first event carrying `once` is counted;
+    /// a retry carrying it again within `limit.window` is neither counted nor refused (up to
+    /// [`FREE_RETRIES`] times), so retrying a send whose first attempt is still in flight does
+    /// not run into the limit that attempt spent.
+    async fn hit_once(&self, key: &str, limit: RateLimit, once: &str) -> Result<(), Duration>;
 }
+
+/// Retries of one event that [`RateLimiter::hit_once`] lets through free; later ones count.
+pub const FREE_RETRIES: u32 = 5;
 
 /// Counts one event for `key`; over `limit`, the client's `rate_limited` (with the wait) and
 /// `conclave_rate_limited_total{limit=<name>}`.
@@ -36,4 +44,21 @@ pub async fn spend(
         metrics::counter!(metric::RATE_LIMITED, "limit" => name).increment(1);
         AppError::RateLimited { retry_after }
     })
+}
+
+/// [`spend`] with [`RateLimiter::hit_once`]: a retry of the event `once` is not counted again.
+pub async fn spend_once(
+    limiter: &dyn RateLimiter,
+    key: &str,
+    limit: RateLimit,
+    once: &str,
+    name: &'static str,
+) -> AppResult<()> {
+    limiter
+        .hit_once(key, limit, once)
+        .await
+        .map_err(|retry_after| {
+            metrics::counter!(metric::RATE_LIMITED, "limit" => name).increment(1);
+            AppError::RateLimited { retry_after }
+        })
 }

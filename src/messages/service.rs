@@ -115,23 +115,17 @@ impl MessageService {
         client_msg_id: Option<ClientMsgId>,
     ) -> AppResult<MessageId> {
         let member_count = self.may_send(sender, group).await?;
-        let key = format!("send:{sender}");
-        let spent = limits::spend(
-            &*self.limiter,
-            &key,
-            self.settings.messages_per_user,
-            "message_send",
-        )
-        .await;
+        let spent = self.spend(sender, group, client_msg_id.as_ref()).await;
         if let Err(refused) = spent {
-            // A retry of something already stored still learns its id. Asked only here: the
-            // id is derived from the client id, so the pipeline answers any other retry with
-            // the stored id anyway, without this read on every message.
+            // A retry of something stored longer ago than the window (a recent retry was not
+            // counted) still learns its id. Asked only here: the id is derived from the client
+            // id, so the pipeline answers any other retry with the stored id anyway. A store
+            // that cannot answer leaves the refusal standing.
             if let Some(cmid) = &client_msg_id
-                && let Some(id) = self
+                && let Ok(Some(id)) = self
                     .log
                     .message_id_for_client_id(group, sender, cmid.as_str())
-                    .await?
+                    .await
             {
                 return Ok(id);
             }
@@ -162,6 +156,40 @@ impl MessageService {
         metrics::counter!(metric::MESSAGES_BY_GROUP_SIZE, "group_size" => group_size_bucket(member_count))
             .increment(1);
         Ok(id)
+    }
+
+    /// Spends one message of the sender's budget and then of the group's
+    /// (`CONCLAVE_MESSAGES_PER_USER`, `CONCLAVE_MESSAGES_PER_GROUP`). A retry of a
+    /// `client_msg_id` is not counted again (its first attempt may still be in flight), so a
+    /// sender at the limit still learns the id.
+    async fn spend(
+        &self,
+        sender: UserId,
+        group: GroupId,
+        client_msg_id: Option<&ClientMsgId>,
+    ) -> AppResult<()> {
+        let budgets = [
+            (
+                format!("send:{sender}"),
+                self.settings.messages_per_user,
+                "message_send",
+            ),
+            (
+                format!("send:group:{group}"),
+                self.settings.messages_per_group,
+                "group_messages",
+            ),
+        ];
+        for (key, limit, name) in budgets {
+            match client_msg_id {
+                Some(c) => {
+                    let once = format!("{group}:{sender}:{}", c.as_str());
+                    limits::spend_once(&*self.limiter, &key, limit, &once, name).await?
+                }
+                None => limits::spend(&*self.limiter, &key, limit, name).await?,
+            }
+        }
+        Ok(())
     }
 
     /// Whether `sender` may send to `group` (also for typing indicators); the group's member
@@ -209,6 +237,15 @@ impl MessageService {
         group: GroupId,
         q: HistoryQuery,
     ) -> AppResult<Vec<MessageView>> {
+        // Each page is a store read and a decryption per message: bounded per user, REST and
+        // socket sync together.
+        limits::spend(
+            &*self.limiter,
+            &format!("history:{reader}"),
+            self.settings.history_per_user,
+            "history",
+        )
+        .await?;
         self.allowed(group, reader, can_read_messages).await?;
         let stored = self.log.messages(group, &q).await?;
         stored.iter().map(|m| self.view(m)).collect()

@@ -32,6 +32,10 @@ pub const PIPELINE_ERRORS: &str = "conclave_pipeline_errors_total";
 pub const PIPELINE_QUEUE_DEPTH: &str = "conclave_pipeline_queue_depth";
 pub const PIPELINE_UNACKED: &str = "conclave_pipeline_unacked_messages";
 pub const PIPELINE_HANDOFFS: &str = "conclave_pipeline_partition_handoffs_total";
+/// 1 while this process has given its partitions up because it cannot store, else 0.
+pub const PIPELINE_STEPPED_BACK: &str = "conclave_pipeline_stepped_back";
+/// Live processes in the partition registry, this one included.
+pub const CLUSTER_PROCESSES: &str = "conclave_cluster_processes";
 pub const GROUP_COMMANDS: &str = "conclave_group_commands_total";
 pub const MESSAGES_DELIVERED: &str = "conclave_messages_delivered_total";
 pub const DELIVERY_LATENCY: &str = "conclave_message_delivery_latency_seconds";
@@ -65,6 +69,8 @@ pub const AUDIT_DROPPED: &str = "conclave_audit_events_dropped_total";
 /// 1 while this process runs the one-per-cluster jobs (holds the leader Lease), else 0.
 pub const LEADER: &str = "conclave_leader";
 pub const RECORDS_PURGED: &str = "conclave_records_purged_total";
+/// 1 while the background prober's last probe of a dependency succeeded, else 0.
+pub const DEPENDENCY_UP: &str = "conclave_dependency_up";
 
 static HANDLE: OnceLock<(PrometheusHandle, Arc<metrics_process::Collector>)> = OnceLock::new();
 
@@ -183,6 +189,14 @@ fn describe() {
         "Partitions this process was active on and handed to their owning process"
     );
     describe_gauge!(
+        PIPELINE_STEPPED_BACK,
+        "1 while this process cannot store and has given its partitions to the others, else 0"
+    );
+    describe_gauge!(
+        CLUSTER_PROCESSES,
+        "Live processes in the partition registry, this one included (divides the rate limits while Redis is down)"
+    );
+    describe_gauge!(
         PIPELINE_QUEUE_DEPTH,
         "Messages waiting in a partition's queue (standalone: in memory, read as each batch is taken; cluster: the broker's ready count, polled every 15 s)"
     );
@@ -220,10 +234,160 @@ fn describe() {
         FANOUT_GROUP_CHANNELS,
         "Groups whose Redis fan-out channel this process subscribes (cluster)"
     );
+    describe_gauge!(
+        DEPENDENCY_UP,
+        "1 while the dependency answers this process's background probe, else 0"
+    );
     describe_counter!(
         FANOUT_FRAMES_IN,
         "Frames read from the Redis fan-out channels, by channel (group, members)"
     );
+}
+
+/// Label values each labelled counter is exported with from start. They mirror the call sites
+/// (a value missing here only appears on first use; a name missing here is caught by
+/// `scripts/check-observability`, which reads a fresh server's `/metrics`).
+const KNOWN_COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
+    (AUTH_LOGINS, "result", &["success", "failure"]),
+    (
+        RATE_LIMITED,
+        "limit",
+        &[
+            "login",
+            "register",
+            "message_send",
+            "group_messages",
+            "group_actions",
+            "groups_per_user",
+            "password_hashing",
+            "socket_events",
+            "history",
+            "sockets_per_user",
+        ],
+    ),
+    (
+        CONNECTIONS_REFUSED,
+        "cap",
+        &["total", "per_address", "accept_error"],
+    ),
+    (
+        MESSAGES_BY_GROUP_SIZE,
+        "group_size",
+        &["1-10", "11-100", "101-1000", "1001+"],
+    ),
+    (
+        GROUP_COMMANDS,
+        "command",
+        &[
+            "join",
+            "withdraw_request",
+            "approve",
+            "reject",
+            "remove",
+            "leave",
+            "ban",
+            "unban",
+            "transfer_ownership",
+            "delete",
+        ],
+    ),
+    (
+        SOCKET_DISCONNECTS,
+        "reason",
+        &[
+            "transport_close",
+            "polling_error",
+            "parse_error",
+            "transport_error",
+            "heartbeat_timeout",
+            "client_disconnect",
+            "server_disconnect",
+            "server_closing",
+        ],
+    ),
+    (
+        SOCKET_EVENTS_IN,
+        "event",
+        &["message:send", "group:sync", "typing"],
+    ),
+    (
+        SOCKET_EVENTS_OUT,
+        "event",
+        &["message:new", "typing", "ack"],
+    ),
+    (
+        SOCKET_DROPPED,
+        "event",
+        &["message:new", "typing", "fanout_publish", "adapter_inbound"],
+    ),
+    (BROKER_RECONNECTS, "role", &["publisher", "consumer"]),
+    (AUDIT_DROPPED, "reason", &["full", "closed", "store_error"]),
+    (RECORDS_PURGED, "kind", &["refresh_token", "cooldown"]),
+    (FANOUT_FRAMES_IN, "channel", &["group", "members"]),
+];
+
+/// Registers every metric this process can record, at zero, so dashboards show 0 rather than
+/// "No data" and `rate()`/`absent()` work from the first scrape. Series labelled by request
+/// (`conclave_http_*`: route, method, status) appear with the first request, a probe included.
+/// `dependencies` and `partitions` name the engine's own label values.
+pub fn export_from_start(partitions: u32, dependencies: &[&'static str]) {
+    for name in [
+        AUTH_TOKEN_REUSE,
+        MESSAGES_ACCEPTED,
+        MESSAGES_PERSISTED,
+        MESSAGES_DUPLICATE,
+        MESSAGES_SENDER_GONE,
+        PIPELINE_ERRORS,
+        STORE_TX_RETRIES,
+        PIPELINE_HANDOFFS,
+        MESSAGES_DELIVERED,
+        SOCKET_CONNECTS,
+        SOCKET_AUTH_FAILURES,
+        SOCKET_EXPIRED,
+        MESSAGES_DEAD_LETTERED,
+        ADAPTER_RECONNECTS,
+        AUDIT_WRITTEN,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for (name, key, values) in KNOWN_COUNTER_LABELS {
+        for v in *values {
+            if *name == GROUP_COMMANDS {
+                metrics::counter!(*name, *key => *v, "result" => "ok").increment(0);
+            } else {
+                metrics::counter!(*name, *key => *v).increment(0);
+            }
+        }
+    }
+    for name in [
+        PERSIST_LATENCY,
+        PIPELINE_BATCH,
+        DELIVERY_LATENCY,
+        STORE_BATCH_LATENCY,
+    ] {
+        // A registered histogram is rendered (empty) without a sample.
+        let _ = metrics::histogram!(name);
+    }
+    for name in [
+        SOCKETS_CONNECTED,
+        HTTP_CONNECTIONS,
+        DEAD_LETTER_DEPTH,
+        FANOUT_GROUP_CHANNELS,
+        LEADER,
+        PIPELINE_STEPPED_BACK,
+        CLUSTER_PROCESSES,
+    ] {
+        metrics::gauge!(name).increment(0.0);
+    }
+    for p in 0..partitions {
+        for name in [PIPELINE_QUEUE_DEPTH, PIPELINE_UNACKED] {
+            metrics::gauge!(name, "partition" => p.to_string()).increment(0.0);
+        }
+    }
+    for d in dependencies {
+        // 0 until its first answer: a process still waiting for it does not count it as up.
+        metrics::gauge!(DEPENDENCY_UP, "dependency" => *d).increment(0.0);
+    }
 }
 
 /// Records count and latency of every request under its route template.

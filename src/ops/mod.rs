@@ -1,6 +1,7 @@
 //! Operating the service: telemetry (logs), metrics, health and readiness, graceful shutdown,
 //! leader election and the leader's maintenance jobs.
 
+pub mod breaker;
 pub mod health;
 pub mod leader;
 pub mod maintenance;

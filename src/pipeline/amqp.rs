@@ -17,6 +17,13 @@
 //! transaction (write-behind; batches of several partitions that wait together share one, see
 //! `group_commit`), emitted, then acked. A redelivered batch is harmless: the store
 //! recognises message ids it already holds. A batch that fails to store is returned to the queue.
+//!
+//! A process that cannot store for a while (`vitals`) steps back: it closes its consumer
+//! connection, which returns what it holds and lets single active consumer move each of its
+//! partitions to a waiting consumer of another process, and leaves the partition registry; it
+//! subscribes again once its store answers. A process that stops answering at all (paused,
+//! partitioned) loses its connection, and so its partitions, when the broker misses its
+//! heartbeats (`CONCLAVE_AMQP_HEARTBEAT`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,13 +48,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::balance::{Balance, Registry};
 use super::group_commit::GroupCommit;
+use super::vitals::Vitals;
 use super::{Pipeline, partition_of};
 use crate::domain::{GroupId, MessageId, UserId, from_millis, to_millis};
 use crate::error::{AppError, AppResult};
 use crate::events::EventSink;
 use crate::ops::backoff;
 use crate::ops::metrics as metric;
-use crate::store::{MessageStore, NewMessage};
+use crate::store::{MaintenanceStore, MessageStore, NewMessage};
 
 const EXCHANGE: &str = "conclave.messages";
 const DEAD_EXCHANGE: &str = "conclave.messages.dlx";
@@ -123,6 +131,8 @@ fn key(p: u32) -> String {
 pub struct AmqpPipeline {
     publisher: Arc<RwLock<Option<Channel>>>,
     consuming: Arc<AtomicBool>,
+    /// Set while this process has given its partitions up because it cannot store.
+    stepped_back: Arc<AtomicBool>,
     names: Names,
     partitions: u32,
     stop: CancellationToken,
@@ -131,13 +141,29 @@ pub struct AmqpPipeline {
 }
 
 pub struct AmqpSettings {
-    pub url: String,
+    pub broker: Broker,
     pub partitions: u32,
     /// Prefix of every exchange and queue name.
     pub prefix: String,
     /// Where the processes agree who writes which partition (`balance`); `None`: whoever
     /// RabbitMQ makes active keeps it.
     pub registry: Option<Registry>,
+    /// Asked of the broker (`CONCLAVE_AMQP_HEARTBEAT`), unless its URL names one.
+    pub heartbeat: Duration,
+    /// How long the store may fail before this process gives its partitions up.
+    pub step_back_after: Duration,
+    /// Pinged to tell whether this process can store.
+    pub health: Arc<dyn MaintenanceStore>,
+}
+
+/// `url` with `heartbeat=<seconds>` unless it names a heartbeat already.
+fn with_heartbeat(url: &str, heartbeat: Duration) -> String {
+    if url.contains("heartbeat=") {
+        url.to_owned()
+    } else {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}heartbeat={}", heartbeat.as_secs().max(1))
+    }
 }
 
 impl AmqpPipeline {
@@ -146,31 +172,40 @@ impl AmqpPipeline {
         let names = Names { prefix: s.prefix };
         let publisher = Arc::new(RwLock::new(None));
         let consuming = Arc::new(AtomicBool::new(false));
+        let stepped_back = Arc::new(AtomicBool::new(false));
         let stop = CancellationToken::new();
+        let broker = Broker {
+            url: with_heartbeat(&s.broker.url, s.heartbeat),
+            ..s.broker
+        };
+        let vitals = Vitals::start(s.health, s.step_back_after, stop.clone());
         let balance = match s.registry {
             Some(r) => Balance::start(r, &names.prefix, consuming.clone(), stop.clone()),
             None => Balance::off(),
         };
         tokio::spawn(supervise_publisher(
-            s.url.clone(),
+            broker.clone(),
             names.clone(),
             s.partitions,
             publisher.clone(),
             stop.clone(),
         ));
         let consumers = tokio::spawn(supervise_consumers(ConsumerSetup {
-            url: s.url,
+            broker,
             names: names.clone(),
             partitions: s.partitions,
             store,
             sink,
             balance,
             consuming: consuming.clone(),
+            stepped_back: stepped_back.clone(),
+            vitals,
             stop: stop.clone(),
         }));
         Self {
             publisher,
             consuming,
+            stepped_back,
             names,
             partitions: s.partitions,
             stop,
@@ -179,10 +214,23 @@ impl AmqpPipeline {
     }
 }
 
-async fn connect(url: &str, role: &str) -> lapin::Result<Connection> {
+/// Where RabbitMQ is: its URL (`amqps://` for TLS) and, for a private CA, the CA certificates
+/// to trust (PEM) instead of the system's.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    pub url: String,
+    pub tls_ca: Option<String>,
+}
+
+async fn connect(broker: &Broker, role: &str) -> lapin::Result<Connection> {
     let props = ConnectionProperties::default()
         .with_connection_name(format!("conclave-{role}-{}", std::process::id()).into());
-    Connection::connect(url, props).await
+    let tls = lapin::tcp::OwnedTLSConfig {
+        identity: None,
+        cert_chain: broker.tls_ca.clone(),
+    };
+    Connection::connect_with_config(&broker.url, props, tls, lapin::runtime::default_runtime()?)
+        .await
 }
 
 /// Declares the exchange, the partition queues and the dead-letter path (idempotent).
@@ -265,7 +313,7 @@ async fn watch_connection(conn: &Connection, stop: &CancellationToken) {
 }
 
 async fn supervise_publisher(
-    url: String,
+    broker: Broker,
     names: Names,
     partitions: u32,
     slot: Arc<RwLock<Option<Channel>>>,
@@ -274,7 +322,7 @@ async fn supervise_publisher(
     let mut attempt = 0;
     while !stop.is_cancelled() {
         let setup = async {
-            let conn = connect(&url, "publisher").await?;
+            let conn = connect(&broker, "publisher").await?;
             let ch = conn.create_channel().await?;
             ch.confirm_select(ConfirmSelectOptions::default()).await?;
             declare(&ch, &names, partitions).await?;
@@ -334,12 +382,13 @@ struct Consuming {
     writer: GroupCommit,
     sink: Arc<dyn EventSink>,
     balance: Balance,
+    vitals: Vitals,
     stop: CancellationToken,
 }
 
 /// What the consumer supervisor keeps across reconnections.
 struct ConsumerSetup {
-    url: String,
+    broker: Broker,
     names: Names,
     partitions: u32,
     store: Arc<dyn MessageStore>,
@@ -347,24 +396,34 @@ struct ConsumerSetup {
     balance: Balance,
     /// Set while subscribed (readiness, and membership in the partition registry).
     consuming: Arc<AtomicBool>,
+    stepped_back: Arc<AtomicBool>,
+    vitals: Vitals,
     stop: CancellationToken,
 }
 
 async fn supervise_consumers(s: ConsumerSetup) {
     let ConsumerSetup {
-        url,
+        broker,
         names,
         partitions,
         store,
         sink,
         balance,
         consuming,
+        stepped_back,
+        vitals,
         stop,
     } = s;
     let mut attempt = 0;
     while !stop.is_cancelled() {
+        if vitals.is_sick() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = vitals.healthy() => {}
+            }
+        }
         let setup = async {
-            let conn = connect(&url, "consumer").await?;
+            let conn = connect(&broker, "consumer").await?;
             let ch = conn.create_channel().await?;
             declare(&ch, &names, partitions).await?;
             let mut subscriptions = Vec::new();
@@ -378,14 +437,17 @@ async fn supervise_consumers(s: ConsumerSetup) {
                 attempt = 0;
                 tracing::info!(partitions, "consuming from RabbitMQ");
                 consuming.store(true, Ordering::SeqCst);
+                stepped_back.store(false, Ordering::SeqCst);
+                metrics::gauge!(metric::PIPELINE_STEPPED_BACK).set(0.0);
                 let conn = Arc::new(conn);
                 let local_stop = stop.child_token();
                 let shared = Consuming {
                     conn: conn.clone(),
                     names: names.clone(),
-                    writer: GroupCommit::start(store.clone()),
+                    writer: GroupCommit::start(store.clone(), super::group_commit::IN_FLIGHT),
                     sink: sink.clone(),
                     balance: balance.clone(),
+                    vitals: vitals.clone(),
                     stop: local_stop.clone(),
                 };
                 let mut tasks = Vec::new();
@@ -399,8 +461,23 @@ async fn supervise_consumers(s: ConsumerSetup) {
                     partitions,
                     local_stop.clone(),
                 )));
-                watch_connection(&conn, &stop).await;
+                let sick = tokio::select! {
+                    _ = watch_connection(&conn, &stop) => false,
+                    _ = vitals.sick() => true,
+                };
                 consuming.store(false, Ordering::SeqCst);
+                if sick {
+                    // Close first: the batches in hand may wait for the store as long as its
+                    // driver lets them; closing returns them to their queues at once, for the
+                    // consumers of other processes.
+                    stepped_back.store(true, Ordering::SeqCst);
+                    metrics::gauge!(metric::PIPELINE_STEPPED_BACK).set(1.0);
+                    let _ = conn.close(200, "cannot store; stepping back".into()).await;
+                    local_stop.cancel();
+                    // Those stuck in a store call end with it (their acks go nowhere).
+                    drop(tasks);
+                    continue;
+                }
                 // On shutdown the consumers finish their batch; unacked deliveries return to the
                 // broker when the connection closes.
                 local_stop.cancel();
@@ -542,6 +619,7 @@ async fn consume(p: u32, ch: &Channel, mut consumer: lapin::Consumer, c: &Consum
         match c.writer.append(batch).await {
             Ok(results) => {
                 failures = 0;
+                c.vitals.stored();
                 // Senders were answered when RabbitMQ confirmed the publish.
                 let (_, fresh) = super::settle(results);
                 if !fresh.is_empty() {
@@ -559,6 +637,7 @@ async fn consume(p: u32, ch: &Channel, mut consumer: lapin::Consumer, c: &Consum
             }
             Err(e) => {
                 failures += 1;
+                c.vitals.failed();
                 metrics::counter!(metric::PIPELINE_ERRORS).increment(1);
                 tracing::warn!(error = %e, batch = kept.len(), "storing a batch failed; returning it to the queue");
                 if let Some(last) = kept.last() {
@@ -635,6 +714,10 @@ impl Pipeline for AmqpPipeline {
     }
 
     async fn ready(&self) -> Result<(), String> {
+        // Not consuming on purpose: the store's own check says why.
+        if self.stepped_back.load(Ordering::SeqCst) && self.publisher.read().is_some() {
+            return Ok(());
+        }
         match (
             self.publisher.read().is_some(),
             self.consuming.load(Ordering::SeqCst),
@@ -678,5 +761,22 @@ mod tests {
         };
         assert_eq!(Wire::decode(&Wire::encode(&m)), Some(m));
         assert_eq!(Wire::decode(b"not json"), None);
+    }
+
+    #[test]
+    fn the_heartbeat_is_asked_unless_the_url_names_one() {
+        let hb = Duration::from_secs(5);
+        assert_eq!(
+            with_heartbeat("amqp://h/%2f", hb),
+            "amqp://h/%2f?heartbeat=5"
+        );
+        assert_eq!(
+            with_heartbeat("amqp://h/%2f?frame_max=8192", hb),
+            "amqp://h/%2f?frame_max=8192&heartbeat=5"
+        );
+        assert_eq!(
+            with_heartbeat("amqp://h/%2f?heartbeat=30", hb),
+            "amqp://h/%2f?heartbeat=30"
+        );
     }
 }

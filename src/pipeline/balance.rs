@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
@@ -61,6 +61,9 @@ pub struct Registry {
     pub redis: ConnectionManager,
     /// This process's name among the members (unique per process).
     pub identity: String,
+    /// Set to the live processes seen, this one included (the rate limiter's fallback divides
+    /// the limits by it while Redis is down).
+    pub processes: Arc<AtomicU32>,
 }
 
 /// The owner of partition `p` among `members` (sorted, non-empty).
@@ -118,6 +121,7 @@ impl Balance {
         tokio::spawn(heartbeat(
             inner.clone(),
             registry.redis,
+            registry.processes,
             format!("{prefix}pipeline:members"),
             consuming,
             stop,
@@ -156,6 +160,7 @@ impl Balance {
 async fn heartbeat(
     inner: Arc<Inner>,
     mut redis: ConnectionManager,
+    processes: Arc<AtomicU32>,
     key: String,
     consuming: Arc<AtomicBool>,
     stop: CancellationToken,
@@ -177,6 +182,10 @@ async fn heartbeat(
                 // The set answers in heartbeat order, which differs from one moment to the next:
                 // every process must rank the members alike.
                 members.sort_unstable();
+                // A process that stepped back still serves requests: it counts itself.
+                let live = members.len() + usize::from(!members.contains(&inner.me));
+                processes.store(live as u32, Ordering::Relaxed);
+                metrics::gauge!(crate::ops::metrics::CLUSTER_PROCESSES).set(live as f64);
                 if warned {
                     tracing::info!(
                         members = members.len(),

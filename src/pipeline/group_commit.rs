@@ -7,9 +7,11 @@
 //! store's per-transaction cost (session, look-ups, commit) is shared by more messages: with
 //! small per-partition batches that cost dominated the test store's CPU.
 //!
-//! [`IN_FLIGHT`] transactions may run at once, so a batch that arrives just after one started
-//! need not wait for its commit. They never touch the same group (a group is in one partition,
-//! and a partition has one batch in hand), so they do not conflict.
+//! Up to `in_flight` transactions may run at once ([`IN_FLIGHT`] for MongoDB), so a batch that
+//! arrives just after one started need not wait for its commit. They never touch the same group
+//! (a group is in one partition, and a partition has one batch in hand), so they do not
+//! conflict. SQLite has one writer connection, so the standalone engine runs one at a time:
+//! everything that arrives during a commit (its `fsync`) goes into the next.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,8 +24,8 @@ use crate::store::{Appended, MessageStore, NewMessage};
 
 /// Most messages written in one transaction (a partition's batch is never split).
 const MAX_MESSAGES: usize = 1024;
-/// Transactions of one process in flight at once.
-const IN_FLIGHT: usize = 2;
+/// Transactions of one process in flight at once, for a store that runs them side by side.
+pub const IN_FLIGHT: usize = 2;
 
 struct Job {
     batch: Vec<NewMessage>,
@@ -37,9 +39,10 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub fn start(store: Arc<dyn MessageStore>) -> Self {
+    /// A writer running up to `in_flight` transactions at once.
+    pub fn start(store: Arc<dyn MessageStore>, in_flight: usize) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(store, rx));
+        tokio::spawn(writer(store, rx, in_flight.max(1)));
         Self { jobs }
     }
 
@@ -56,8 +59,12 @@ impl GroupCommit {
     }
 }
 
-async fn writer(store: Arc<dyn MessageStore>, mut rx: mpsc::UnboundedReceiver<Job>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+async fn writer(
+    store: Arc<dyn MessageStore>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    in_flight: usize,
+) {
+    let slots = Arc::new(Semaphore::new(in_flight));
     while let Some(first) = rx.recv().await {
         // A free slot first: while every slot is busy, what arrives joins the next transaction.
         let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -151,7 +158,7 @@ mod tests {
             store.create_user(&owner).await.unwrap(),
             NewAccount::Created
         );
-        let writer = GroupCommit::start(store.clone());
+        let writer = GroupCommit::start(store.clone(), IN_FLIGHT);
         let partitions = (0..4).map(|p| {
             let (store, writer) = (store.clone(), writer.clone());
             async move {

@@ -1,7 +1,10 @@
 //! In-process partitions for the standalone engine. Each partition is a task owning a bounded
-//! queue: it takes whatever has queued up (up to a batch), stores it in one transaction, answers
-//! the senders, then hands the stored messages to the event sink. Since SQLite commits with
-//! `synchronous=FULL`, "accepted" here means "stored": stronger than the cluster's "queued".
+//! queue: it takes whatever has queued up (up to a batch), stores it, answers the senders, then
+//! hands the stored messages to the event sink. The partitions share one store writer
+//! ([`GroupCommit`], one transaction at a time): the batches of every partition that arrive while
+//! a commit is in flight are written by the next in one transaction and one `fsync`, instead of
+//! one each. Since SQLite commits with `synchronous=FULL`, "accepted" here means "stored":
+//! stronger than the cluster's "queued".
 
 use std::sync::Arc;
 
@@ -10,6 +13,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::group_commit::GroupCommit;
 use super::{Pipeline, partition_of};
 use crate::domain::MessageId;
 use crate::error::{AppError, AppResult};
@@ -35,13 +39,15 @@ impl LocalPipeline {
     pub fn start(store: Arc<dyn MessageStore>, sink: Arc<dyn EventSink>, partitions: u32) -> Self {
         let mut senders = Vec::new();
         let mut tasks = Vec::new();
+        // One transaction at a time: SQLite has one writer connection.
+        let writer = GroupCommit::start(store, 1);
         for p in 0..partitions {
             let (tx, rx) = mpsc::channel(QUEUE);
             senders.push(tx);
             tasks.push(tokio::spawn(run_partition(
                 p,
                 rx,
-                store.clone(),
+                writer.clone(),
                 sink.clone(),
             )));
         }
@@ -56,7 +62,7 @@ impl LocalPipeline {
 async fn run_partition(
     partition: u32,
     mut rx: mpsc::Receiver<Job>,
-    store: Arc<dyn MessageStore>,
+    writer: GroupCommit,
     sink: Arc<dyn EventSink>,
 ) {
     let depth = metrics::gauge!(metric::PIPELINE_QUEUE_DEPTH, "partition" => partition.to_string());
@@ -66,8 +72,8 @@ async fn run_partition(
         depth.set(rx.len() as f64);
         unacked.set(jobs.len() as f64);
         let batch: Vec<NewMessage> = jobs.iter().map(|j| j.msg.clone()).collect();
-        metrics::histogram!(metric::PIPELINE_BATCH).record(batch.len() as f64);
-        let stored = store.append_messages(&batch).await;
+        // The writer records the batch size of each transaction.
+        let stored = writer.append(batch).await;
         unacked.set(0.0);
         match stored {
             Ok(results) => {

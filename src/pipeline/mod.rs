@@ -8,6 +8,7 @@ pub mod amqp;
 pub mod balance;
 pub mod group_commit;
 pub mod local;
+pub mod vitals;
 
 use async_trait::async_trait;
 
@@ -16,7 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::ops::metrics as metric;
 use crate::store::{Appended, NewMessage, StoredMessage};
 
-pub use amqp::{AmqpPipeline, AmqpSettings};
+pub use amqp::{AmqpPipeline, AmqpSettings, Broker};
 pub use balance::Registry;
 pub use local::LocalPipeline;
 

@@ -12,7 +12,7 @@ use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 
-use super::session::SocketUser;
+use super::session::{SocketSlot, SocketUser, SocketsPerUser};
 use super::{Fanout, GroupEmit, group_room, managers_room, user_room};
 use crate::domain::{GroupId, Limit, UserId};
 use crate::error::{AppError, AppResult};
@@ -29,10 +29,14 @@ enum Refused {
     /// A dependency (the store) did not answer; the client may retry.
     #[error("unavailable")]
     Unavailable,
+    /// The user already holds `CONCLAVE_MAX_SOCKETS_PER_USER` sockets on this process.
+    #[error("too_many_sockets")]
+    TooManySockets,
 }
 
 /// Registers the namespace: authentication, then rooms (through `fanout`) and event handlers.
-pub fn register(io: &SocketIo, state: AppState, fanout: Fanout, events_per_sec: u32) {
+pub fn register(io: &SocketIo, state: AppState, fanout: Fanout, limits: super::SocketSettings) {
+    let events_per_sec = limits.events_per_sec;
     let st = state.clone();
     let authenticate = move |s: SocketRef, TryData(auth): TryData<Value>| {
         let st = st.clone();
@@ -71,7 +75,11 @@ pub fn register(io: &SocketIo, state: AppState, fanout: Fanout, events_per_sec: 
     ));
     // One shared copy: every socket's handlers hold a pointer to it, not a clone of the state
     // (about 0.7 KiB per handler per socket).
-    let st = Arc::new(SocketContext { st: state, fanout });
+    let st = Arc::new(SocketContext {
+        st: state,
+        fanout,
+        sockets: SocketsPerUser::new(limits.max_sockets_per_user),
+    });
     let set_up = move |s: SocketRef| set_up(st.clone(), s);
     // Middlewares run before the CONNECT ack is sent, the connect handler only after it (in a
     // task of its own). So the rooms and event handlers are set up in a middleware: a client may
@@ -86,30 +94,56 @@ pub fn register(io: &SocketIo, state: AppState, fanout: Fanout, events_per_sec: 
 struct SocketContext {
     st: AppState,
     fanout: Fanout,
+    sockets: Arc<SocketsPerUser>,
 }
 
 /// The socket's rooms and event handlers, once authenticated.
 async fn set_up(ctx: Arc<SocketContext>, s: SocketRef) -> Result<(), Refused> {
-    let st = &ctx.st;
     let Some(user) = s.extensions.get::<SocketUser>() else {
         return Err(Refused::Unavailable);
     };
+    let Some(slot) = ctx.sockets.try_enter(user.id) else {
+        metrics::counter!(metric::RATE_LIMITED, "limit" => "sockets_per_user").increment(1);
+        return Err(Refused::TooManySockets);
+    };
+    // A refusal here drops the slot, which frees it.
+    join_rooms(&ctx, &s, user.id).await?;
+    s.extensions.insert(Arc::new(slot));
+
+    // Counted only once nothing can refuse the connection any more.
+    metrics::gauge!(metric::SOCKETS_CONNECTED).increment(1.0);
+    metrics::counter!(metric::SOCKET_CONNECTS).increment(1);
+    s.on_disconnect(|s: SocketRef, reason: DisconnectReason| async move {
+        if let Some(slot) = s.extensions.get::<Arc<SocketSlot>>() {
+            slot.release();
+        }
+        metrics::gauge!(metric::SOCKETS_CONNECTED).decrement(1.0);
+        metrics::counter!(metric::SOCKET_DISCONNECTS, "reason" => disconnect_reason(reason))
+            .increment(1);
+    });
+    handle_events(ctx, &s);
+    Ok(())
+}
+
+/// The user's room, then the rooms of their groups.
+async fn join_rooms(ctx: &SocketContext, s: &SocketRef, user: UserId) -> Result<(), Refused> {
+    let st = &ctx.st;
     // The user room first: a membership change from now on reaches this socket as an event, so
     // reading the groups afterwards cannot miss one. A second read closes the window in which a
     // removal committed between the first read and the joins.
-    s.join(user_room(user.id));
-    let groups = match st.groups.ids_of_member(user.id).await {
+    s.join(user_room(user));
+    let groups = match st.groups.ids_of_member(user).await {
         Ok(groups) => groups,
         Err(e) => {
             tracing::warn!(error = %e, "cannot load groups of a connecting socket");
             return Err(Refused::Unavailable);
         }
     };
-    if let Err(e) = ctx.fanout.enter(&s, &groups).await {
+    if let Err(e) = ctx.fanout.enter(s, &groups).await {
         tracing::warn!(error = %e, "cannot subscribe the groups of a connecting socket");
         return Err(Refused::Unavailable);
     }
-    if let Ok(now) = st.groups.ids_of_member(user.id).await {
+    if let Ok(now) = st.groups.ids_of_member(user).await {
         for room in s.rooms() {
             if room.starts_with("g:") && !now.iter().any(|g| group_room(*g) == room.as_ref()) {
                 s.leave(room);
@@ -118,30 +152,25 @@ async fn set_up(ctx: Arc<SocketContext>, s: SocketRef) -> Result<(), Refused> {
     }
     // v1.1: the managers' rooms, read the same way (twice) so a role change racing the connect
     // cannot leave a demoted moderator hearing of join requests.
-    match st.groups.ids_managed_by(user.id).await {
+    match st.groups.ids_managed_by(user).await {
         Ok(managed) => s.join(managed.into_iter().map(managers_room).collect::<Vec<_>>()),
         Err(e) => {
             tracing::warn!(error = %e, "cannot load the managed groups of a connecting socket");
             return Err(Refused::Unavailable);
         }
     }
-    if let Ok(now) = st.groups.ids_managed_by(user.id).await {
+    if let Ok(now) = st.groups.ids_managed_by(user).await {
         for room in s.rooms() {
             if room.starts_with("m:") && !now.iter().any(|g| managers_room(*g) == room.as_ref()) {
                 s.leave(room);
             }
         }
     }
+    Ok(())
+}
 
-    // Counted only once nothing can refuse the connection any more.
-    metrics::gauge!(metric::SOCKETS_CONNECTED).increment(1.0);
-    metrics::counter!(metric::SOCKET_CONNECTS).increment(1);
-    s.on_disconnect(|reason: DisconnectReason| async move {
-        metrics::gauge!(metric::SOCKETS_CONNECTED).decrement(1.0);
-        metrics::counter!(metric::SOCKET_DISCONNECTS, "reason" => disconnect_reason(reason))
-            .increment(1);
-    });
-
+/// The socket's event handlers.
+fn handle_events(ctx: Arc<SocketContext>, s: &SocketRef) {
     let ctx1 = ctx.clone();
     s.on(
         "message:send",
@@ -188,7 +217,6 @@ async fn set_up(ctx: Arc<SocketContext>, s: SocketRef) -> Result<(), Refused> {
             }
         },
     );
-    Ok(())
 }
 
 fn disconnect_reason(r: DisconnectReason) -> &'static str {

@@ -60,6 +60,10 @@ pub struct SocketSettings {
     pub max_buffer: usize,
     /// Inbound events per second per socket (burst: twice that).
     pub events_per_sec: u32,
+    /// Live sockets one user may hold on this process.
+    pub max_sockets_per_user: u32,
+    /// CONNECTs to namespaces that do not exist before the connection is closed.
+    pub max_invalid_namespaces: u32,
 }
 
 /// Bytes of each socket's WebSocket read buffer (grown while a larger frame is read).
@@ -73,6 +77,9 @@ pub fn layer(s: SocketSettings) -> (SocketIoLayer, SocketIo) {
         .ws_max_message_size(s.max_payload as usize)
         .ws_max_frame_size(s.max_payload as usize)
         .max_buffer_size(s.max_buffer)
+        // A client asking for namespaces that do not exist is closed after a few (vendored
+        // socketioxide's patch): each answer used to be logged, an unauthenticated log flood.
+        .max_invalid_namespaces(s.max_invalid_namespaces)
         // The WebSocket read buffer every socket keeps (engineioxide's default is 4 KiB): most
         // sockets are idle, and a client frame (a `message:send`) fits in one read of this.
         .ws_read_buffer_size(WS_READ_BUFFER)

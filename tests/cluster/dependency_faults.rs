@@ -4,8 +4,13 @@
 //! MongoDB-compatible server, RabbitMQ and Redis, so it can take one of them away (refused
 //! connections, open ones cut) or make it slow for its own processes only. What a user must see:
 //! - while a dependency is gone, requests that need it answer 503 `unavailable` within the
-//!   configured deadline: never a hang, never a 500;
-//! - `/readyz` names the missing dependency, and turns ready again by itself when it is back;
+//!   configured deadline: never a hang, never a 500; requests that do not need it go on (Redis
+//!   down: sends are still accepted);
+//! - `/readyz` stays 200 (the pod should still get traffic: every pod shares the dependency) and
+//!   names the missing dependency, from cached probe results (it answers at once even when the
+//!   dependency hangs); `conclave_dependency_up` drops to 0 and comes back to 1 by itself;
+//! - a process that has not reached a dependency yet is not ready (503 `starting`), and its admin
+//!   listener already says which one it waits for;
 //! - the senders get through again without anyone restarting a process;
 //! - a sender the process remembers as a member (`CONCLAVE_SENDER_CACHE_TTL`) needs no MongoDB
 //!   read to send: during a MongoDB outage their messages are queued, and stored once it is back;
@@ -98,6 +103,30 @@ struct Tally {
     /// 202s received while it was down.
     accepted_while_down: usize,
     unavailable: usize,
+}
+
+/// `conclave_dependency_up{dependency=<dep>}` as `base`'s `/metrics` shows it now.
+async fn dependency_up(base: &str, dep: &str) -> f64 {
+    let text = crate::common::metrics_text(&format!("{base}/metrics")).await;
+    let series = format!("conclave_dependency_up{{dependency=\"{dep}\"}}");
+    assert!(text.contains(&series), "{series} not exported:\n{text}");
+    crate::common::metric_value(&text, &series)
+}
+
+/// Waits (bounded) until `base`'s `conclave_dependency_up` for `dep` is `want`.
+async fn wait_dependency_up(base: &str, dep: &str, want: f64) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = dependency_up(base, dep).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "conclave_dependency_up{{dependency={dep}}} stays {got}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn readyz(base: &str) -> (u16, Value) {
@@ -251,25 +280,39 @@ async fn outage_under_load(dep: Dep, senders_cache: Senders) {
     let proxy = proxies.get(dep);
     proxy.down();
     down.store(true, Ordering::SeqCst);
-    // Readiness names what is missing, on every node.
+    // Every node stays ready (200) and names what is missing; the gauge drops.
     for node in &cluster.nodes {
-        let report = wait_readyz(&node.base, "readiness reports the outage", |s, b| {
-            s == 503 && b["checks"][dep.check()] != "ok"
+        let report = wait_readyz(&node.base, "readiness reports the outage", |_, b| {
+            b["checks"][dep.check()] == "down"
         })
         .await;
-        assert_eq!(report["status"], "unavailable", "{report}");
+        assert_eq!(report["status"], "degraded", "{report}");
+        assert!(
+            report["details"][dep.check()]["error"].is_string(),
+            "{report}"
+        );
         for other in ["mongodb", "rabbitmq", "redis"] {
             if other != dep.check() {
                 assert_eq!(report["checks"][other], "ok", "{report}");
             }
         }
+        let (s, report) = readyz(&node.base).await;
+        assert_eq!(
+            s, 200,
+            "a shared dependency down made the pod unready: {report}"
+        );
+        wait_dependency_up(&node.base, dep.check(), 0.0).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     down.store(false, Ordering::SeqCst);
     proxy.up();
     restored.store(true, Ordering::SeqCst);
     for node in &cluster.nodes {
-        wait_readyz(&node.base, "recovers by itself", |s, _| s == 200).await;
+        wait_readyz(&node.base, "recovers by itself", |s, b| {
+            s == 200 && b["status"] == "ready"
+        })
+        .await;
+        wait_dependency_up(&node.base, dep.check(), 1.0).await;
     }
     // Senders get through again.
     let until = Instant::now() + Duration::from_secs(60);
@@ -286,8 +329,18 @@ async fn outage_under_load(dep: Dep, senders_cache: Senders) {
     }
     let tally = tally.lock().await;
     match (dep, senders_cache) {
-        // Redis only carries fan-out and shared rate limits: sends may go on without it.
-        (Dep::Redis, _) => {}
+        // Redis only carries fan-out and shared rate limits: sends go on without it, none
+        // refused.
+        (Dep::Redis, _) => {
+            assert!(
+                tally.accepted_while_down > 0,
+                "no send was accepted while Redis was down"
+            );
+            assert_eq!(
+                tally.unavailable, 0,
+                "sends refused while only Redis was down"
+            );
+        }
         // A sender remembered as a member needs no MongoDB read: their messages are queued
         // and stored once it is back (checked below).
         (Dep::Mongo, Senders::Remembered) => assert!(
@@ -343,8 +396,9 @@ async fn redis_outage_under_load() {
 }
 
 /// A slow MongoDB (every packet held 10 s): requests that need it are answered 503 `unavailable`
-/// at the REST deadline instead of waiting, readiness says the store timed out, and everything
-/// is normal again once the delay is gone.
+/// at the REST deadline instead of waiting; `/readyz` says the store is down without waiting on
+/// it (the prober's cached result, not a probe per request); everything is normal again once
+/// the delay is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_mongodb_hits_the_deadline() {
     let proxies = Proxies::start().await;
@@ -372,18 +426,85 @@ async fn slow_mongodb_hits_the_deadline() {
         took < Duration::from_secs(10),
         "answered only when the slow store answered ({took:?}), not at the deadline"
     );
+    wait_readyz(
+        &cluster.nodes[0].base,
+        "the prober sees the slow store",
+        |s, b| s == 200 && b["checks"]["mongodb"] == "down",
+    )
+    .await;
+    let started = Instant::now();
     let (s, report) = readyz(&cluster.nodes[0].base).await;
-    assert_eq!(s, 503, "{report}");
-    assert_ne!(report["checks"]["mongodb"], "ok", "{report}");
+    let took = started.elapsed();
+    eprintln!("/readyz with MongoDB held 10 s: answered {s} in {took:?}");
+    assert_eq!(s, 200, "{report}");
+    // A probe of this store would wait its whole timeout (2 s); a cached answer does not.
+    assert!(
+        took < Duration::from_secs(1),
+        "/readyz waited on the slow store: {took:?}"
+    );
 
     proxies.mongo.delay(Duration::ZERO);
     wait_readyz(
         &cluster.nodes[0].base,
         "ready once the store is fast",
-        |s, _| s == 200,
+        |s, b| s == 200 && b["status"] == "ready",
     )
     .await;
     let (s, b) = api.call(Method::GET, &path, Some(&owner.token), None).await;
     assert_eq!(s, 200, "{b}");
+    cluster.cleanup().await;
+}
+
+/// A process that cannot reach MongoDB when it starts is not ready (503 `starting`): its public
+/// listener is not open yet, and its admin listener already answers, naming what it waits for.
+/// Once MongoDB answers, it becomes ready by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_process_starting_without_mongodb_is_not_ready_and_says_why() {
+    let proxies = Proxies::start().await;
+    let admin = format!("127.0.0.1:{}", crate::common::free_port());
+    let mut options = proxies.options();
+    options
+        .node_env
+        .push((0, "CONCLAVE_ADMIN_ADDR", admin.clone()));
+    let mut cluster = Cluster::start_with(1, options).await;
+    cluster.kill9(0);
+    proxies.mongo.down();
+    cluster.spawn(0);
+    let admin = format!("http://{admin}");
+    // The process needs a moment to open its admin listener at all.
+    let until = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{admin}/healthz")).await.is_err() {
+        assert!(
+            Instant::now() < until,
+            "no admin listener:\n{}",
+            cluster.log(0)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = wait_readyz(
+        &admin,
+        "the admin listener answers while starting",
+        |s, b| s == 503 && b["details"]["mongodb"]["error"].is_string(),
+    )
+    .await;
+    assert_eq!(report["status"], "starting", "{report}");
+    assert_eq!(report["checks"]["mongodb"], "down", "{report}");
+    assert_eq!(dependency_up(&admin, "mongodb").await, 0.0);
+    assert!(
+        reqwest::get(format!("{}/readyz", cluster.nodes[0].base))
+            .await
+            .is_err(),
+        "the public listener is open before the process can serve"
+    );
+
+    proxies.mongo.up();
+    cluster.wait_ready(0).await;
+    let (s, report) = readyz(&admin).await;
+    assert_eq!(
+        (s, report["status"].as_str()),
+        (200, Some("ready")),
+        "{report}"
+    );
+    wait_dependency_up(&admin, "mongodb", 1.0).await;
     cluster.cleanup().await;
 }

@@ -10,11 +10,16 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod abuse;
 mod across_processes;
 mod bans;
+mod clock_skew;
 mod dependency_faults;
 mod fanout;
 mod faults;
+mod limits_without_redis;
 mod manage;
 mod partitions;
+mod sick_process;
 mod throughput;
+mod tls;

@@ -105,6 +105,19 @@ impl Cluster {
         c
     }
 
+    /// Adds a node and starts it, without waiting for it to be ready; its index.
+    pub fn add_node(&mut self) -> usize {
+        let port = super::free_port();
+        self.nodes.push(Node {
+            child: None,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+        });
+        let i = self.nodes.len() - 1;
+        self.spawn(i);
+        i
+    }
+
     /// Starts (or restarts) node `i` on its port.
     pub fn spawn(&mut self, i: usize) {
         let node = &mut self.nodes[i];
@@ -134,9 +147,16 @@ impl Cluster {
             .env("CONCLAVE_LOGIN_MAX_PER_ACCOUNT", "100000")
             .env("CONCLAVE_REGISTER_MAX_PER_ADDRESS", "100000")
             .env("CONCLAVE_MESSAGES_PER_USER", "100000")
+            .env("CONCLAVE_MESSAGES_PER_GROUP", "100000")
             .env("CONCLAVE_GROUP_ACTIONS_PER_USER", "100000")
+            .env("CONCLAVE_HISTORY_PER_USER", "100000")
+            .env("CONCLAVE_MAX_SOCKETS_PER_USER", "10000")
             .env("CONCLAVE_SOCKET_EVENTS_PER_SEC", "10000")
             .env("CONCLAVE_SHUTDOWN_GRACE", "2s")
+            // Tests share two cores: a rate-limit check that waits 50 ms (or 500 ms, seen once in
+            // a full run) here is load, not Redis failing, and would split the shared budgets the
+            // tests count. 2 s was the limiter's wait before it had a deadline of its own.
+            .env("CONCLAVE_REDIS_LIMIT_TIMEOUT", "2s")
             .env("RUST_LOG", "warn,conclave=info")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log));
@@ -153,6 +173,8 @@ impl Cluster {
         node.child = Some(child);
     }
 
+    /// Waits until node `i` is ready with every dependency up (`/readyz` 200 `ready`, not
+    /// `degraded`: readiness alone stays 200 while a shared dependency is down).
     pub async fn wait_ready(&self, i: usize) {
         let url = format!("{}/readyz", self.nodes[i].base);
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -164,6 +186,9 @@ impl Cluster {
                 .send()
                 .await
                 && r.status() == 200
+                && r.json::<serde_json::Value>()
+                    .await
+                    .is_ok_and(|b| b["status"] == "ready")
             {
                 return;
             }
@@ -172,7 +197,7 @@ impl Cluster {
         panic!("node {i} not ready in 60 s; log:\n{}", self.log(i));
     }
 
-    /// Waits until every running node reports ready.
+    /// Waits until every running node reports ready with every dependency up.
     pub async fn wait_all_ready(&self) {
         for i in 0..self.nodes.len() {
             if self.nodes[i].child.is_some() {
@@ -207,6 +232,29 @@ impl Cluster {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    /// SIGSTOP: the process answers nothing (no heartbeats either) while its connections stay
+    /// open, as a process stalled by its host would. [`Self::resume`] lets it go on.
+    pub fn pause(&self, i: usize) {
+        self.signal(i, "-STOP");
+    }
+
+    /// SIGCONT after [`Self::pause`].
+    pub fn resume(&self, i: usize) {
+        self.signal(i, "-CONT");
+    }
+
+    fn signal(&self, i: usize, sig: &str) {
+        let child = self.nodes[i]
+            .child
+            .as_ref()
+            .unwrap_or_else(|| panic!("node {i} is not running"));
+        let sent = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill {sig} to node {i}");
     }
 
     /// SIGKILL: no drain, no goodbye.
@@ -424,6 +472,20 @@ impl Cluster {
         (0..self.nodes.len())
             .map(|i| format!("--- node {i}\n{}", self.log(i)))
             .collect()
+    }
+
+    /// Waits (at most 15 s, without failing) until every node's partition registry counts every
+    /// node (`conclave_cluster_processes`): the partitions are shared out among them all.
+    pub async fn wait_for_registry(&self) {
+        let want = self.nodes.len() as f64;
+        let until = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < until {
+            let seen = self.metric_on_each("conclave_cluster_processes").await;
+            if seen.iter().all(|n| *n == want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// A client of each node, in node order.

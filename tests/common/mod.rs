@@ -17,6 +17,8 @@ use tempfile::TempDir;
 
 pub struct TestApp {
     pub base: String,
+    /// The admin listener (`http://host:port`), when `CONCLAVE_ADMIN_ADDR` is set.
+    pub admin_base: Option<String>,
     pub client: reqwest::Client,
     pub data_dir: TempDir,
     vars: HashMap<String, String>,
@@ -181,7 +183,10 @@ fn base_vars(dir: &TempDir) -> HashMap<String, String> {
         ("CONCLAVE_LOGIN_MAX_PER_ACCOUNT", "100000".to_owned()),
         ("CONCLAVE_REGISTER_MAX_PER_ADDRESS", "100000".to_owned()),
         ("CONCLAVE_MESSAGES_PER_USER", "100000".to_owned()),
+        ("CONCLAVE_MESSAGES_PER_GROUP", "100000".to_owned()),
         ("CONCLAVE_GROUP_ACTIONS_PER_USER", "100000".to_owned()),
+        ("CONCLAVE_HISTORY_PER_USER", "100000".to_owned()),
+        ("CONCLAVE_MAX_SOCKETS_PER_USER", "10000".to_owned()),
         ("CONCLAVE_SHUTDOWN_GRACE", "2s".to_owned()),
         // No drain pause: tests stop servers often; tests/integration/drain.rs sets one.
         ("CONCLAVE_DRAIN_DELAY", "0s".to_owned()),
@@ -207,6 +212,7 @@ impl TestApp {
         let base = format!("http://{}", server.addr());
         Self {
             base,
+            admin_base: server.admin_addr().map(|a| format!("http://{a}")),
             client: client(),
             data_dir: dir,
             vars,
@@ -219,6 +225,7 @@ impl TestApp {
     pub fn attach(base: &str) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
+            admin_base: None,
             client: client(),
             data_dir: tempfile::tempdir().expect("temp dir"),
             vars: HashMap::new(),
@@ -236,6 +243,7 @@ impl TestApp {
         self.stop().await;
         let server = Self::start(&self.vars).await;
         self.base = format!("http://{}", server.addr());
+        self.admin_base = server.admin_addr().map(|a| format!("http://{a}"));
         self.server = Some(server);
     }
 

@@ -6,6 +6,9 @@
 //! - [`FaultProxy::up`] listens again on the same port.
 //! - [`FaultProxy::delay`] holds every chunk of bytes for a while before passing it on, in both
 //!   directions: a slow network or an overloaded server.
+//! - [`FaultProxy::blackhole`] answers nothing while on, as when packets are dropped: new
+//!   connections are accepted but not forwarded, and no byte goes either way on the open ones.
+//!   Turned off, what was held goes through (as TCP retransmission would deliver it).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,6 +23,8 @@ pub struct FaultProxy {
     pub port: u16,
     target: SocketAddr,
     delay: watch::Sender<Duration>,
+    /// While true, nothing is forwarded (`blackhole`).
+    blackholed: watch::Sender<bool>,
     /// Bumped by `down`: every connection task of an older generation ends.
     generation: watch::Sender<u64>,
     listener: Mutex<Option<JoinHandle<()>>>,
@@ -43,6 +48,7 @@ impl FaultProxy {
             port,
             target,
             delay: watch::channel(Duration::ZERO).0,
+            blackholed: watch::channel(false).0,
             generation: watch::channel(0).0,
             listener: Mutex::new(None),
             connections: Arc::default(),
@@ -82,16 +88,20 @@ impl FaultProxy {
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         };
-        let (target, delay, generation, connections) = (
+        let (target, delay, generation, connections, blackholed) = (
             self.target,
             self.delay.subscribe(),
             self.generation.subscribe(),
             self.connections.clone(),
+            self.blackholed.subscribe(),
         );
         *slot = Some(tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let (delay, generation) = (delay.clone(), generation.clone());
+                let blackholed = blackholed.clone();
                 let task = tokio::spawn(async move {
+                    let mut open = blackholed.clone();
+                    let _ = open.wait_for(|b| !*b).await;
                     let Ok(server) = TcpStream::connect(target).await else {
                         return;
                     };
@@ -100,8 +110,8 @@ impl FaultProxy {
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
                     tokio::select! {
-                        _ = pipe(cr, sw, delay.clone()) => {}
-                        _ = pipe(sr, cw, delay) => {}
+                        _ = pipe(cr, sw, delay.clone(), blackholed.clone()) => {}
+                        _ = pipe(sr, cw, delay, blackholed) => {}
                         _ = cut(generation) => {}
                     }
                 });
@@ -127,6 +137,11 @@ impl FaultProxy {
     pub fn delay(&self, d: Duration) {
         self.delay.send_replace(d);
     }
+
+    /// On: forwards nothing, answers nothing (dropped packets). Off: passes on what it held.
+    pub fn blackhole(&self, on: bool) {
+        self.blackholed.send_replace(on);
+    }
 }
 
 impl Drop for FaultProxy {
@@ -139,6 +154,7 @@ async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     delay: watch::Receiver<Duration>,
+    mut blackholed: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -146,6 +162,7 @@ async fn pipe(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        let _ = blackholed.wait_for(|b| !*b).await;
         let d = *delay.borrow();
         if !d.is_zero() {
             tokio::time::sleep(d).await;

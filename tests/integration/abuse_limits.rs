@@ -7,6 +7,7 @@
 use crate::common;
 
 use crate::common::cluster::{Cluster, NodeApi, Options};
+use crate::common::sio::SioClient;
 use crate::common::{Reply, TestApp, TestUser};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -158,6 +159,31 @@ async fn a_user_belongs_to_at_most_the_configured_number_of_groups() {
     assert!(refused(&app, "groups_per_user").await >= 3.0);
 }
 
+/// A busy group cannot demand deliveries without bound: all its senders together share one
+/// message budget (`CONCLAVE_MESSAGES_PER_GROUP`), while other groups keep theirs.
+#[tokio::test]
+async fn a_group_has_one_message_budget_whoever_sends() {
+    let app = TestApp::spawn_with(&[
+        ("CONCLAVE_MESSAGES_PER_GROUP", "3"),
+        ("CONCLAVE_MESSAGES_WINDOW", "1h"),
+    ])
+    .await;
+    let (alice, bob) = (app.user().await, app.user().await);
+    let busy = app.group(&alice, "open").await;
+    let quiet = app.group(&alice, "open").await;
+    app.add_member(&busy, &alice, &bob).await;
+    app.send(&busy, &alice, "1").await;
+    app.send(&busy, &bob, "2").await;
+    app.send(&busy, &alice, "3").await;
+    let path = format!("/groups/{busy}/messages");
+    let r = post(&app, &bob, &path, json!({"content": "4"})).await;
+    r.assert_problem(429, "rate_limited");
+    assert!(r.header("retry-after").is_some(), "{:?}", r.headers);
+    assert!(refused(&app, "group_messages").await >= 1.0);
+    // Another group has its own budget, and bob's own budget was not the limit.
+    app.send(&quiet, &alice, "elsewhere").await;
+}
+
 /// A client cannot multiply its budget by spreading requests over the processes behind the
 /// ingress: logins, sends and group actions count in Redis, once for the whole cluster.
 #[tokio::test]
@@ -243,4 +269,37 @@ async fn abuse_limits_are_one_budget_across_processes() {
     }
     four_then_429("send", sends, 202);
     cluster.cleanup().await;
+}
+
+/// History pages and socket syncs draw on one per-user budget (`CONCLAVE_HISTORY_PER_USER`):
+/// past it both answer `rate_limited` with a time to retry, and other users read on.
+#[tokio::test]
+async fn history_reads_and_syncs_share_a_per_user_budget() {
+    let app = TestApp::spawn_with(&[
+        ("CONCLAVE_HISTORY_PER_USER", "3"),
+        ("CONCLAVE_HISTORY_WINDOW", "1h"),
+    ])
+    .await;
+    let (alice, bob) = (app.user().await, app.user().await);
+    let (ga, gb) = (
+        app.group(&alice, "open").await,
+        app.group(&bob, "open").await,
+    );
+    let history = |g: &str| format!("/groups/{g}/messages");
+    let sock = SioClient::connect(&app.base, &alice.token).await.unwrap();
+    let sync = json!({"group_id": ga, "after_seq": 0});
+
+    assert_eq!(get(&app, &alice, &history(&ga)).await.status, 200);
+    assert_eq!(get(&app, &alice, &history(&ga)).await.status, 200);
+    let ack = sock.emit_with_ack("group:sync", sync.clone()).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+
+    let r = get(&app, &alice, &history(&ga)).await;
+    r.assert_problem(429, "rate_limited");
+    assert!(r.header("retry-after").is_some());
+    let ack = sock.emit_with_ack("group:sync", sync).await;
+    assert_eq!(ack["error"]["code"], "rate_limited", "{ack}");
+    assert!(refused(&app, "history").await >= 2.0);
+
+    assert_eq!(get(&app, &bob, &history(&gb)).await.status, 200);
 }

@@ -93,15 +93,18 @@ async fn usernames_follow_the_rules() {
 #[tokio::test]
 async fn usernames_are_unique_ignoring_case() {
     let app = TestApp::spawn().await;
-    assert_eq!(register(&app, "CaseUser", "password1").await.status, 201);
+    assert_eq!(
+        register(&app, "CaseUser", "pass-word-one").await.status,
+        201
+    );
     for taken in ["CaseUser", "caseuser", "CASEUSER", "cAsEuSeR"] {
-        register(&app, taken, "password2")
+        register(&app, taken, "pass-word-two")
             .await
             .assert_problem(409, "username_taken");
     }
     // The original account is untouched: its password still works, the other one does not.
-    assert_eq!(login(&app, "CaseUser", "password1").await.status, 200);
-    login(&app, "CaseUser", "password2")
+    assert_eq!(login(&app, "CaseUser", "pass-word-one").await.status, 200);
+    login(&app, "CaseUser", "pass-word-two")
         .await
         .assert_problem(401, "invalid_credentials");
 }
@@ -110,7 +113,7 @@ async fn usernames_are_unique_ignoring_case() {
 async fn passwords_are_8_to_128_characters() {
     let app = TestApp::spawn().await;
     for (len, ok) in [(7, false), (8, true), (128, true), (129, false), (0, false)] {
-        let pw = "p".repeat(len);
+        let pw: String = "pass-word-".chars().cycle().take(len).collect();
         let r = register(&app, &unique("pw"), &pw).await;
         if ok {
             assert_eq!(r.status, 201, "{len}: {}", r.body);
@@ -127,12 +130,34 @@ async fn passwords_are_8_to_128_characters() {
     }
     // Characters, not bytes: 8 two-byte characters are enough, 129 of them too many.
     assert_eq!(
-        register(&app, &unique("pw"), &"é".repeat(8)).await.status,
+        register(&app, &unique("pw"), &"éà".repeat(4)).await.status,
         201
     );
     register(&app, &unique("pw"), &"é".repeat(129))
         .await
         .assert_problem(422, "validation_failed");
+}
+
+/// Long enough is not enough: the username, one character repeated and the common passwords of
+/// leaked password sets are refused, ignoring case, with `weak_password` naming the field.
+#[tokio::test]
+async fn weak_passwords_are_refused() {
+    let app = TestApp::spawn().await;
+    let name = unique("Weak");
+    for pw in [
+        "password",
+        "12345678",
+        "Password1",
+        "qwertyuiop",
+        "        ",
+        &name.to_uppercase(),
+    ] {
+        let r = register(&app, &name, pw).await;
+        r.assert_problem(422, "weak_password");
+        assert_eq!(r.error_fields(), ["password"], "{pw:?}: {}", r.body);
+    }
+    // None of those created the account: a strong password still can.
+    assert_eq!(register(&app, &name, "pass-word-one").await.status, 201);
 }
 
 #[tokio::test]
@@ -290,7 +315,7 @@ async fn logins_are_rate_limited_per_address() {
 async fn malformed_bodies_are_400() {
     let app = TestApp::spawn().await;
     let url = app.url("/auth/register");
-    let valid = json!({"username": unique("ct"), "password": "password1"}).to_string();
+    let valid = json!({"username": unique("ct"), "password": "pass-word-one"}).to_string();
     let cases = [
         (
             "broken JSON",
@@ -312,7 +337,7 @@ async fn malformed_bodies_are_400() {
         (
             "form",
             Some("application/x-www-form-urlencoded"),
-            "username=abc&password=password1".into(),
+            "username=abc&password=pass-word-one".into(),
         ),
         ("no content type", None, valid.clone()),
     ];
@@ -342,13 +367,13 @@ async fn wrong_shapes_are_422_naming_the_field() {
     let app = TestApp::spawn().await;
     let cases = [
         (json!({"username": "someone"}), "password"),
-        (json!({"password": "password1"}), "username"),
+        (json!({"password": "pass-word-one"}), "username"),
         (
-            json!({"username": 123, "password": "password1"}),
+            json!({"username": 123, "password": "pass-word-one"}),
             "username",
         ),
         (
-            json!({"username": "someone", "password": ["password1"]}),
+            json!({"username": "someone", "password": ["pass-word-one"]}),
             "password",
         ),
         (json!({"username": "someone", "password": null}), "password"),
@@ -362,7 +387,7 @@ async fn wrong_shapes_are_422_naming_the_field() {
     }
     // Valid JSON that is not an object (serde alone would read an array by field order).
     for body in [
-        json!([unique("arr"), "password1"]),
+        json!([unique("arr"), "pass-word-one"]),
         json!("username"),
         json!(42),
         json!(null),
@@ -384,7 +409,7 @@ async fn bodies_over_the_limit_are_413() {
         .await;
     r.assert_problem(413, "payload_too_large");
     // Just under the limit is fine.
-    let ok = json!({"username": unique("small"), "password": "p".repeat(100)});
+    let ok = json!({"username": unique("small"), "password": "pass-word-".repeat(10)});
     assert_eq!(
         app.call_full(Method::POST, "/auth/register", None, Some(ok))
             .await

@@ -1,6 +1,7 @@
-//! Draining on SIGTERM, against the real binary in a child process: `/readyz` fails first while
-//! sockets keep working, then sockets get a transport close (which the official clients answer
-//! by reconnecting, unlike a Socket.IO "io server disconnect"), and the process exits 0.
+//! Draining on SIGTERM, against the real binary in a child process: `/readyz` fails first (on the
+//! public and the admin listener) while sockets keep working, then sockets get a transport close
+//! (which the official clients answer by reconnecting, unlike a Socket.IO "io server
+//! disconnect"), and the process exits 0.
 
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -17,15 +18,19 @@ use tokio::time::Instant;
 const DRAIN_DELAY: &str = "8s";
 const GRACE: &str = "5s";
 
-async fn spawn_standalone(dir: &std::path::Path) -> ChildServer {
-    ChildServer::start(
+/// With an admin listener (`http://127.0.0.1:<port>`, returned too): the chart probes there.
+async fn spawn_standalone(dir: &std::path::Path) -> (ChildServer, String) {
+    let admin = format!("127.0.0.1:{}", crate::common::free_port());
+    let p = ChildServer::start(
         dir,
         &[
             ("CONCLAVE_DRAIN_DELAY", DRAIN_DELAY),
             ("CONCLAVE_SHUTDOWN_GRACE", GRACE),
+            ("CONCLAVE_ADMIN_ADDR", &admin),
         ],
     )
-    .await
+    .await;
+    (p, format!("http://{admin}"))
 }
 
 fn sigterm(child: &Child) {
@@ -52,7 +57,7 @@ async fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_fails_readiness_first_then_closes_transports_then_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = spawn_standalone(dir.path()).await;
+    let (mut p, admin) = spawn_standalone(dir.path()).await;
     let app = TestApp::attach(&p.base);
     let alice = app.user().await;
     let group = app.group(&alice, "open").await;
@@ -80,6 +85,16 @@ async fn sigterm_fails_readiness_first_then_closes_transports_then_exits_zero() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(report["status"], "draining", "{report}");
+    // The admin listener, where the chart's probes go, says the same.
+    let r = app
+        .client
+        .get(format!("{admin}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let detailed = r.json::<serde_json::Value>().await.unwrap();
+    assert_eq!(detailed["status"], "draining", "{detailed}");
     // ... while the socket is still connected and served: a message sent now is accepted.
     assert!(
         !socket.is_closed(),
@@ -113,7 +128,7 @@ async fn sigterm_fails_readiness_first_then_closes_transports_then_exits_zero() 
 
     // The message accepted during the pause was stored before the exit: a new process on the
     // same data has it.
-    let mut q = spawn_standalone(dir.path()).await;
+    let (mut q, _) = spawn_standalone(dir.path()).await;
     let app = TestApp::attach(&q.base);
     let (s, page) = app
         .get(&format!("/groups/{group}/messages"), &alice.token)

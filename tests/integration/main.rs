@@ -12,6 +12,7 @@
 mod common;
 
 mod abuse_limits;
+mod admin_listener;
 mod api_audit;
 mod api_auth;
 mod api_groups;

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use crate::common::TestApp;
 use crate::common::sio::{SioClient, SioError, ws_url};
+use crate::common::{ChildServer, TestApp};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -298,4 +298,73 @@ async fn a_flood_of_connections_leaves_the_server_answering_others() {
     still_serving(&app, &alice.token, &g, "a flood of connections").await;
     round_trip(&mut steady, &g, "after the flood").await;
     drop(held);
+}
+
+/// A stranger asking for namespaces that do not exist, over and over on one connection, is
+/// answered a few times and then closed; none of it reaches the logs above debug (2,000 such
+/// packets used to write hundreds of ERROR lines).
+#[tokio::test]
+async fn a_flood_of_invalid_namespaces_closes_the_connection_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = ChildServer::start(
+        dir.path(),
+        &[
+            ("CONCLAVE_LOG_FORMAT", "json"),
+            ("CONCLAVE_SOCKET_MAX_INVALID_NAMESPACES", "3"),
+            ("CONCLAVE_SOCKET_EVENTS_PER_SEC", "1000"),
+        ],
+    )
+    .await;
+    let mut c = SioClient::open(&p.base).await.unwrap();
+    for i in 0..2_000 {
+        if c.send_raw(format!("40/nope-{i},")).is_err() {
+            break;
+        }
+    }
+    assert!(
+        c.wait_closed(Duration::from_secs(10)).await,
+        "the connection stays open after 2,000 invalid namespaces"
+    );
+    // A client that asks for a wrong namespace once is told so and may go on.
+    let app = crate::common::TestApp::attach(&p.base);
+    let alice = app.user().await;
+    let mut ok = SioClient::open(&p.base).await.unwrap();
+    ok.send_raw("40/nope,").unwrap();
+    assert_eq!(
+        ok.join(Some(json!({"token": alice.token}))).await,
+        Err(SioError::Refused("Invalid namespace".into()))
+    );
+    let g = app.group(&alice, "open").await;
+    still_serving(&app, &alice.token, &g, "an invalid namespace flood").await;
+    let log = p.log();
+    assert!(!log.contains(r#""level":"ERROR""#), "{log}");
+}
+
+/// One account holds at most `CONCLAVE_MAX_SOCKETS_PER_USER` sockets; the next connect is
+/// refused with `too_many_sockets`, others are not affected, and a closed socket frees its place.
+#[tokio::test]
+async fn one_user_holds_at_most_the_configured_number_of_sockets() {
+    let app = TestApp::spawn_with(&[("CONCLAVE_MAX_SOCKETS_PER_USER", "2")]).await;
+    let (alice, bob) = (app.user().await, app.user().await);
+    let first = SioClient::connect(&app.base, &alice.token).await.unwrap();
+    let _second = SioClient::connect(&app.base, &alice.token).await.unwrap();
+    match SioClient::connect(&app.base, &alice.token).await {
+        Err(SioError::Refused(m)) => assert_eq!(m, "too_many_sockets"),
+        other => panic!("a third socket: {:?}", other.map(|_| "connected")),
+    }
+    let _bobs = SioClient::connect(&app.base, &bob.token).await.unwrap();
+    first.close().await;
+    // The place is freed when the server has seen the close, which takes a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match SioClient::connect(&app.base, &alice.token).await {
+            Ok(_) => break,
+            Err(SioError::Refused(m))
+                if m == "too_many_sockets" && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("after closing one socket: {e}"),
+        }
+    }
 }

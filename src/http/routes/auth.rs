@@ -76,7 +76,7 @@ impl From<crate::auth::TokenPair> for TokenReply {
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`username_taken`", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Validation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (a field out of range), or `weak_password`: the password is the username (ignoring case), one character repeated, or one of the few thousand most common passwords shipped with the server; `errors` names the field `password` and says which", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many accounts created from this address (`CONCLAVE_REGISTER_MAX_PER_ADDRESS`), see `Retry-After`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`unavailable`: password hashing is at capacity (`CONCLAVE_ARGON2_CONCURRENCY` + `CONCLAVE_ARGON2_QUEUE`), see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]

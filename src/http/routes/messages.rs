@@ -91,6 +91,7 @@ pub async fn send(
         (status = 403, description = "`banned`, or `forbidden` for non-members of an open group", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`, also for non-members of a private group", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Validation failed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many history reads by this user (`CONCLAVE_HISTORY_PER_USER`, REST and socket `group:sync` together), see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn history(
     State(s): State<AppState>,

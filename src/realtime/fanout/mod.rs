@@ -113,18 +113,18 @@ impl Fanout {
         }
     }
 
-    /// Cluster: per-group Redis channels. Connects (`url` must ask for RESP3, which pub/sub on a
-    /// multiplexed connection needs), subscribes the membership channel and starts the reader,
-    /// the heartbeat and the sweep, which end with `stop`.
+    /// Cluster: per-group Redis channels. Connects (`client` must ask for RESP3, which pub/sub on
+    /// a multiplexed connection needs), subscribes the membership channel and starts the
+    /// reader, the heartbeat and the sweep, which end with `stop`.
     pub async fn redis(
         io: SocketIo,
-        url: &str,
+        client: redis::Client,
         prefix: &str,
         stop: CancellationToken,
         watcher: Arc<dyn MembershipWatcher>,
         publish_deadline: Duration,
     ) -> Result<Self, redis::RedisError> {
-        let channels = Channels::connect(url, prefix, io.clone(), stop, watcher.clone()).await?;
+        let channels = Channels::connect(client, prefix, io.clone(), stop, watcher.clone()).await?;
         Ok(Self {
             io,
             redis: Some(channels),
@@ -394,7 +394,7 @@ struct Channels {
 
 impl Channels {
     async fn connect(
-        url: &str,
+        client: redis::Client,
         prefix: &str,
         io: SocketIo,
         stop: CancellationToken,
@@ -405,7 +405,6 @@ impl Channels {
         let lost = Arc::new(Lost::new(watcher));
         let up = Arc::new(AtomicBool::new(true));
         let on_loss = (members_chan.clone(), lost.clone(), up.clone());
-        let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))

@@ -142,9 +142,23 @@ impl MongoStore {
     /// this succeeds while the database is down; every call then fails within the 5 s server
     /// selection timeout with `unavailable`, and `/readyz` says so.
     pub async fn connect(uri: &str, db: &str) -> anyhow::Result<Self> {
+        Self::connect_trusting(uri, db, None).await
+    }
+
+    /// [`Self::connect`], trusting the CA certificates in `ca_file` (PEM) too when the URI asks
+    /// for TLS (`tls=true`).
+    pub async fn connect_trusting(
+        uri: &str,
+        db: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         let mut opts = ClientOptions::parse(uri)
             .await
             .context("CONCLAVE_MONGODB_URI is not a valid MongoDB connection string")?;
+        if let (Some(ca), Some(mongodb::options::Tls::Enabled(tls))) = (ca_file, opts.tls.as_mut())
+        {
+            tls.ca_file_path = Some(ca.to_path_buf());
+        }
         opts.app_name = Some("conclave".into());
         opts.server_selection_timeout
             .get_or_insert(Duration::from_secs(5));

@@ -2,11 +2,13 @@
 transports: websocket only, and HTTP long-polling only."""
 
 import base64
+import concurrent.futures
 import json
 import queue
 
 import pytest
 import socketio
+from conftest import Api
 
 WAIT = 10
 
@@ -140,3 +142,24 @@ def test_ban_sends_group_removed_and_no_further_messages(api, connect):
 
     refused = b.call("message:send", {"group_id": g, "content": "hi"})
     assert refused["ok"] is False
+
+
+def test_a_burst_reaches_a_long_polling_client_whole(server, api):
+    """python-engineio refuses a polling response of more than 16 packets ("Too many packets in
+    payload") and disconnects. 50 messages sent faster than the client polls must all arrive, over
+    as many responses as it takes, with the client still connected."""
+    alice, bob = api.user(), api.user()
+    g = api.group(alice, "private")
+    api.add_member(g, alice, bob)
+    b = Conn(server, "polling", bob["token"])
+
+    def send(i):
+        s, body = Api(server).call("POST", f"/groups/{g}/messages", alice["token"], {"content": f"burst {i}"})
+        assert s == 202, body
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(send, range(50)))
+    got = sorted(b.next("message:new")["content"] for _ in range(50))
+    assert got == sorted(f"burst {i}" for i in range(50))
+    assert b.sio.connected
+    b.close()

@@ -36,6 +36,8 @@ const MESSAGES = {
     e.errors.length
       ? `Please check: ${e.errors.map((f) => `${f.field} ${f.message}`).join("; ")}.`
       : `Please check your input: ${e.message}.`,
+  weak_password: (e) =>
+    `Choose another password: this one ${e.errors[0]?.message || "is too easy to guess"}.`,
   malformed_request: () => "The server could not read that request. Reload the page and try again.",
   unauthenticated: () => "Your session has ended. Please log in again.",
   invalid_credentials: () => "Wrong username or password.",
@@ -54,11 +56,14 @@ const MESSAGES = {
   too_many_groups: () =>
     "You are in as many groups as an account may join: leave one before joining or creating another.",
   payload_too_large: () => "That is too large to send.",
+  request_timeout: () => "Sending that took too long. Check your connection and try again.",
   rate_limited: (e) => `Too many requests.${wait(e) || " Wait a moment and try again."}`,
   unavailable: (e) => `The service is temporarily unavailable.${wait(e) || " Try again shortly."}`,
   internal_error: () => "Something went wrong on the server (it has been logged). Try again.",
   network: () => "Cannot reach the server. Check your connection; retrying may help.",
   timeout: () => "The server did not answer in time. Try again.",
+  too_many_sockets: () =>
+    "This account has too many live connections (other tabs or devices). Close one, then reload.",
 };
 
 /** The sentence to show for an error (ApiError or anything thrown). */

@@ -52,7 +52,8 @@ export function connect(on) {
     } else if (err.message === "unavailable") {
       setTimeout(() => socket.connect(), 2000);
     } else {
-      const code = err.message === "unauthorized" ? "unauthenticated" : "unavailable";
+      const known = { unauthorized: "unauthenticated", too_many_sockets: "too_many_sockets" };
+      const code = known[err.message] || "unavailable";
       on.failed(new ApiError({ code, message: err.message }));
     }
   });

@@ -16,6 +16,11 @@ use crate::{
     handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
 };
 
+/// Conclave: the most packets one polling response carries. python-engineio refuses a payload of
+/// more than 16 (`max_decode_packets`) and disconnects, so a burst of messages to a long-polling
+/// python client would cut it off.
+const MAX_PACKETS_PER_PAYLOAD: usize = 16;
+
 /// Create a response for http request
 fn http_response<B, D>(code: StatusCode, data: D, is_binary: bool) -> Response<ResponseBody<B>>
 where
@@ -127,12 +132,20 @@ where
         // polling request so it is encoded first, ahead of the newly received packets.
         let rx_stream = stream::iter(peeked_packet.take())
             .chain(rx_stream::EncoderStream::new(buffered_rx, volatile_rx));
+        // Conclave: at most MAX_PACKETS_PER_PAYLOAD packets per response; what is over waits
+        // for the next poll.
+        let mut held = None;
+        let rx_stream = rx_stream::Capped::new(rx_stream, MAX_PACKETS_PER_PAYLOAD, &mut held);
 
         // Stop waiting for the next packet as soon as the session is closed. The combinator is biased
         // towards the encoder completion, so any buffered close packet is still flushed to the client.
-        payload::encoder(rx_stream, protocol, socket.supports_binary, max_payload)
+        let payload = payload::encoder(rx_stream, protocol, socket.supports_binary, max_payload)
             .with_cancellation_token(&socket.cancellation_token)
-            .await
+            .await;
+        payload.map(|mut p| {
+            p.peeked = p.peeked.or(held);
+            p
+        })
     };
 
     let Some(Payload {
@@ -334,6 +347,56 @@ mod rx_stream {
                     Poll::Ready(Some(v)) => Poll::Ready(v),
                     Poll::Ready(None) | Poll::Pending => Poll::Pending,
                 },
+            }
+        }
+    }
+
+    pin_project! {
+        /// Conclave: ends a payload after `cap` packets. An item that would go over the cap is
+        /// kept in `held` (for the next poll) and the stream reports nothing more for now, which
+        /// is how the encoder learns its payload is complete. The first item always passes.
+        pub struct Capped<'h, S> {
+            #[pin]
+            inner: S,
+            cap: usize,
+            taken: usize,
+            held: &'h mut Option<engineioxide_core::PacketBuf>,
+        }
+    }
+
+    impl<'h, S> Capped<'h, S> {
+        pub fn new(
+            inner: S,
+            cap: usize,
+            held: &'h mut Option<engineioxide_core::PacketBuf>,
+        ) -> Self {
+            Self {
+                inner,
+                cap,
+                taken: 0,
+                held,
+            }
+        }
+    }
+
+    impl<S: Stream<Item = engineioxide_core::PacketBuf>> Stream for Capped<'_, S> {
+        type Item = engineioxide_core::PacketBuf;
+
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            let this = self.project();
+            if this.held.is_some() || (*this.taken > 0 && *this.taken >= *this.cap) {
+                return Poll::Pending;
+            }
+            match this.inner.poll_next(cx) {
+                Poll::Ready(Some(item)) if *this.taken > 0 && *this.taken + item.len() > *this.cap => {
+                    **this.held = Some(item);
+                    Poll::Pending
+                }
+                Poll::Ready(Some(item)) => {
+                    *this.taken += item.len();
+                    Poll::Ready(Some(item))
+                }
+                other => other,
             }
         }
     }
