@@ -145,6 +145,10 @@ impl From<Refusal> for AppError {
             Refusal::RequestPending => AppError::conflict("request_pending", r.to_string()),
             Refusal::OwnerMustTransfer => AppError::conflict("owner_must_transfer", r.to_string()),
             Refusal::GroupFull => AppError::conflict("group_full", r.to_string()),
+            Refusal::InvitationPending => AppError::conflict("invitation_pending", r.to_string()),
+            Refusal::MembersExceedLimit => {
+                AppError::conflict("members_exceed_limit", r.to_string())
+            }
             Refusal::TooManyGroups { .. } => AppError::conflict("too_many_groups", r.to_string()),
             Refusal::InvalidTarget { field, message } => AppError::field(field, message),
         }

@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use async_trait::async_trait;
 
-use crate::domain::{GroupId, MessageView, UserId};
-use crate::store::StoredMessage;
+use time::OffsetDateTime;
+
+use crate::domain::{GroupId, MessageView, Role, UserId};
+use crate::store::{GroupRecord, StoredMessage};
 
 /// Serialized, this is also the cluster's membership frame (`realtime::fanout`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,25 +47,63 @@ pub enum GroupEvent {
         user: UserId,
         reason: RemovalReason,
     },
+    /// v1.1: the member's sockets join (owner, moderator) or leave the room of the group's
+    /// managers, where join requests are announced.
+    RoleChanged {
+        group: GroupId,
+        user: UserId,
+        role: Role,
+    },
+    /// v1.1: `group:invited` to the invitee's sockets.
+    Invited {
+        group: GroupId,
+        group_name: String,
+        user: UserId,
+        by: UserId,
+    },
+    /// v1.1: `group:updated` (the group) to its members.
+    Updated {
+        record: GroupRecord,
+    },
+    /// v1.1: `group:join_requested` to the group's managers.
+    JoinRequested {
+        group: GroupId,
+        user: UserId,
+        username: String,
+        #[serde(with = "time::serde::rfc3339")]
+        requested_at: OffsetDateTime,
+    },
+    /// v1.1: `group:join_request_withdrawn` to the group's managers.
+    JoinRequestWithdrawn {
+        group: GroupId,
+        user: UserId,
+    },
 }
 
 impl GroupEvent {
-    /// The user the event is about.
-    pub fn user(&self) -> UserId {
+    /// The user whose sockets' rooms the event changes, if any: the one to re-read when the
+    /// event could not be carried.
+    pub fn user(&self) -> Option<UserId> {
         match *self {
             GroupEvent::MemberJoined { user, .. }
             | GroupEvent::MemberLeft { user, .. }
-            | GroupEvent::Removed { user, .. } => user,
+            | GroupEvent::Removed { user, .. }
+            | GroupEvent::RoleChanged { user, .. } => Some(user),
+            // Notices only: one lost is like a lost live message.
+            GroupEvent::Invited { .. }
+            | GroupEvent::Updated { .. }
+            | GroupEvent::JoinRequested { .. }
+            | GroupEvent::JoinRequestWithdrawn { .. } => None,
         }
     }
 
     /// The member who lost access to the group through this event, if any.
     pub fn lost_access(&self) -> Option<(GroupId, UserId)> {
         match *self {
-            GroupEvent::MemberJoined { .. } => None,
             GroupEvent::MemberLeft { group, user } | GroupEvent::Removed { group, user, .. } => {
                 Some((group, user))
             }
+            _ => None,
         }
     }
 }

@@ -26,10 +26,16 @@ pub enum AuditKind {
     MemberRemoved,
     OwnershipTransferred,
     GroupDeleted,
+    RoleChanged,
+    InvitationCreated,
+    InvitationAccepted,
+    /// Declined by the invitee or revoked by a manager (the actor says which).
+    InvitationCancelled,
+    GroupUpdated,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 11] = [
+    pub const ALL: [AuditKind; 16] = [
         AuditKind::UserRegistered,
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
@@ -41,6 +47,11 @@ impl AuditKind {
         AuditKind::MemberRemoved,
         AuditKind::OwnershipTransferred,
         AuditKind::GroupDeleted,
+        AuditKind::RoleChanged,
+        AuditKind::InvitationCreated,
+        AuditKind::InvitationAccepted,
+        AuditKind::InvitationCancelled,
+        AuditKind::GroupUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +67,11 @@ impl AuditKind {
             AuditKind::MemberRemoved => "member_removed",
             AuditKind::OwnershipTransferred => "ownership_transferred",
             AuditKind::GroupDeleted => "group_deleted",
+            AuditKind::RoleChanged => "role_changed",
+            AuditKind::InvitationCreated => "invitation_created",
+            AuditKind::InvitationAccepted => "invitation_accepted",
+            AuditKind::InvitationCancelled => "invitation_cancelled",
+            AuditKind::GroupUpdated => "group_updated",
         }
     }
 
@@ -74,6 +90,11 @@ impl AuditKind {
             Command::Remove { .. } => AuditKind::MemberRemoved,
             Command::TransferOwnership { .. } => AuditKind::OwnershipTransferred,
             Command::Delete => AuditKind::GroupDeleted,
+            Command::SetRole { .. } => AuditKind::RoleChanged,
+            Command::Invite { .. } => AuditKind::InvitationCreated,
+            Command::AcceptInvitation => AuditKind::InvitationAccepted,
+            Command::CancelInvitation { .. } => AuditKind::InvitationCancelled,
+            Command::UpdateSettings(_) => AuditKind::GroupUpdated,
             Command::Join | Command::WithdrawRequest | Command::Leave => return None,
         })
     }

@@ -3,9 +3,13 @@
 //! transaction, call [`decide`], and apply the returned effects in the same transaction, which is
 //! what makes concurrent approvals, bans racing joins and transfers racing leaves safe.
 //!
-//! A user's relation to a group is one of: none, pending (join request), member, owner, banned,
-//! or cooled down (a former member of a private group within the rejoin cooldown). Banned and
-//! cooled-down can co-exist with "none" only; the store never holds a banned member.
+//! A user's relation to a group is one of: none, pending (join request), member, moderator,
+//! owner, banned, or cooled down (a former member of a private group within the rejoin
+//! cooldown); an invitation can sit beside none, pending and cooled down. Banned and cooled-down
+//! can co-exist with "none" only; the store never holds a banned member or a banned invitee.
+//!
+//! The owner and the moderators manage the group ("managers"): they approve and reject requests,
+//! invite, remove, ban and unban. A moderator never acts on the owner or another moderator.
 
 use std::time::Duration;
 
@@ -18,6 +22,7 @@ use super::{UserId, Visibility};
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Owner,
+    Moderator,
     Member,
 }
 
@@ -25,6 +30,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Owner => "owner",
+            Role::Moderator => "moderator",
             Role::Member => "member",
         }
     }
@@ -32,6 +38,7 @@ impl Role {
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "owner" => Some(Role::Owner),
+            "moderator" => Some(Role::Moderator),
             "member" => Some(Role::Member),
             _ => None,
         }
@@ -53,6 +60,8 @@ pub struct Relation {
     pub role: Option<Role>,
     pub pending: bool,
     pub banned: bool,
+    /// An invitation waits for this user's answer.
+    pub invited: bool,
     /// End of the private-group rejoin cooldown, if one was ever set.
     pub cooldown_until: Option<OffsetDateTime>,
 }
@@ -64,6 +73,28 @@ impl Relation {
 
     pub fn is_owner(&self) -> bool {
         self.role == Some(Role::Owner)
+    }
+
+    /// The owner or a moderator.
+    pub fn is_manager(&self) -> bool {
+        matches!(self.role, Some(Role::Owner | Role::Moderator))
+    }
+}
+
+/// The settings `PATCH /groups/{id}` changes; `None` leaves a field as it is. Values are
+/// validated before they get here.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub visibility: Option<Visibility>,
+    pub max_members: Option<u32>,
+}
+
+impl GroupPatch {
+    /// Fields only the owner may change.
+    pub fn has_owner_fields(&self) -> bool {
+        self.visibility.is_some() || self.max_members.is_some()
     }
 }
 
@@ -92,6 +123,20 @@ pub enum Command {
         target: UserId,
     },
     Delete,
+    /// Owner only: make a member a moderator or a plain member again.
+    SetRole {
+        target: UserId,
+        role: Role,
+    },
+    Invite {
+        target: UserId,
+    },
+    AcceptInvitation,
+    /// The invitee declines (target = actor), or a manager revokes.
+    CancelInvitation {
+        target: UserId,
+    },
+    UpdateSettings(GroupPatch),
 }
 
 impl Command {
@@ -102,8 +147,16 @@ impl Command {
             | Command::Remove { target }
             | Command::Ban { target }
             | Command::Unban { target }
-            | Command::TransferOwnership { target } => Some(*target),
-            Command::Join | Command::WithdrawRequest | Command::Leave | Command::Delete => None,
+            | Command::TransferOwnership { target }
+            | Command::SetRole { target, .. }
+            | Command::Invite { target }
+            | Command::CancelInvitation { target } => Some(*target),
+            Command::Join
+            | Command::WithdrawRequest
+            | Command::Leave
+            | Command::Delete
+            | Command::AcceptInvitation
+            | Command::UpdateSettings(_) => None,
         }
     }
 
@@ -128,6 +181,11 @@ impl Command {
             Command::Unban { .. } => "unban",
             Command::TransferOwnership { .. } => "transfer_ownership",
             Command::Delete => "delete",
+            Command::SetRole { .. } => "set_role",
+            Command::Invite { .. } => "invite",
+            Command::AcceptInvitation => "accept_invitation",
+            Command::CancelInvitation { .. } => "cancel_invitation",
+            Command::UpdateSettings(_) => "update_settings",
         }
     }
 }
@@ -144,6 +202,9 @@ pub enum Effect {
     AddBan { user: UserId, by: UserId },
     RemoveBan { user: UserId },
     SetCooldown { user: UserId, until: OffsetDateTime },
+    AddInvitation { user: UserId, by: UserId },
+    RemoveInvitation { user: UserId },
+    UpdateGroup(GroupPatch),
     DeleteGroup,
 }
 
@@ -167,7 +228,7 @@ pub struct Decision {
 /// Why a command is refused; each maps to one stable API error code.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("only the group owner may do this")]
+    #[error("you may not do this in this group")]
     Forbidden,
     #[error("you are banned from this group")]
     Banned,
@@ -183,6 +244,10 @@ pub enum Refusal {
     OwnerMustTransfer,
     #[error("the group is full")]
     GroupFull,
+    #[error("an invitation is already pending")]
+    InvitationPending,
+    #[error("the group has more members than that")]
+    MembersExceedLimit,
     #[error("a user may belong to at most {max} groups")]
     TooManyGroups { max: u32 },
     #[error("{message}")]
@@ -227,6 +292,29 @@ pub fn decide(
             Err(Refusal::Forbidden)
         }
     };
+    let managers_only = || {
+        if s.actor.is_manager() {
+            Ok(())
+        } else {
+            Err(Refusal::Forbidden)
+        }
+    };
+    // A moderator never acts on the owner or on another moderator.
+    let above_target = || {
+        if s.actor.is_owner() || !s.target.is_manager() {
+            Ok(())
+        } else {
+            Err(Refusal::Forbidden)
+        }
+    };
+    // Becoming a member answers any invitation.
+    let consume_invitation = |rel: &Relation, user: UserId| -> Vec<Effect> {
+        if rel.invited {
+            vec![Effect::RemoveInvitation { user }]
+        } else {
+            Vec::new()
+        }
+    };
 
     match cmd {
         Command::Join => {
@@ -254,11 +342,13 @@ pub fn decide(
                     outcome: Outcome::Pending,
                 }
             } else {
+                let mut effects = consume_invitation(me, actor);
+                effects.push(Effect::AddMember {
+                    user: actor,
+                    role: Role::Member,
+                });
                 Decision {
-                    effects: vec![Effect::AddMember {
-                        user: actor,
-                        role: Role::Member,
-                    }],
+                    effects,
                     outcome: Outcome::Member,
                 }
             })
@@ -270,36 +360,37 @@ pub fn decide(
             Ok(done(vec![Effect::RemoveRequest { user: actor }]))
         }
         Command::Approve { target } => {
-            owner_only()?;
+            managers_only()?;
             if !s.target.pending {
                 return Err(Refusal::NotFound);
             }
             if s.group.member_count >= s.group.max_members {
                 return Err(Refusal::GroupFull);
             }
+            let mut effects = vec![Effect::RemoveRequest { user: *target }];
+            effects.extend(consume_invitation(s.target, *target));
+            effects.push(Effect::AddMember {
+                user: *target,
+                role: Role::Member,
+            });
             Ok(Decision {
-                effects: vec![
-                    Effect::RemoveRequest { user: *target },
-                    Effect::AddMember {
-                        user: *target,
-                        role: Role::Member,
-                    },
-                ],
+                effects,
                 outcome: Outcome::Member,
             })
         }
         Command::Reject { target } => {
-            owner_only()?;
+            managers_only()?;
             if !s.target.pending {
                 return Err(Refusal::NotFound);
             }
             Ok(done(vec![Effect::RemoveRequest { user: *target }]))
         }
         Command::Remove { target } => {
-            owner_only()?;
+            managers_only()?;
             if *target == actor {
                 return Err(Refusal::Forbidden);
             }
+            above_target()?;
             if !s.target.is_member() {
                 return Err(Refusal::NotFound);
             }
@@ -325,10 +416,11 @@ pub fn decide(
             Ok(done(effects))
         }
         Command::Ban { target } => {
-            owner_only()?;
+            managers_only()?;
             if *target == actor {
                 return Err(Refusal::Forbidden);
             }
+            above_target()?;
             // Banning again changes nothing; the call stays successful so retries are safe.
             if s.target.banned {
                 return Ok(done(Vec::new()));
@@ -340,6 +432,7 @@ pub fn decide(
             if s.target.pending {
                 effects.push(Effect::RemoveRequest { user: *target });
             }
+            effects.extend(consume_invitation(s.target, *target));
             effects.push(Effect::AddBan {
                 user: *target,
                 by: actor,
@@ -347,7 +440,7 @@ pub fn decide(
             Ok(done(effects))
         }
         Command::Unban { target } => {
-            owner_only()?;
+            managers_only()?;
             if !s.target.banned {
                 return Err(Refusal::NotFound);
             }
@@ -387,6 +480,108 @@ pub fn decide(
                 effects: vec![Effect::DeleteGroup],
                 outcome: Outcome::GroupDeleted,
             })
+        }
+        Command::SetRole { target, role } => {
+            owner_only()?;
+            if *role == Role::Owner {
+                return Err(Refusal::InvalidTarget {
+                    field: "role",
+                    message: "must be \"moderator\" or \"member\" (ownership moves by transfer)",
+                });
+            }
+            if *target == actor {
+                return Err(Refusal::InvalidTarget {
+                    field: "user_id",
+                    message: "the owner's role changes only by transferring ownership",
+                });
+            }
+            match s.target.role {
+                None => Err(Refusal::NotFound),
+                // Setting the role a member already has changes nothing and stays successful.
+                Some(current) if current == *role => Ok(done(Vec::new())),
+                Some(_) => Ok(done(vec![Effect::SetRole {
+                    user: *target,
+                    role: *role,
+                }])),
+            }
+        }
+        Command::Invite { target } => {
+            managers_only()?;
+            if s.target.banned {
+                return Err(Refusal::Banned);
+            }
+            if s.target.is_member() {
+                return Err(Refusal::AlreadyMember);
+            }
+            if s.target.invited {
+                return Err(Refusal::InvitationPending);
+            }
+            // A pending request or a running cooldown does not stop an invitation: the
+            // cooldown is checked when it is accepted, which also consumes the request.
+            Ok(done(vec![Effect::AddInvitation {
+                user: *target,
+                by: actor,
+            }]))
+        }
+        Command::AcceptInvitation => {
+            let me = s.actor;
+            if !me.invited {
+                return Err(Refusal::NotFound);
+            }
+            if me.banned {
+                return Err(Refusal::Banned);
+            }
+            if me.is_member() {
+                return Err(Refusal::AlreadyMember);
+            }
+            if let Some(until) = me.cooldown_until.filter(|u| private && *u > now) {
+                return Err(Refusal::CooldownActive {
+                    retry_after: ceil_secs(until - now),
+                });
+            }
+            if s.group.member_count >= s.group.max_members {
+                return Err(Refusal::GroupFull);
+            }
+            let mut effects = vec![Effect::RemoveInvitation { user: actor }];
+            if me.pending {
+                effects.push(Effect::RemoveRequest { user: actor });
+            }
+            effects.push(Effect::AddMember {
+                user: actor,
+                role: Role::Member,
+            });
+            Ok(Decision {
+                effects,
+                outcome: Outcome::Member,
+            })
+        }
+        Command::CancelInvitation { target } => {
+            if *target != actor {
+                managers_only()?;
+            }
+            if !s.target.invited {
+                return Err(Refusal::NotFound);
+            }
+            Ok(done(vec![Effect::RemoveInvitation { user: *target }]))
+        }
+        Command::UpdateSettings(patch) => {
+            if !s.actor.is_member() {
+                // As for reading: a private group's outsiders learn nothing.
+                return Err(if private {
+                    Refusal::NotFound
+                } else {
+                    Refusal::Forbidden
+                });
+            }
+            if patch.has_owner_fields() {
+                owner_only()?;
+            } else {
+                managers_only()?;
+            }
+            if patch.max_members.is_some_and(|m| m < s.group.member_count) {
+                return Err(Refusal::MembersExceedLimit);
+            }
+            Ok(done(vec![Effect::UpdateGroup(patch.clone())]))
         }
     }
 }

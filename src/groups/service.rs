@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use crate::audit::Audit;
 use crate::config::GroupSettings;
 use crate::domain::{
-    self, Command, Cursor, Description, Effect, GroupId, GroupName, Limit, MaxMembers, Relation,
-    UserId, Visibility, can_read_members,
+    self, Command, Cursor, Description, Effect, GroupId, GroupName, Limit, MaxMembers, Outcome,
+    Relation, Role, UserId, Visibility, can_read_members,
 };
 use crate::domain::{AuditEvent, AuditKind};
 use crate::error::{AppError, AppResult};
@@ -27,9 +27,9 @@ pub struct NewGroup {
 
 #[derive(Clone)]
 pub struct GroupService {
-    store: Arc<dyn GroupStore>,
+    pub(super) store: Arc<dyn GroupStore>,
     events: Arc<dyn EventSink>,
-    audit: Audit,
+    pub(super) audit: Audit,
     limiter: Arc<dyn RateLimiter>,
     settings: GroupSettings,
 }
@@ -71,10 +71,18 @@ impl GroupService {
         // Not a removal: carried later if the fan-out is down, never refused.
         let _ = self
             .events
-            .group_events(vec![GroupEvent::MemberJoined {
-                group: record.id,
-                user: owner,
-            }])
+            .group_events(vec![
+                GroupEvent::MemberJoined {
+                    group: record.id,
+                    user: owner,
+                },
+                // Into the managers' room, where join requests are announced.
+                GroupEvent::RoleChanged {
+                    group: record.id,
+                    user: owner,
+                    role: Role::Owner,
+                },
+            ])
             .await;
         Ok(record)
     }
@@ -87,6 +95,11 @@ impl GroupService {
     /// Every group the user belongs to (the rooms of their sockets).
     pub async fn ids_of_member(&self, user: UserId) -> AppResult<Vec<GroupId>> {
         self.store.group_ids_of_user(user).await
+    }
+
+    /// Every group the user owns or moderates (the managers' rooms of their sockets).
+    pub async fn ids_managed_by(&self, user: UserId) -> AppResult<Vec<GroupId>> {
+        self.store.managed_group_ids(user).await
     }
 
     pub async fn get(&self, id: GroupId) -> AppResult<GroupRecord> {
@@ -136,7 +149,10 @@ impl GroupService {
                 self.spend_group_action(actor).await?;
                 self.ensure_room_for(actor, Some(group)).await?;
             }
+            // Inviting notifies someone else, like a join request: the same budget.
+            Command::Invite { .. } => self.spend_group_action(actor).await?,
             Command::Approve { target } => self.ensure_room_for(target, Some(group)).await?,
+            Command::AcceptInvitation => self.ensure_room_for(actor, Some(group)).await?,
             _ => {}
         }
         // A ban that cannot reach the banned user's sockets would answer 201 and leave them
@@ -166,6 +182,9 @@ impl GroupService {
         let done = res?;
         let kind = if done.effects.contains(&Effect::DeleteGroup) {
             Some(AuditKind::GroupDeleted)
+        } else if done.effects.is_empty() && matches!(cmd, Command::SetRole { .. }) {
+            // Setting the role a member already has changed nothing.
+            None
         } else {
             AuditKind::of_command(&cmd)
         };
@@ -179,12 +198,18 @@ impl GroupService {
                     .client(client),
             );
         }
-        if self
-            .events
-            .group_events(events_of(group, &cmd, &done))
-            .await
-            .is_err()
-        {
+        let mut events = events_of(group, &cmd, &done);
+        if let (Command::Join, Outcome::Pending) = (&cmd, done.outcome) {
+            // The managers see who asks; a name lost to a failed read is not worth failing for.
+            let username = self.store.username_of(actor).await.ok().flatten();
+            events.push(GroupEvent::JoinRequested {
+                group,
+                user: actor,
+                username: username.unwrap_or_default(),
+                requested_at: done.at,
+            });
+        }
+        if self.events.group_events(events).await.is_err() {
             // Stored, and applied to this process's sockets, but not yet to every process's:
             // not done as far as the caller may tell. Repeating the command is safe; it
             // succeeds once the fan-out has carried it.
@@ -215,11 +240,11 @@ impl GroupService {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<JoinRequestRecord>> {
-        self.owner_only(group, viewer).await?;
+        self.managers_only(group, viewer).await?;
         self.store.join_requests(group, limit, after).await
     }
 
-    /// The group's audit trail (owner only).
+    /// The group's audit trail (owner and moderators).
     pub async fn audit(
         &self,
         group: GroupId,
@@ -227,7 +252,7 @@ impl GroupService {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<AuditEvent>> {
-        self.owner_only(group, viewer).await?;
+        self.managers_only(group, viewer).await?;
         self.audit.of_group(group, limit, after).await
     }
 
@@ -238,12 +263,13 @@ impl GroupService {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<BanRecord>> {
-        self.owner_only(group, viewer).await?;
+        self.managers_only(group, viewer).await?;
         self.store.bans(group, limit, after).await
     }
 
-    /// Creating a group and asking to join one share a per-user budget, so one account cannot
-    /// flood owners with join requests or the store with groups.
+    /// Creating a group, asking to join one and inviting share a per-user budget, so one
+    /// account cannot flood owners with join requests, users with invitations or the store
+    /// with groups.
     async fn spend_group_action(&self, user: UserId) -> AppResult<()> {
         let key = format!("group:{user}");
         limits::spend(
@@ -272,9 +298,10 @@ impl GroupService {
         ))
     }
 
-    async fn owner_only(&self, group: GroupId, viewer: UserId) -> AppResult<()> {
+    /// The owner or a moderator (v1.1: moderators read requests, bans and the audit trail).
+    pub(super) async fn managers_only(&self, group: GroupId, viewer: UserId) -> AppResult<()> {
         let (_, me) = self.relation(group, viewer).await?;
-        if me.is_owner() {
+        if me.is_manager() {
             Ok(())
         } else {
             Err(AppError::forbidden())
@@ -311,6 +338,29 @@ fn events_of(group: GroupId, cmd: &Command, done: &Executed) -> Vec<GroupEvent> 
                     user: *u,
                     reason: RemovalReason::Deleted,
                 }))
+            }
+            Effect::SetRole { user, role } => out.push(GroupEvent::RoleChanged {
+                group,
+                user: *user,
+                role: *role,
+            }),
+            Effect::AddInvitation { user, by } => out.push(GroupEvent::Invited {
+                group,
+                group_name: done
+                    .group
+                    .as_ref()
+                    .map(|g| g.name.clone())
+                    .unwrap_or_default(),
+                user: *user,
+                by: *by,
+            }),
+            Effect::UpdateGroup(_) => out.extend(
+                done.group
+                    .clone()
+                    .map(|record| GroupEvent::Updated { record }),
+            ),
+            Effect::RemoveRequest { user } if *cmd == Command::WithdrawRequest => {
+                out.push(GroupEvent::JoinRequestWithdrawn { group, user: *user })
             }
             _ => {}
         }

@@ -42,7 +42,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The API routes and the OpenAPI document describing exactly them.
 pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{auth, groups, messages, ops, users};
+    use routes::{auth, groups, manage, messages, ops, users};
     let v1 = OpenApiRouter::new()
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
@@ -51,7 +51,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::me))
         .routes(routes!(groups::create, groups::list))
         .routes(routes!(groups::mine))
-        .routes(routes!(groups::get, groups::delete))
+        .routes(routes!(groups::get, groups::delete, manage::update))
         .routes(routes!(groups::join))
         .routes(routes!(groups::withdraw))
         .routes(routes!(groups::join_requests))
@@ -64,6 +64,11 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::unban))
         .routes(routes!(groups::transfer))
         .routes(routes!(groups::audit))
+        .routes(routes!(manage::set_role))
+        .routes(routes!(manage::invite, manage::invitations))
+        .routes(routes!(manage::accept))
+        .routes(routes!(manage::cancel))
+        .routes(routes!(manage::my_invitations))
         .routes(routes!(messages::send, messages::history))
         .layer(DefaultBodyLimit::max(state.http.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(

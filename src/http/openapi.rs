@@ -21,7 +21,8 @@ use utoipa::{Modify, OpenApi};
         (name = "users", description = "The caller"),
         (name = "groups", description = "Groups"),
         (name = "membership", description = "Joining, requests, members, leaving"),
-        (name = "moderation", description = "Bans and ownership"),
+        (name = "moderation", description = "Bans, roles and ownership"),
+        (name = "invitations", description = "Invitations, accepted or declined by the invitee"),
         (name = "messages", description = "Sending and history"),
         (name = "operations", description = "Health, readiness, metrics"),
     )

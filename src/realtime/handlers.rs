@@ -13,7 +13,7 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 
 use super::session::{SocketSlot, SocketUser, SocketsPerUser};
-use super::{Fanout, GroupEmit, group_room, user_room};
+use super::{Fanout, GroupEmit, group_room, managers_room, user_room};
 use crate::domain::{GroupId, Limit, UserId};
 use crate::error::{AppError, AppResult};
 use crate::messages::SendRequest;
@@ -146,6 +146,22 @@ async fn join_rooms(ctx: &SocketContext, s: &SocketRef, user: UserId) -> Result<
     if let Ok(now) = st.groups.ids_of_member(user).await {
         for room in s.rooms() {
             if room.starts_with("g:") && !now.iter().any(|g| group_room(*g) == room.as_ref()) {
+                s.leave(room);
+            }
+        }
+    }
+    // v1.1: the managers' rooms, read the same way (twice) so a role change racing the connect
+    // cannot leave a demoted moderator hearing of join requests.
+    match st.groups.ids_managed_by(user).await {
+        Ok(managed) => s.join(managed.into_iter().map(managers_room).collect::<Vec<_>>()),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load the managed groups of a connecting socket");
+            return Err(Refused::Unavailable);
+        }
+    }
+    if let Ok(now) = st.groups.ids_managed_by(user).await {
+        for room in s.rooms() {
+            if room.starts_with("m:") && !now.iter().any(|g| managers_room(*g) == room.as_ref()) {
                 s.leave(room);
             }
         }

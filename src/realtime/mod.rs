@@ -1,7 +1,7 @@
 //! Real time over Socket.IO (protocol v5, Engine.IO v4) at `/socket.io/`, namespace `/`.
 //!
-//! Rooms: `g:<group id>` holds this process's sockets of a group's members, `u:<user id>` its
-//! sockets of one user, so membership changes reach every socket of the user at once. [`Fanout`]
+//! Rooms: `g:<group id>` holds this process's sockets of a group's members, `m:<group id>` those
+//! of its owner and moderators (v1.1), `u:<user id>` its sockets of one user, so membership changes reach every socket of the user at once. [`Fanout`]
 //! is the `events::Broadcast` port: opened messages become `message:new` in the group's room
 //! (serialized once per broadcast), and membership events move sockets between rooms, on every
 //! process holding a member's socket (in the cluster, over per-group Redis channels).
@@ -34,6 +34,16 @@ pub fn group_room(g: GroupId) -> String {
 /// The group whose room this is (the inverse of [`group_room`]).
 pub fn group_of_room(room: &str) -> Option<GroupId> {
     room.strip_prefix("g:")?.parse().ok()
+}
+
+/// v1.1: this process's sockets of a group's owner and moderators (join requests go there).
+pub fn managers_room(g: GroupId) -> String {
+    format!("m:{g}")
+}
+
+/// The group whose managers' room this is (the inverse of [`managers_room`]).
+pub fn group_of_managers_room(room: &str) -> Option<GroupId> {
+    room.strip_prefix("m:")?.parse().ok()
 }
 
 pub fn user_room(u: UserId) -> String {

@@ -6,6 +6,7 @@
 //! those they lost (telling them with `group:removed`, as the missed event would have). A process
 //! that could not publish a user's event asks every process to re-read that user once Redis
 //! answers it again (`fanout::Reread`), which also covers the processes that never lost Redis.
+//! The managers' rooms (v1.1) are put right the same way, from the roles read then.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,7 +16,7 @@ use socketioxide::extract::SocketRef;
 
 use super::fanout::Reread;
 use super::session::SocketUser;
-use super::{Fanout, group_of_room, group_room};
+use super::{Fanout, group_of_managers_room, group_of_room, group_room, managers_room};
 use crate::domain::{GroupId, UserId};
 use crate::error::AppError;
 use crate::events::RemovalReason;
@@ -97,6 +98,25 @@ async fn resync_user(
     }
     if !reasons.is_empty() {
         tracing::info!(%user, groups = reasons.len(), "sockets taken out of groups lost while the fan-out was down");
+    }
+    // v1.1: the managers' rooms follow the roles read now (a missed role change).
+    let managed: HashSet<GroupId> = service.ids_managed_by(user).await?.into_iter().collect();
+    for s in sockets {
+        let in_rooms: HashSet<GroupId> = s
+            .rooms()
+            .iter()
+            .filter_map(|r| group_of_managers_room(r))
+            .collect();
+        for g in in_rooms.difference(&managed) {
+            s.leave(managers_room(*g));
+        }
+        let missing: Vec<String> = managed
+            .difference(&in_rooms)
+            .map(|g| managers_room(*g))
+            .collect();
+        if !missing.is_empty() {
+            s.join(missing);
+        }
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ pub(crate) trait GroupReads {
     async fn role(&mut self, group: GroupId, user: UserId) -> Result<Option<Role>, Self::Error>;
     async fn pending(&mut self, group: GroupId, user: UserId) -> Result<bool, Self::Error>;
     async fn banned(&mut self, group: GroupId, user: UserId) -> Result<bool, Self::Error>;
+    async fn invited(&mut self, group: GroupId, user: UserId) -> Result<bool, Self::Error>;
     async fn cooldown_until(
         &mut self,
         group: GroupId,
@@ -51,9 +52,9 @@ pub(crate) trait MembershipTx: GroupReads {
 /// How much of a relation [`relation`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Reads {
-    /// Everything: role, pending request, ban and cooldown.
+    /// Everything: role, pending request, ban, invitation and cooldown.
     Full,
-    /// A member's role alone: pending requests, bans and cooldowns never change what a member
+    /// A member's role alone: requests, bans, invitations and cooldowns never change what a member
     /// may read or send (`GroupStore::access`); a non-member's relation is still read in full.
     MemberShortcut,
 }
@@ -76,6 +77,7 @@ pub(crate) async fn relation<T: GroupReads>(
         role,
         pending: tx.pending(group, user).await?,
         banned: tx.banned(group, user).await?,
+        invited: tx.invited(group, user).await?,
         cooldown_until: tx.cooldown_until(group, user).await?,
     })
 }
@@ -151,5 +153,6 @@ pub(crate) async fn execute<T: MembershipTx>(
         group: tx.group(gid).await?,
         effects: decision.effects,
         former_members,
+        at: now,
     })
 }

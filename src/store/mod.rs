@@ -52,6 +52,8 @@ pub struct Executed {
     pub group: Option<GroupRecord>,
     /// Members at the moment of deletion, so their live sockets can be told.
     pub former_members: Vec<UserId>,
+    /// When the change was made (the time stored with it, e.g. `invited_at`).
+    pub at: OffsetDateTime,
 }
 
 /// What [`AccountStore::create_user`] did. A taken name is an answer, not an error: the service
@@ -148,6 +150,26 @@ pub trait GroupStore: Send + Sync + 'static {
         limit: Limit,
         after: Option<&Cursor>,
     ) -> AppResult<Page<BanRecord>>;
+    /// The groups the user owns or moderates (for the managers' rooms of their sockets).
+    async fn managed_group_ids(&self, user: UserId) -> AppResult<Vec<GroupId>>;
+    /// A user's name, for events that announce them (`None`: no such user).
+    async fn username_of(&self, user: UserId) -> AppResult<Option<String>>;
+    /// One member, or `None` if the user is not a member of the group.
+    async fn member(&self, group: GroupId, user: UserId) -> AppResult<Option<MemberRecord>>;
+    /// A group's pending invitations, oldest first.
+    async fn group_invitations(
+        &self,
+        group: GroupId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<InvitationRecord>>;
+    /// A user's pending invitations with their groups, oldest first.
+    async fn invitations_of_user(
+        &self,
+        user: UserId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<(GroupRecord, InvitationRecord)>>;
 }
 
 /// Each group's ordered log of messages.

@@ -45,7 +45,8 @@ pub enum Rotation {
     Invalid,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Serialized, this is the group of docs/api.md (`group:updated` carries it as is).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GroupRecord {
     pub id: GroupId,
     pub name: String,
@@ -54,6 +55,7 @@ pub struct GroupRecord {
     pub owner_id: UserId,
     pub member_count: u32,
     pub max_members: u32,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
@@ -78,6 +80,16 @@ pub struct BanRecord {
     pub username: String,
     pub banned_by: UserId,
     pub banned_at: OffsetDateTime,
+}
+
+/// A pending invitation (v1.1): `user_id` is the invitee.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvitationRecord {
+    pub group_id: GroupId,
+    pub user_id: UserId,
+    pub username: String,
+    pub invited_by: UserId,
+    pub invited_at: OffsetDateTime,
 }
 
 #[derive(Clone, Debug, Default)]

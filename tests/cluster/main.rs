@@ -18,6 +18,7 @@ mod dependency_faults;
 mod fanout;
 mod faults;
 mod limits_without_redis;
+mod manage;
 mod partitions;
 mod sick_process;
 mod throughput;

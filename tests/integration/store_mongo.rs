@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use conclave::domain::{
-    self, Command, GroupId, Limit, MessageId, Outcome, UserId, Username, Visibility,
+    self, Command, GroupId, Limit, MessageId, Outcome, Role, UserId, Username, Visibility,
 };
 use conclave::store::NewAccount;
 use conclave::store::mongo::MongoStore;
@@ -358,4 +358,49 @@ async fn mongo_down_is_unavailable_quickly() {
     let e = s.ping().await.unwrap_err();
     assert_eq!(e.code(), "unavailable", "{e:?}");
     assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+/// A v1 database (no invitations collection, no indexes for it) is not ready until the leader
+/// has prepared the schema; then v1 data takes the v1.1 features.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_a_v1_database_is_migrated_by_prepare_schema() {
+    let s = store().await;
+    let owner = user(&s, "v1_owner").await;
+    let member = user(&s, "v1_member").await;
+    let guest = user(&s, "v1_guest").await;
+    let g = group(&s, owner, Visibility::Private, 10).await;
+    let now = domain::now();
+    s.execute(g, member, &Command::Join, now, policy())
+        .await
+        .unwrap();
+    let approve = Command::Approve { target: member };
+    s.execute(g, owner, &approve, now, policy()).await.unwrap();
+    // What a v1 deployment left behind: everything but the v1.1 collection.
+    let client = mongodb::Client::with_uri_str(uri()).await.unwrap();
+    let db = client.database(s.database_name());
+    db.collection::<mongodb::bson::Document>("invitations")
+        .drop()
+        .await
+        .unwrap();
+    assert!(!s.schema_ready().await.unwrap(), "v1.1 indexes missing");
+    s.prepare_schema().await.unwrap();
+    assert!(s.schema_ready().await.unwrap());
+
+    let make = Command::SetRole {
+        target: member,
+        role: Role::Moderator,
+    };
+    s.execute(g, owner, &make, domain::now(), policy())
+        .await
+        .unwrap();
+    let invite = Command::Invite { target: guest };
+    s.execute(g, member, &invite, domain::now(), policy())
+        .await
+        .unwrap();
+    let accept = Command::AcceptInvitation;
+    s.execute(g, guest, &accept, domain::now(), policy())
+        .await
+        .unwrap();
+    assert_eq!(s.group(g).await.unwrap().unwrap().member_count, 3);
+    s.drop_database().await.unwrap();
 }

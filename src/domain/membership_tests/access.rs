@@ -41,9 +41,16 @@ fn relation_in(st: St) -> Relation {
 /// hidden there).
 fn access_oracle(visibility: Visibility, st: St) -> Result<(), Refusal> {
     match st {
-        St::Member | St::Owner => Ok(()),
+        St::Member | St::Owner | St::Moderator => Ok(()),
         St::Banned => Err(Refusal::Banned),
-        St::Stranger | St::Pending | St::CoolingDown | St::CooldownOver => match visibility {
+        // An invitation gives no access until it is accepted.
+        St::Stranger
+        | St::Pending
+        | St::CoolingDown
+        | St::CooldownOver
+        | St::Invited
+        | St::InvitedPending
+        | St::InvitedCoolingDown => match visibility {
             Visibility::Private => Err(Refusal::NotFound),
             Visibility::Open => Err(Refusal::Forbidden),
         },
@@ -54,7 +61,7 @@ fn access_oracle(visibility: Visibility, st: St) -> Result<(), Refusal> {
 fn reads_open_member_list_as_non_member(a: Access, visibility: Visibility, st: St) -> bool {
     a == Access::ReadMembers
         && visibility == Visibility::Open
-        && !matches!(st, St::Member | St::Owner | St::Banned)
+        && !matches!(st, St::Member | St::Owner | St::Moderator | St::Banned)
 }
 
 #[test]
@@ -76,7 +83,7 @@ fn access_matches_contract_for_every_state_and_visibility() {
             }
         }
     }
-    assert_eq!(checked, 3 * 2 * 7 - 4);
+    assert_eq!(checked, 3 * 2 * 11 - 7);
 }
 
 #[test]

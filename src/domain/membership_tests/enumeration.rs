@@ -19,9 +19,16 @@ pub(super) enum St {
     CoolingDown,
     /// Same, but the cooldown ended an hour ago.
     CooldownOver,
+    Moderator,
+    /// Invited by the owner, nothing else.
+    Invited,
+    /// Invited, with a join request of their own pending.
+    InvitedPending,
+    /// Invited while in the cooldown of [`St::CoolingDown`].
+    InvitedCoolingDown,
 }
 
-pub(super) const STATES: [St; 7] = [
+pub(super) const STATES: [St; 11] = [
     St::Stranger,
     St::Pending,
     St::Member,
@@ -29,6 +36,10 @@ pub(super) const STATES: [St; 7] = [
     St::Banned,
     St::CoolingDown,
     St::CooldownOver,
+    St::Moderator,
+    St::Invited,
+    St::InvitedPending,
+    St::InvitedCoolingDown,
 ];
 
 const COOLING_LEFT: Duration = Duration::from_millis(90 * 60_000 + 250);
@@ -122,6 +133,20 @@ fn place(m: &mut Model, u: UserId, st: St, now: OffsetDateTime) {
         St::CooldownOver => {
             m.cooldowns.insert(u, now - Duration::from_secs(3600));
         }
+        St::Moderator => {
+            m.members.insert(u, Role::Moderator);
+        }
+        St::Invited => {
+            m.invitations.insert(u, m.owner_id);
+        }
+        St::InvitedPending => {
+            m.invitations.insert(u, m.owner_id);
+            m.pending.insert(u);
+        }
+        St::InvitedCoolingDown => {
+            m.invitations.insert(u, m.owner_id);
+            m.cooldowns.insert(u, now + COOLING_LEFT);
+        }
     }
 }
 
@@ -165,16 +190,16 @@ fn run_case(case: &Case) -> StepResult {
     step(&model, actor, &cmd, T0, COOLDOWN_48H)
 }
 
-/// 4 untargeted commands × 7 actor states + 6 targeted commands × 55 (actor, target) pairs
-/// (7 actor states × (self + 7 other states), minus owner/owner), each × 2 visibilities × 3
+/// 7 untargeted commands × 11 actor states + 10 targeted commands × 131 (actor, target) pairs
+/// (11 actor states × (self + 11 other states), minus owner/owner), each × 2 visibilities × 3
 /// occupancies.
-const EXPECTED_CASES: usize = (4 * 7 + 6 * (7 * 8 - 1)) * 2 * 3;
+const EXPECTED_CASES: usize = (7 * 11 + 10 * (11 * 12 - 1)) * 2 * 3;
 
 #[test]
 fn enumeration_has_every_combination_once() {
     let all = cases();
     assert_eq!(all.len(), EXPECTED_CASES);
-    assert_eq!(EXPECTED_CASES, 2148);
+    assert_eq!(EXPECTED_CASES, 8322);
     let distinct: BTreeSet<String> = all.iter().map(|c| format!("{c:?}")).collect();
     assert_eq!(distinct.len(), all.len());
 }
@@ -240,6 +265,8 @@ fn enumeration_reaches_every_outcome_and_refusal() {
         "owner_must_transfer",
         "group_full",
         "invalid_target",
+        "invitation_pending",
+        "members_exceed_limit",
     ] {
         assert!(seen.contains(name), "no case refused with {name}");
     }
@@ -256,6 +283,13 @@ fn enumeration_reaches_every_outcome_and_refusal() {
         "Unban:done",
         "Transfer:done",
         "Delete:group_deleted",
+        "MakeModerator:done",
+        "MakeMember:done",
+        "Invite:done",
+        "Accept:member",
+        "CancelInvitation:done",
+        "Rename:done",
+        "Reconfigure:done",
     ] {
         assert!(seen.contains(ok), "no case succeeded as {ok}");
     }
@@ -370,6 +404,188 @@ fn hand_checked_rows_of_the_enumeration() {
     ));
     assert_eq!(
         row(Kind::Delete, Open, Full, St::Member, None),
+        Err(Refusal::Forbidden)
+    );
+    // v1.1: moderators manage members, never the owner or each other.
+    assert_eq!(
+        row(
+            Kind::Approve,
+            Private,
+            NoOthers,
+            St::Moderator,
+            other(St::Pending)
+        ),
+        Ok(Outcome::Member)
+    );
+    assert_eq!(
+        row(Kind::Ban, Open, NoOthers, St::Moderator, other(St::Member)),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(
+        row(Kind::Ban, Open, NoOthers, St::Moderator, other(St::Owner)),
+        Err(Refusal::Forbidden)
+    );
+    assert_eq!(
+        row(
+            Kind::Remove,
+            Open,
+            NoOthers,
+            St::Moderator,
+            other(St::Moderator)
+        ),
+        Err(Refusal::Forbidden)
+    );
+    assert_eq!(
+        row(Kind::Delete, Open, NoOthers, St::Moderator, None),
+        Err(Refusal::Forbidden)
+    );
+    assert_eq!(
+        row(
+            Kind::MakeModerator,
+            Open,
+            NoOthers,
+            St::Moderator,
+            other(St::Member)
+        ),
+        Err(Refusal::Forbidden)
+    );
+    assert_eq!(
+        row(
+            Kind::MakeModerator,
+            Open,
+            NoOthers,
+            St::Owner,
+            other(St::Pending)
+        ),
+        Err(Refusal::NotFound)
+    );
+    assert!(matches!(
+        row(
+            Kind::MakeMember,
+            Open,
+            NoOthers,
+            St::Owner,
+            Some(Tgt::Myself)
+        ),
+        Err(Refusal::InvalidTarget {
+            field: "user_id",
+            ..
+        })
+    ));
+    // Invitations: consent, with the rules applied at acceptance.
+    assert_eq!(
+        row(
+            Kind::Invite,
+            Private,
+            Full,
+            St::Moderator,
+            other(St::CoolingDown)
+        ),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(
+        row(
+            Kind::Invite,
+            Private,
+            NoOthers,
+            St::Owner,
+            other(St::Banned)
+        ),
+        Err(Refusal::Banned)
+    );
+    assert_eq!(
+        row(
+            Kind::Invite,
+            Private,
+            NoOthers,
+            St::Owner,
+            other(St::Invited)
+        ),
+        Err(Refusal::InvitationPending)
+    );
+    assert_eq!(
+        row(
+            Kind::Invite,
+            Private,
+            NoOthers,
+            St::Member,
+            other(St::Stranger)
+        ),
+        Err(Refusal::Forbidden)
+    );
+    assert_eq!(
+        row(
+            Kind::Accept,
+            Private,
+            NoOthers,
+            St::InvitedCoolingDown,
+            None
+        ),
+        Err(Refusal::CooldownActive {
+            retry_after: Duration::from_secs(5401)
+        })
+    );
+    assert_eq!(
+        row(Kind::Accept, Open, NoOthers, St::InvitedCoolingDown, None),
+        Ok(Outcome::Member)
+    );
+    assert_eq!(
+        row(Kind::Accept, Private, Full, St::Invited, None),
+        Err(Refusal::GroupFull)
+    );
+    assert_eq!(
+        row(Kind::Accept, Private, NoOthers, St::Pending, None),
+        Err(Refusal::NotFound)
+    );
+    assert_eq!(
+        row(
+            Kind::CancelInvitation,
+            Open,
+            NoOthers,
+            St::Member,
+            other(St::Invited)
+        ),
+        Err(Refusal::Forbidden)
+    );
+    assert_eq!(
+        row(
+            Kind::CancelInvitation,
+            Open,
+            NoOthers,
+            St::Invited,
+            Some(Tgt::Myself)
+        ),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(
+        row(
+            Kind::CancelInvitation,
+            Open,
+            NoOthers,
+            St::Owner,
+            other(St::Member)
+        ),
+        Err(Refusal::NotFound)
+    );
+    // Settings.
+    assert_eq!(
+        row(Kind::Rename, Private, NoOthers, St::Moderator, None),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(
+        row(Kind::Reconfigure, Private, NoOthers, St::Moderator, None),
+        Err(Refusal::Forbidden)
+    );
+    assert_eq!(
+        row(Kind::Reconfigure, Private, Full, St::Owner, None),
+        Err(Refusal::MembersExceedLimit)
+    );
+    assert_eq!(
+        row(Kind::Rename, Private, NoOthers, St::Stranger, None),
+        Err(Refusal::NotFound)
+    );
+    assert_eq!(
+        row(Kind::Rename, Open, NoOthers, St::Stranger, None),
         Err(Refusal::Forbidden)
     );
 }

@@ -12,6 +12,15 @@
 //! - removing or banning oneself (as owner) is `Forbidden`;
 //! - a cooldown ends at its instant (`until == now` is no longer refused).
 //!
+//! v1.1 (docs/api.md "Roles", "Invitations", "Group settings") adds moderators, invitations and
+//! settings; the choices made where it is silent:
+//! - setting a member's role to the one they have is a successful no-op;
+//! - inviting oneself is `AlreadyMember` (a manager is a member);
+//! - an open-group join or an approval consumes the user's invitation; a private-group join
+//!   request leaves it (accepting later consumes the request);
+//! - `PATCH` by a non-member: `NotFound` on a private group, `Forbidden` on an open one (as
+//!   reading); then who may change what, then `MembersExceedLimit`.
+//!
 //! Layout: an oracle (`oracle`), a tiny in-memory group model that applies effects strictly
 //! (`model`), a programmatic enumeration of every (state × command × visibility × occupancy ×
 //! actor/target) case (`enumeration`), `retry_after`, scenario tests (`scenarios`), property
@@ -28,7 +37,8 @@ use uuid::Uuid;
 use super::access::{can_read_members, can_read_messages, can_send};
 use super::membership::{Snapshot, decide};
 use super::{
-    Command, Decision, Effect, GroupFacts, Outcome, Refusal, Relation, Role, UserId, Visibility,
+    Command, Decision, Effect, GroupFacts, GroupPatch, Outcome, Refusal, Relation, Role, UserId,
+    Visibility,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -62,10 +72,36 @@ enum Kind {
     Unban,
     Transfer,
     Delete,
+    MakeModerator,
+    MakeMember,
+    Invite,
+    Accept,
+    CancelInvitation,
+    /// `PATCH` with a name only (owner or moderator).
+    Rename,
+    /// `PATCH` with an owner-only field: `max_members` of [`RECONFIGURED_MAX`].
+    Reconfigure,
+}
+
+/// The `max_members` a [`Kind::Reconfigure`] asks for.
+const RECONFIGURED_MAX: u32 = 5;
+
+fn rename_patch() -> GroupPatch {
+    GroupPatch {
+        name: Some("renamed".into()),
+        ..GroupPatch::default()
+    }
+}
+
+fn reconfigure_patch() -> GroupPatch {
+    GroupPatch {
+        max_members: Some(RECONFIGURED_MAX),
+        ..GroupPatch::default()
+    }
 }
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 17] = [
         Kind::Join,
         Kind::Withdraw,
         Kind::Approve,
@@ -76,12 +112,28 @@ impl Kind {
         Kind::Unban,
         Kind::Transfer,
         Kind::Delete,
+        Kind::MakeModerator,
+        Kind::MakeMember,
+        Kind::Invite,
+        Kind::Accept,
+        Kind::CancelInvitation,
+        Kind::Rename,
+        Kind::Reconfigure,
     ];
 
     fn targeted(self) -> bool {
         matches!(
             self,
-            Kind::Approve | Kind::Reject | Kind::Remove | Kind::Ban | Kind::Unban | Kind::Transfer
+            Kind::Approve
+                | Kind::Reject
+                | Kind::Remove
+                | Kind::Ban
+                | Kind::Unban
+                | Kind::Transfer
+                | Kind::MakeModerator
+                | Kind::MakeMember
+                | Kind::Invite
+                | Kind::CancelInvitation
         )
     }
 
@@ -97,6 +149,19 @@ impl Kind {
             Kind::Unban => Command::Unban { target },
             Kind::Transfer => Command::TransferOwnership { target },
             Kind::Delete => Command::Delete,
+            Kind::MakeModerator => Command::SetRole {
+                target,
+                role: Role::Moderator,
+            },
+            Kind::MakeMember => Command::SetRole {
+                target,
+                role: Role::Member,
+            },
+            Kind::Invite => Command::Invite { target },
+            Kind::Accept => Command::AcceptInvitation,
+            Kind::CancelInvitation => Command::CancelInvitation { target },
+            Kind::Rename => Command::UpdateSettings(rename_patch()),
+            Kind::Reconfigure => Command::UpdateSettings(reconfigure_patch()),
         }
     }
 
@@ -113,6 +178,17 @@ impl Kind {
             Command::Unban { target } => (Kind::Unban, Some(*target)),
             Command::TransferOwnership { target } => (Kind::Transfer, Some(*target)),
             Command::Delete => (Kind::Delete, None),
+            Command::SetRole {
+                target,
+                role: Role::Moderator,
+            } => (Kind::MakeModerator, Some(*target)),
+            // `role: owner` is refused whatever the state; the scenarios cover it.
+            Command::SetRole { target, .. } => (Kind::MakeMember, Some(*target)),
+            Command::Invite { target } => (Kind::Invite, Some(*target)),
+            Command::AcceptInvitation => (Kind::Accept, None),
+            Command::CancelInvitation { target } => (Kind::CancelInvitation, Some(*target)),
+            Command::UpdateSettings(p) if p.has_owner_fields() => (Kind::Reconfigure, None),
+            Command::UpdateSettings(_) => (Kind::Rename, None),
         }
     }
 }
@@ -128,6 +204,8 @@ fn refusal_name(r: &Refusal) -> &'static str {
         Refusal::RequestPending => "request_pending",
         Refusal::OwnerMustTransfer => "owner_must_transfer",
         Refusal::GroupFull => "group_full",
+        Refusal::InvitationPending => "invitation_pending",
+        Refusal::MembersExceedLimit => "members_exceed_limit",
         Refusal::InvalidTarget { .. } => "invalid_target",
         // Decided by the store's membership algorithm (it counts the user's groups inside the
         // transaction), never by `decide`: the store conformance suite covers it.

@@ -18,6 +18,9 @@ pub(super) struct Model {
     /// banned user -> banned by
     pub(super) bans: BTreeMap<UserId, UserId>,
     pub(super) cooldowns: BTreeMap<UserId, OffsetDateTime>,
+    /// invitee -> invited by
+    pub(super) invitations: BTreeMap<UserId, UserId>,
+    pub(super) name: String,
     pub(super) deleted: bool,
 }
 
@@ -32,6 +35,8 @@ impl Model {
             pending: BTreeSet::new(),
             bans: BTreeMap::new(),
             cooldowns: BTreeMap::new(),
+            invitations: BTreeMap::new(),
+            name: "group".into(),
             deleted: false,
         }
     }
@@ -41,6 +46,7 @@ impl Model {
             role: self.members.get(&u).copied(),
             pending: self.pending.contains(&u),
             banned: self.bans.contains_key(&u),
+            invited: self.invitations.contains_key(&u),
             cooldown_until: self.cooldowns.get(&u).copied(),
         }
     }
@@ -49,8 +55,10 @@ impl Model {
         Party {
             id: u,
             member: self.members.contains_key(&u),
+            moderator: self.members.get(&u) == Some(&Role::Moderator),
             pending: self.pending.contains(&u),
             banned: self.bans.contains_key(&u),
+            invited: self.invitations.contains_key(&u),
             cooldown_until: self.cooldowns.get(&u).copied(),
         }
     }
@@ -115,8 +123,10 @@ impl Model {
                     }
                 }
                 Effect::AddBan { user, by } => {
-                    if by != actor || by != self.owner_id {
-                        return Err(format!("{e:?}: not banned by the acting owner"));
+                    let manager =
+                        matches!(self.members.get(&by), Some(Role::Owner | Role::Moderator));
+                    if by != actor || !manager {
+                        return Err(format!("{e:?}: not banned by the acting manager"));
                     }
                     if m.bans.insert(user, by).is_some() {
                         return Err(format!("{e:?}: already banned"));
@@ -135,6 +145,30 @@ impl Model {
                         return Err(format!("{e:?}: expected until = now + cooldown"));
                     }
                     m.cooldowns.insert(user, until);
+                }
+                Effect::AddInvitation { user, by } => {
+                    if by != actor {
+                        return Err(format!("{e:?}: not invited by the actor"));
+                    }
+                    if m.invitations.insert(user, by).is_some() {
+                        return Err(format!("{e:?}: already invited"));
+                    }
+                }
+                Effect::RemoveInvitation { user } => {
+                    if m.invitations.remove(&user).is_none() {
+                        return Err(format!("{e:?}: no invitation"));
+                    }
+                }
+                Effect::UpdateGroup(ref p) => {
+                    if let Some(n) = &p.name {
+                        m.name = n.clone();
+                    }
+                    if let Some(v) = p.visibility {
+                        m.visibility = v;
+                    }
+                    if let Some(max) = p.max_members {
+                        m.max_members = max;
+                    }
                 }
                 Effect::DeleteGroup => m.deleted = true,
             }
@@ -169,6 +203,11 @@ impl Model {
         }
         if let Some(p) = self.pending.iter().find(|p| self.members.contains_key(p)) {
             return Err(format!("member {p} also has a pending request"));
+        }
+        for i in self.invitations.keys() {
+            if self.members.contains_key(i) || self.bans.contains_key(i) {
+                return Err(format!("invited user {i} is a member or banned"));
+            }
         }
         if self.members.len() as u32 > self.max_members {
             return Err(format!(

@@ -12,8 +12,10 @@ use super::*;
 pub(super) struct Party {
     pub(super) id: UserId,
     pub(super) member: bool,
+    pub(super) moderator: bool,
     pub(super) pending: bool,
     pub(super) banned: bool,
+    pub(super) invited: bool,
     pub(super) cooldown_until: Option<OffsetDateTime>,
 }
 
@@ -70,6 +72,32 @@ pub(super) fn oracle(
             Err(Refusal::Forbidden)
         }
     };
+    // v1.1 Roles: "Moderators may: read, approve and reject join requests; invite; remove and
+    // ban/unban members".
+    let owner_or_moderator = || {
+        if actor_is_owner || actor.moderator {
+            Ok(())
+        } else {
+            Err(Refusal::Forbidden)
+        }
+    };
+    // "... (not the owner, not other moderators: 403)".
+    let may_act_on_target = || {
+        let target_manages = target.id == v.owner_id || target.moderator;
+        if actor.moderator && target_manages {
+            Err(Refusal::Forbidden)
+        } else {
+            Ok(())
+        }
+    };
+    // v1.1 Invitations: an invitation ends when its user becomes a member or is banned.
+    let drop_invitation = |p: &Party| -> Vec<Effect> {
+        if p.invited {
+            vec![Effect::RemoveInvitation { user: p.id }]
+        } else {
+            Vec::new()
+        }
+    };
 
     match cmd {
         // POST /join: "any user"; open: 200 member, private: 202 pending;
@@ -102,11 +130,13 @@ pub(super) fn oracle(
                     outcome: Outcome::Pending,
                 })
             } else {
+                let mut effects = drop_invitation(actor);
+                effects.push(Effect::AddMember {
+                    user: actor.id,
+                    role: Role::Member,
+                });
                 Ok(Decision {
-                    effects: vec![Effect::AddMember {
-                        user: actor.id,
-                        role: Role::Member,
-                    }],
+                    effects,
                     outcome: Outcome::Member,
                 })
             }
@@ -120,27 +150,27 @@ pub(super) fn oracle(
         }
         // approve: "owner"; 200 member; 404 (no such request), 409 group_full.
         Command::Approve { target: t } => {
-            owner_only()?;
+            owner_or_moderator()?;
             if !target.pending {
                 return Err(Refusal::NotFound);
             }
             if full {
                 return Err(Refusal::GroupFull);
             }
+            let mut effects = vec![Effect::RemoveRequest { user: *t }];
+            effects.extend(drop_invitation(target));
+            effects.push(Effect::AddMember {
+                user: *t,
+                role: Role::Member,
+            });
             Ok(Decision {
-                effects: vec![
-                    Effect::RemoveRequest { user: *t },
-                    Effect::AddMember {
-                        user: *t,
-                        role: Role::Member,
-                    },
-                ],
+                effects,
                 outcome: Outcome::Member,
             })
         }
         // reject: "owner"; 204; 404. Rejecting starts no cooldown (not in the Rules list).
         Command::Reject { target: t } => {
-            owner_only()?;
+            owner_or_moderator()?;
             if !target.pending {
                 return Err(Refusal::NotFound);
             }
@@ -148,10 +178,11 @@ pub(super) fn oracle(
         }
         // DELETE /members/{user_id}: "owner (not self)"; 204; 403.
         Command::Remove { target: t } => {
-            owner_only()?;
+            owner_or_moderator()?;
             if targets_self {
                 return Err(Refusal::Forbidden);
             }
+            may_act_on_target()?;
             if !target.member {
                 return Err(Refusal::NotFound);
             }
@@ -181,10 +212,11 @@ pub(super) fn oracle(
         // bans: "owner (not self)"; 201; membership and pending request are removed; 403.
         // Bans outlive membership, so a stranger may be banned too.
         Command::Ban { target: t } => {
-            owner_only()?;
+            owner_or_moderator()?;
             if targets_self {
                 return Err(Refusal::Forbidden);
             }
+            may_act_on_target()?;
             if target.banned {
                 return done(Vec::new());
             }
@@ -195,6 +227,8 @@ pub(super) fn oracle(
             if target.pending {
                 effects.push(Effect::RemoveRequest { user: *t });
             }
+            // "A ban removes the user's invitation to that group."
+            effects.extend(drop_invitation(target));
             effects.push(Effect::AddBan {
                 user: *t,
                 by: actor.id,
@@ -203,7 +237,7 @@ pub(super) fn oracle(
         }
         // DELETE /bans/{user_id}: "owner"; 204 (unban; cooldown rules then apply); 404.
         Command::Unban { target: t } => {
-            owner_only()?;
+            owner_or_moderator()?;
             if !target.banned {
                 return Err(Refusal::NotFound);
             }
@@ -239,6 +273,126 @@ pub(super) fn oracle(
                 effects: vec![Effect::DeleteGroup],
                 outcome: Outcome::GroupDeleted,
             })
+        }
+        // PUT …/role: "owner only"; on the owner, or `role: owner`, 422; a non-member 404.
+        Command::SetRole { target: t, role } => {
+            owner_only()?;
+            if *role == Role::Owner {
+                return Err(Refusal::InvalidTarget {
+                    field: "role",
+                    message: "",
+                });
+            }
+            if targets_self {
+                return Err(Refusal::InvalidTarget {
+                    field: "user_id",
+                    message: "",
+                });
+            }
+            if !target.member {
+                return Err(Refusal::NotFound);
+            }
+            let current = if target.moderator {
+                Role::Moderator
+            } else {
+                Role::Member
+            };
+            if current == *role {
+                return done(Vec::new());
+            }
+            done(vec![Effect::SetRole {
+                user: *t,
+                role: *role,
+            }])
+        }
+        // POST …/invitations: "owner or moderator"; 409 already_member, 409
+        // invitation_pending; a banned user 403 banned; cooldown and a pending request do not
+        // stop it.
+        Command::Invite { target: t } => {
+            owner_or_moderator()?;
+            if target.banned {
+                return Err(Refusal::Banned);
+            }
+            if target.member {
+                return Err(Refusal::AlreadyMember);
+            }
+            if target.invited {
+                return Err(Refusal::InvitationPending);
+            }
+            done(vec![Effect::AddInvitation {
+                user: *t,
+                by: actor.id,
+            }])
+        }
+        // POST …/invitations/accept: "the invitee"; 404 without an invitation; bans, cooldown
+        // and max_members apply; a pending request is consumed.
+        Command::AcceptInvitation => {
+            if !actor.invited {
+                return Err(Refusal::NotFound);
+            }
+            if actor.banned {
+                return Err(Refusal::Banned);
+            }
+            if actor.member {
+                return Err(Refusal::AlreadyMember);
+            }
+            let cooling = actor
+                .cooldown_until
+                .filter(|until| private && *until > v.now);
+            if let Some(until) = cooling {
+                return Err(Refusal::CooldownActive {
+                    retry_after: expected_retry_after(until - v.now),
+                });
+            }
+            if full {
+                return Err(Refusal::GroupFull);
+            }
+            let mut effects = vec![Effect::RemoveInvitation { user: actor.id }];
+            if actor.pending {
+                effects.push(Effect::RemoveRequest { user: actor.id });
+            }
+            effects.push(Effect::AddMember {
+                user: actor.id,
+                role: Role::Member,
+            });
+            Ok(Decision {
+                effects,
+                outcome: Outcome::Member,
+            })
+        }
+        // DELETE …/invitations/{user_id}: the invitee, an owner or a moderator; others 403;
+        // no invitation 404.
+        Command::CancelInvitation { target: t } => {
+            if !targets_self {
+                owner_or_moderator()?;
+            }
+            if !target.invited {
+                return Err(Refusal::NotFound);
+            }
+            done(vec![Effect::RemoveInvitation { user: *t }])
+        }
+        // PATCH /groups/{id}: non-members 404 (private) / 403 (open); name and description
+        // owner or moderator, the rest owner only; max_members below the count 409.
+        Command::UpdateSettings(patch) => {
+            if !actor.member {
+                return Err(if private {
+                    Refusal::NotFound
+                } else {
+                    Refusal::Forbidden
+                });
+            }
+            let owner_fields = patch.visibility.is_some() || patch.max_members.is_some();
+            if owner_fields {
+                owner_only()?;
+            } else {
+                owner_or_moderator()?;
+            }
+            if let Some(max) = patch.max_members
+                && max < v.member_count
+            {
+                return Err(Refusal::MembersExceedLimit);
+            }
+            done(vec![Effect::UpdateGroup(patch.clone())])
         }
     }
 }

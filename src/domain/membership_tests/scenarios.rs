@@ -205,3 +205,94 @@ fn scenario_approvals_never_exceed_max_members() {
     );
     assert_eq!(w.model.members.len(), 3);
 }
+
+#[test]
+fn scenario_a_moderator_manages_plain_members_until_demoted() {
+    let mut w = World::new(Visibility::Private, 10, COOLDOWN_48H);
+    for u in [1, 2, 3] {
+        w.admit(u);
+    }
+    let promote = |u: u128, role| Command::SetRole {
+        target: uid(u),
+        role,
+    };
+    assert_eq!(
+        w.outcome(OWNER, promote(1, Role::Moderator)),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(
+        w.outcome(OWNER, promote(2, Role::Moderator)),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(w.outcome(4, Command::Join), Ok(Outcome::Pending));
+    assert_eq!(
+        w.outcome(1, Command::Approve { target: uid(4) }),
+        Ok(Outcome::Member)
+    );
+    assert_eq!(
+        w.outcome(1, Command::Ban { target: uid(2) }),
+        Err(Refusal::Forbidden)
+    );
+    assert_eq!(
+        w.outcome(1, Command::Remove { target: uid(OWNER) }),
+        Err(Refusal::Forbidden)
+    );
+    assert_eq!(
+        w.outcome(1, Command::Ban { target: uid(3) }),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(
+        w.model.bans.get(&uid(3)),
+        Some(&uid(1)),
+        "banned by the moderator"
+    );
+    assert_eq!(
+        w.outcome(OWNER, promote(1, Role::Member)),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(
+        w.outcome(1, Command::Remove { target: uid(4) }),
+        Err(Refusal::Forbidden)
+    );
+    // Transfer to a moderator: they own it, the old owner is a plain member.
+    assert_eq!(
+        w.outcome(OWNER, Command::TransferOwnership { target: uid(2) }),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(w.model.members.get(&uid(2)), Some(&Role::Owner));
+    assert_eq!(w.model.members.get(&uid(OWNER)), Some(&Role::Member));
+}
+
+#[test]
+fn scenario_an_invitation_outlives_a_refused_acceptance_and_consumes_the_request() {
+    let mut w = World::new(Visibility::Private, 10, Duration::from_secs(60));
+    w.admit(1);
+    assert_eq!(w.outcome(1, Command::Leave), Ok(Outcome::Done));
+    assert_eq!(
+        w.outcome(OWNER, Command::Invite { target: uid(1) }),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(
+        w.outcome(1, Command::AcceptInvitation),
+        cooldown_refusal(60)
+    );
+    assert!(w.model.invitations.contains_key(&uid(1)), "kept");
+    w.wait(Duration::from_secs(60));
+    assert_eq!(w.outcome(1, Command::Join), Ok(Outcome::Pending));
+    assert_eq!(w.outcome(1, Command::AcceptInvitation), Ok(Outcome::Member));
+    assert!(w.model.pending.is_empty() && w.model.invitations.is_empty());
+    // A ban takes an invitation away; nobody can invite the banned.
+    assert_eq!(
+        w.outcome(OWNER, Command::Invite { target: uid(2) }),
+        Ok(Outcome::Done)
+    );
+    assert_eq!(
+        w.outcome(OWNER, Command::Ban { target: uid(2) }),
+        Ok(Outcome::Done)
+    );
+    assert!(w.model.invitations.is_empty());
+    assert_eq!(
+        w.outcome(OWNER, Command::Invite { target: uid(2) }),
+        Err(Refusal::Banned)
+    );
+}

@@ -23,6 +23,8 @@ enum Pick {
     Banned(usize),
     /// A user with a cooldown, over or not.
     Cooled(usize),
+    Invited(usize),
+    Moderator(usize),
 }
 
 impl Pick {
@@ -48,6 +50,15 @@ impl Pick {
             ),
             Pick::Banned(n) => nth(m.bans.keys().copied().collect(), n),
             Pick::Cooled(n) => nth(m.cooldowns.keys().copied().collect(), n),
+            Pick::Invited(n) => nth(m.invitations.keys().copied().collect(), n),
+            Pick::Moderator(n) => nth(
+                m.members
+                    .iter()
+                    .filter(|(_, r)| **r == Role::Moderator)
+                    .map(|(u, _)| *u)
+                    .collect(),
+                n,
+            ),
         }
     }
 }
@@ -60,6 +71,8 @@ fn arb_pick() -> impl Strategy<Value = Pick> {
         3 => any::<usize>().prop_map(Pick::Member),
         1 => any::<usize>().prop_map(Pick::Banned),
         2 => any::<usize>().prop_map(Pick::Cooled),
+        2 => any::<usize>().prop_map(Pick::Invited),
+        2 => any::<usize>().prop_map(Pick::Moderator),
     ]
 }
 
@@ -87,6 +100,13 @@ fn arb_step() -> impl Strategy<Value = Step> {
         5 => Just(Kind::Unban),
         3 => Just(Kind::Transfer),
         1 => Just(Kind::Delete),
+        3 => Just(Kind::MakeModerator),
+        2 => Just(Kind::MakeMember),
+        5 => Just(Kind::Invite),
+        4 => Just(Kind::Accept),
+        2 => Just(Kind::CancelInvitation),
+        2 => Just(Kind::Rename),
+        2 => Just(Kind::Reconfigure),
     ];
     let wait_ms = prop_oneof![4 => Just(0u64), 2 => 1..2_000u64, 1 => 2_000..12_000u64];
     (
@@ -107,7 +127,10 @@ fn arb_step() -> impl Strategy<Value = Step> {
 
 impl Step {
     fn actor(&self, m: &Model) -> UserId {
-        let owner_only = !matches!(self.kind, Kind::Join | Kind::Withdraw | Kind::Leave);
+        let owner_only = !matches!(
+            self.kind,
+            Kind::Join | Kind::Withdraw | Kind::Leave | Kind::Accept
+        );
         if owner_only && self.by_owner {
             m.owner_id
         } else {

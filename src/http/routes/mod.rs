@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod groups;
+pub mod manage;
 pub mod messages;
 pub mod ops;
 pub mod users;

@@ -71,9 +71,10 @@ impl Lost {
     }
 
     pub(super) fn unpublished(&self, ev: &GroupEvent) {
+        let Some(user) = ev.user() else { return };
         let mut st = self.state();
         if st.unpublished.len() < UNPUBLISHED_USERS {
-            st.unpublished.insert(ev.user());
+            st.unpublished.insert(user);
         } else {
             st.unpublished_overflow = true;
         }

@@ -36,6 +36,7 @@
 //! once the fan-out has carried it).
 
 mod lost;
+mod notices;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -321,6 +322,7 @@ async fn apply(io: &SocketIo, ev: GroupEvent, channels: Option<&Channels>) {
             let body = json!({"group_id": group, "reason": reason.as_str()});
             emit_room(io, user_room(user), "group:removed", body).await;
         }
+        other => notices::apply(io, other).await,
     }
 }
 
@@ -333,6 +335,7 @@ async fn join(io: &SocketIo, user: UserId, group: GroupId) {
 }
 
 async fn leave(io: &SocketIo, user: UserId, group: GroupId) {
+    notices::leave_managers(io, user, group).await;
     if let Some(to) = room(io, user_room(user))
         && let Err(e) = to.leave(group_room(group)).await
     {

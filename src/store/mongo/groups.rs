@@ -20,8 +20,8 @@ use crate::error::{AppError, AppResult};
 use crate::store::membership::{self, GroupReads, MembershipTx, Reads};
 use crate::store::paging::{page, rows_for, split_time_key, time_key};
 use crate::store::{
-    AccountStore, BanRecord, Executed, GroupFilter, GroupRecord, GroupStore, JoinRequestRecord,
-    MemberRecord, Page, Policy,
+    AccountStore, BanRecord, Executed, GroupFilter, GroupRecord, GroupStore, InvitationRecord,
+    JoinRequestRecord, MemberRecord, Page, Policy,
 };
 
 /// A session (in a transaction, or causally consistent reads) as the membership algorithm sees
@@ -76,6 +76,11 @@ impl GroupReads for Session<'_> {
     async fn banned(&mut self, g: GroupId, u: UserId) -> TxResult<bool> {
         let c = self.c;
         self.present(&c.bans, g, u).await
+    }
+
+    async fn invited(&mut self, g: GroupId, u: UserId) -> TxResult<bool> {
+        let c = self.c;
+        self.present(&c.invitations, g, u).await
     }
 
     async fn cooldown_until(&mut self, g: GroupId, u: UserId) -> TxResult<Option<OffsetDateTime>> {
@@ -264,9 +269,47 @@ async fn apply(
                 .session(&mut *s)
                 .await?;
         }
+        Effect::AddInvitation { user, by } => {
+            let mut i = key(user);
+            i.insert("invited_by", by.to_string());
+            i.insert("invited_at", date(now));
+            c.invitations.insert_one(i).session(&mut *s).await?;
+        }
+        Effect::RemoveInvitation { user } => {
+            c.invitations.delete_one(key(user)).session(&mut *s).await?;
+        }
+        Effect::UpdateGroup(p) => {
+            let mut set = Document::new();
+            if let Some(n) = &p.name {
+                set.insert("name", n);
+                set.insert("name_lower", n.to_lowercase());
+            }
+            if let Some(d) = &p.description {
+                set.insert("description", d);
+            }
+            if let Some(v) = p.visibility {
+                set.insert("visibility", v.as_str());
+            }
+            if let Some(m) = p.max_members {
+                set.insert("max_members", i64::from(m));
+            }
+            if !set.is_empty() {
+                c.groups
+                    .update_one(group, doc! { "$set": set })
+                    .session(&mut *s)
+                    .await?;
+            }
+        }
         Effect::DeleteGroup => {
             let of_group = doc! { "group_id": g };
-            for coll in [&c.memberships, &c.join_requests, &c.bans, &c.cooldowns] {
+            let colls = [
+                &c.memberships,
+                &c.join_requests,
+                &c.bans,
+                &c.cooldowns,
+                &c.invitations,
+            ];
+            for coll in colls {
                 coll.delete_many(of_group.clone()).session(&mut *s).await?;
             }
             // The messages go after the commit (see `execute`): a long history would make the
@@ -312,9 +355,10 @@ impl MongoStore {
             .map_err(app)
     }
 
-    /// One page of a per-group listing of users (members, requests, bans), oldest first by
-    /// `(time_field, user_id)` (`key`), with usernames (`name`) looked up in one more query.
-    async fn user_listing<T>(
+    /// One page of a per-group listing of users (members, requests, bans, invitations), oldest
+    /// first by `(time_field, user_id)` (`key`), with usernames (`name`) looked up in one more
+    /// query.
+    pub(super) async fn user_listing<T>(
         &self,
         coll: &Collection<Document>,
         time_field: &str,
@@ -625,5 +669,38 @@ impl GroupStore for MongoStore {
             |b| &mut b.username,
         )
         .await
+    }
+
+    async fn managed_group_ids(&self, user: UserId) -> AppResult<Vec<GroupId>> {
+        self.managed_by(user).await
+    }
+
+    async fn username_of(&self, user: UserId) -> AppResult<Option<String>> {
+        Ok(self
+            .user_by_id(user)
+            .await?
+            .map(|u| u.username.as_str().to_owned()))
+    }
+
+    async fn member(&self, group: GroupId, user: UserId) -> AppResult<Option<MemberRecord>> {
+        self.one_member(group, user).await
+    }
+
+    async fn group_invitations(
+        &self,
+        group: GroupId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<InvitationRecord>> {
+        self.invitations_of_group(group, limit, after).await
+    }
+
+    async fn invitations_of_user(
+        &self,
+        user: UserId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<(GroupRecord, InvitationRecord)>> {
+        self.invitations_to_user(user, limit, after).await
     }
 }

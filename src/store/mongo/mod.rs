@@ -36,6 +36,7 @@
 //! | `memberships` | generated | unique `(group_id, user_id)`; `(user_id, group_id)` for "my groups"; `(group_id, joined_at, user_id)` for paging |
 //! | `join_requests`, `bans` | generated | unique `(group_id, user_id)`; `(group_id, <time>, user_id)` for paging |
 //! | `cooldowns` | generated | unique `(group_id, user_id)` |
+//! | `invitations` (v1.1) | generated | unique `(group_id, user_id)`; `(group_id, invited_at, user_id)` and `(user_id, invited_at, group_id)` for paging |
 //! | `audit_events` | event id | `(group_id, at, _id)` where `group_id` exists; TTL on `at` (`CONCLAVE_AUDIT_RETENTION`) |
 //! | `messages` | message id (so unique) | unique `(group_id, seq)`; `(group_id, client_key)` for deduplication (`client_key` = `<sender>:<client_msg_id>`, present only when a `client_msg_id` was given) |
 //!
@@ -55,7 +56,8 @@
 //!   checks (by `_id`, and by `(group_id, client_key)` for a message whose id is not derived
 //!   from its client key), so two appends to one group can never both miss each other's
 //!   messages.
-//! - `memberships`, `join_requests`, `bans`, `cooldowns`: `{group_id: 1, user_id: 1}`. Every
+//! - `memberships`, `join_requests`, `bans`, `cooldowns`, `invitations`: `{group_id: 1,
+//!   user_id: 1}`. Every
 //!   membership transaction and every member listing names the group, so they stay on one shard
 //!   per collection, and the unique `(group_id, user_id)` index is the shard key index itself.
 //!   The price is that "my groups" (by user) is a scatter-gather over the `(user_id, group_id)`
@@ -85,6 +87,7 @@ mod append;
 mod audit;
 mod docs;
 mod groups;
+mod invitations;
 mod maintenance;
 mod messages;
 mod schema;
@@ -114,6 +117,7 @@ pub(crate) struct Colls {
     join_requests: Collection<Document>,
     bans: Collection<Document>,
     cooldowns: Collection<Document>,
+    invitations: Collection<Document>,
     messages: Collection<Document>,
     audit: Collection<Document>,
 }
@@ -174,6 +178,7 @@ impl MongoStore {
             join_requests: db.collection("join_requests"),
             bans: db.collection("bans"),
             cooldowns: db.collection("cooldowns"),
+            invitations: db.collection("invitations"),
             messages: db.collection("messages"),
             audit: db.collection("audit_events"),
         };
@@ -199,6 +204,11 @@ impl MongoStore {
     /// A session for consistent reads outside transactions (causally consistent).
     async fn session(&self) -> AppResult<ClientSession> {
         self.client.start_session().await.map_err(db_error)
+    }
+
+    /// The database this store uses.
+    pub fn database_name(&self) -> &str {
+        self.db.name()
     }
 
     /// Drops the whole database (tests only).

@@ -67,6 +67,11 @@ pub const SHARD_KEYS: &[ShardKey] = &[
         unique: true,
     },
     ShardKey {
+        collection: "invitations",
+        fields: &[("group_id", Ascending), ("user_id", Ascending)],
+        unique: true,
+    },
+    ShardKey {
         collection: "groups",
         fields: &[("_id", Hashed)],
         unique: false,
@@ -241,6 +246,16 @@ impl MongoStore {
             (
                 &c.cooldowns,
                 vec![idx(doc! { "group_id": 1, "user_id": 1 }, true)],
+            ),
+            // v1.1. A v1 database lacks these: the leader creates them at start, and until then
+            // `indexes_present` keeps the other processes waiting (the migration of this engine).
+            (
+                &c.invitations,
+                vec![
+                    idx(doc! { "group_id": 1, "user_id": 1 }, true),
+                    idx(doc! { "group_id": 1, "invited_at": 1, "user_id": 1 }, false),
+                    idx(doc! { "user_id": 1, "invited_at": 1, "group_id": 1 }, false),
+                ],
             ),
             (
                 &c.messages,

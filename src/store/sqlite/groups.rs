@@ -5,6 +5,8 @@ use futures::executor::block_on;
 use rusqlite::Connection;
 
 use async_trait::async_trait;
+
+use crate::store::AccountStore;
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
@@ -16,8 +18,8 @@ use crate::error::{AppError, AppResult};
 use crate::store::membership::{self, GroupReads, MembershipTx, Reads};
 use crate::store::paging::{page, rows_for, split_time_key, time_key};
 use crate::store::{
-    BanRecord, Executed, GroupFilter, GroupRecord, GroupStore, JoinRequestRecord, MemberRecord,
-    Page, Policy,
+    BanRecord, Executed, GroupFilter, GroupRecord, GroupStore, InvitationRecord, JoinRequestRecord,
+    MemberRecord, Page, Policy,
 };
 
 /// One connection (a reader, or the writer inside its transaction) as the membership algorithm
@@ -49,6 +51,10 @@ impl GroupReads for Sql<'_> {
 
     async fn banned(&mut self, g: GroupId, u: UserId) -> AppResult<bool> {
         exists(self.0, "bans", g, u)
+    }
+
+    async fn invited(&mut self, g: GroupId, u: UserId) -> AppResult<bool> {
+        exists(self.0, "invitations", g, u)
     }
 
     async fn cooldown_until(&mut self, g: GroupId, u: UserId) -> AppResult<Option<OffsetDateTime>> {
@@ -179,8 +185,28 @@ fn apply(tx: &Connection, g: GroupId, effect: &Effect, now: OffsetDateTime) -> A
              ON CONFLICT (group_id, user_id) DO UPDATE SET until = excluded.until",
             params![gs, user.to_string(), ms(*until)],
         ),
+        Effect::AddInvitation { user, by } => tx.exec(
+            "INSERT INTO invitations (group_id, user_id, invited_by, invited_at) VALUES (?1, ?2, ?3, ?4)",
+            params![gs, user.to_string(), by.to_string(), ms(now)],
+        ),
+        Effect::RemoveInvitation { user } => {
+            tx.exec("DELETE FROM invitations WHERE group_id = ?1 AND user_id = ?2", [&gs, &user.to_string()])
+        }
+        Effect::UpdateGroup(p) => tx.exec(
+            "UPDATE groups SET name = coalesce(?2, name), name_lower = coalesce(?3, name_lower),
+             description = coalesce(?4, description), visibility = coalesce(?5, visibility),
+             max_members = coalesce(?6, max_members) WHERE id = ?1",
+            params![
+                gs,
+                p.name,
+                p.name.as_ref().map(|n| n.to_lowercase()),
+                p.description,
+                p.visibility.map(|v| v.as_str()),
+                p.max_members
+            ],
+        ),
         Effect::DeleteGroup => {
-            for table in ["memberships", "join_requests", "bans", "cooldowns", "messages"] {
+            for table in ["memberships", "join_requests", "bans", "cooldowns", "invitations", "messages"] {
                 tx.exec(&format!("DELETE FROM {table} WHERE group_id = ?1"), [&gs]).map_err(db)?;
             }
             tx.exec("DELETE FROM groups WHERE id = ?1", [&gs])
@@ -416,4 +442,96 @@ impl GroupStore for SqliteStore {
         )
         .await
     }
+
+    async fn managed_group_ids(&self, user: UserId) -> AppResult<Vec<GroupId>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT group_id FROM memberships WHERE user_id = ?1 AND role IN ('owner', 'moderator')")
+                .map_err(db)?;
+            st.query_map([user.to_string()], |r| id(r.get(0)?))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(db)
+        })
+        .await
+    }
+
+    async fn username_of(&self, user: UserId) -> AppResult<Option<String>> {
+        Ok(self
+            .user_by_id(user)
+            .await?
+            .map(|u| u.username.as_str().to_owned()))
+    }
+
+    async fn member(&self, gid: GroupId, user: UserId) -> AppResult<Option<MemberRecord>> {
+        self.read(move |c| {
+            c.row(
+                "SELECT m.user_id, u.username, m.role, m.joined_at FROM memberships m JOIN users u ON u.id = m.user_id
+                 WHERE m.group_id = ?1 AND m.user_id = ?2",
+                [gid.to_string(), user.to_string()],
+                |r| Ok(MemberRecord { user_id: id(r.get(0)?)?, username: r.get(1)?, role: role(r.get(2)?), joined_at: from_millis(r.get(3)?) }),
+            )
+            .optional()
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn group_invitations(
+        &self,
+        gid: GroupId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<InvitationRecord>> {
+        self.user_listing(
+            "SELECT i.group_id, i.user_id, u.username, i.invited_by, i.invited_at FROM invitations i JOIN users u ON u.id = i.user_id
+             WHERE i.group_id = ?1 AND (i.invited_at, i.user_id) > (?2, ?3)
+             ORDER BY i.invited_at, i.user_id LIMIT ?4",
+            (gid, limit, after),
+            invitation_row,
+            |i| time_key(i.invited_at, i.user_id),
+        )
+        .await
+    }
+
+    async fn invitations_of_user(
+        &self,
+        user: UserId,
+        limit: Limit,
+        after: Option<&Cursor>,
+    ) -> AppResult<Page<(GroupRecord, InvitationRecord)>> {
+        let (t, g) = after_time_key(after)?;
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {GROUP_COLS}, i.group_id, i.user_id, u.username, i.invited_by, i.invited_at FROM invitations i
+                     JOIN groups g ON g.id = i.group_id JOIN users u ON u.id = i.user_id
+                     WHERE i.user_id = ?1 AND (i.invited_at, i.group_id) > (?2, ?3)
+                     ORDER BY i.invited_at, i.group_id LIMIT ?4"
+                ))
+                .map_err(db)?;
+            let items = st
+                .query_map(params![user.to_string(), t, g, rows_for(limit)], |r| {
+                    Ok((group_row(r)?, invitation_row_at(r, 8)?))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(db)?;
+            Ok(page(items, limit, |(_, i)| time_key(i.invited_at, i.group_id), Some))
+        })
+        .await
+    }
+}
+
+fn invitation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InvitationRecord> {
+    invitation_row_at(r, 0)
+}
+
+/// An invitation from five columns starting at `at`: group, user, username, by, when.
+fn invitation_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<InvitationRecord> {
+    Ok(InvitationRecord {
+        group_id: id(r.get(at)?)?,
+        user_id: id(r.get(at + 1)?)?,
+        username: r.get(at + 2)?,
+        invited_by: id(r.get(at + 3)?)?,
+        invited_at: from_millis(r.get(at + 4)?),
+    })
 }

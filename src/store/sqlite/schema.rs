@@ -85,4 +85,16 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_by_group ON audit_events (group_id, at, id) WHERE group_id IS NOT NULL;
 CREATE INDEX audit_events_by_time ON audit_events (at);
 "#,
+    // v1.1: invitations (moderators need nothing new: `memberships.role` is free text).
+    r#"
+CREATE TABLE invitations (
+    group_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    invited_by TEXT NOT NULL,
+    invited_at INTEGER NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX invitations_by_group ON invitations (group_id, invited_at, user_id);
+CREATE INDEX invitations_by_user ON invitations (user_id, invited_at, group_id);
+"#,
 ];

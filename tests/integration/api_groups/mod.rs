@@ -103,4 +103,5 @@ fn assert_unique(ids: &[String]) {
 mod catalog;
 mod joining;
 mod leaving_and_ownership;
+mod manage;
 mod removal_and_bans;

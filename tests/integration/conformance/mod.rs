@@ -118,6 +118,12 @@ macro_rules! conformance_suite {
             audit_events_are_listed_per_group_oldest_first_with_all_fields,
             audit_listing_pages_once_each_even_with_equal_times,
             audit_batch_written_twice_is_stored_once,
+            roles_are_stored_and_moderators_manage_only_plain_members,
+            invitations_are_listed_and_accepting_joins_and_consumes_the_request,
+            invitation_rules_apply_at_acceptance_and_a_ban_removes_the_invitation,
+            invitation_listings_page_once_each_even_with_equal_times,
+            deleting_a_group_removes_its_invitations,
+            update_settings_changes_the_group_and_respects_the_member_count,
         );
     };
     (@tests $factory:expr; $($name:ident),+ $(,)?) => {
@@ -437,6 +443,7 @@ mod accounts;
 mod audit;
 mod groups;
 mod maintenance;
+mod manage;
 mod membership;
 mod messages;
 mod moderation;
@@ -446,6 +453,7 @@ pub use accounts::*;
 pub use audit::*;
 pub use groups::*;
 pub use maintenance::*;
+pub use manage::*;
 pub use membership::*;
 pub use messages::*;
 pub use moderation::*;

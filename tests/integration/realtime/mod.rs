@@ -101,4 +101,5 @@ fn claims_of(token: &str) -> Value {
 mod connection;
 mod delivery;
 mod events;
+mod manage;
 mod membership;

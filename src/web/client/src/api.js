@@ -155,6 +155,8 @@ export const removeMember = (id, user) => authed("DELETE", `${g(id)}/members/${u
 export const ban = (id, user) => authed("POST", `${g(id)}/bans`, { body: { user_id: user } });
 export const bans = (id) => authed("GET", `${g(id)}/bans`, { query: { limit: 100 } });
 export const unban = (id, user) => authed("DELETE", `${g(id)}/bans/${u(user)}`);
+export const setRole = (id, user, role) =>
+  authed("PUT", `${g(id)}/members/${u(user)}/role`, { body: { role } });
 export const transfer = (id, user) =>
   authed("POST", `${g(id)}/transfer-ownership`, { body: { new_owner_id: user } });
 /** The newest messages (before `beforeSeq` when given), ascending by seq. */

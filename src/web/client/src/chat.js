@@ -356,6 +356,11 @@ export async function onMembersChanged(groupId) {
   if (!$("#manage").hidden) await showManage();
 }
 
+/** A join request arrived or was withdrawn (owners and moderators are told live). */
+export async function onRequestsChanged(groupId) {
+  if (chat?.group.id === groupId && !$("#manage").hidden) await showManage();
+}
+
 /** A refused read or send because access is gone (banned, removed, deleted): close the chat. */
 function handleAccessError(e, alreadyShown = false) {
   if (!alreadyShown) showError(e);

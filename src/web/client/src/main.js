@@ -6,6 +6,7 @@ import {
   closeChat,
   onMembersChanged,
   onMessage,
+  onRequestsChanged,
   onTyping,
   openChat,
   openChatId,
@@ -141,6 +142,7 @@ async function start() {
     joined: (e) => memberChange(e, true),
     left: (e) => memberChange(e, false),
     removed: onRemoved,
+    requests: (e) => onRequestsChanged(e.group_id),
     failed: (e) => {
       showError(e);
       setConnection("offline", "");

@@ -1,5 +1,6 @@
-// The members panel of a group: everyone sees the members; the owner also join requests
-// (approve, reject), bans (unban) and the actions remove, ban, make owner and delete.
+// The members panel of a group: everyone sees the members; the owner and moderators also join
+// requests (approve, reject; they arrive live, see chat.js onRequestsChanged), bans (unban) and
+// remove and ban for plain members; the owner alone makes moderators and owners, and deletes.
 import * as api from "./api.js";
 import { busy, fill, h, when } from "./dom.js";
 import { showError, showInfo } from "./notify.js";
@@ -14,10 +15,11 @@ export async function renderManage(panel, ctx) {
   const g = ctx.current();
   if (!g) return;
   const owner = g.role === "owner";
+  const manager = owner || g.role === "moderator";
   const [members, requests, banned] = await Promise.all([
     api.members(g.id),
-    owner ? api.joinRequests(g.id) : null,
-    owner ? api.bans(g.id) : null,
+    manager ? api.joinRequests(g.id) : null,
+    manager ? api.bans(g.id) : null,
   ]).catch((e) => {
     ctx.accessLost(e);
     return [];
@@ -25,7 +27,7 @@ export async function renderManage(panel, ctx) {
   if (!members || ctx.current()?.id !== g.id) return;
   ctx.names(members.items);
   const sections = [];
-  if (owner) {
+  if (manager) {
     sections.push(
       h(
         "section",
@@ -61,15 +63,6 @@ export async function renderManage(panel, ctx) {
               ),
             )
           : h("p", { class: "empty" }, "No pending requests."),
-        h(
-          "button",
-          {
-            type: "button",
-            class: "secondary",
-            onclick: (ev) => busy(ev.currentTarget, () => renderManage(panel, ctx)),
-          },
-          "Refresh",
-        ),
       ),
     );
   }
@@ -96,16 +89,30 @@ export async function renderManage(panel, ctx) {
             ),
             h("span", { class: "meta" }, m.role),
             owner && m.user_id !== state.me.id
+              ? button(
+                  ctx,
+                  g,
+                  m.role === "moderator"
+                    ? `Make ${m.username} a plain member`
+                    : `Make ${m.username} a moderator`,
+                  m.role === "moderator" ? "Unmake moderator" : "Make moderator",
+                  () => api.setRole(g.id, m.user_id, m.role === "moderator" ? "member" : "moderator"),
+                  `${m.username} is now a ${m.role === "moderator" ? "member" : "moderator"}.`,
+                )
+              : null,
+            owner && m.user_id !== state.me.id
+              ? button(
+                  ctx,
+                  g,
+                  `Make ${m.username} the owner`,
+                  "Make owner",
+                  () => api.transfer(g.id, m.user_id),
+                  `${m.username} now owns the group.`,
+                  `Make ${m.username} the owner? You stay a member.`,
+                )
+              : null,
+            manager && m.user_id !== state.me.id && (owner || m.role === "member")
               ? [
-                  button(
-                    ctx,
-                    g,
-                    `Make ${m.username} the owner`,
-                    "Make owner",
-                    () => api.transfer(g.id, m.user_id),
-                    `${m.username} now owns the group.`,
-                    `Make ${m.username} the owner? You stay a member.`,
-                  ),
                   button(
                     ctx,
                     g,
@@ -131,7 +138,7 @@ export async function renderManage(panel, ctx) {
       ),
     ),
   );
-  if (owner) {
+  if (manager) {
     sections.push(
       h(
         "section",

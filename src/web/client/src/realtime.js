@@ -9,7 +9,8 @@ const ACK_TIMEOUT = 10_000;
 
 /**
  * Connects and reports through `on`: status(state, detail), connected(isReconnect), message(m),
- * typing(e), joined(e), left(e), removed(e), failed(err).
+ * typing(e), joined(e), left(e), removed(e), requests(e) (a join request arrived or was
+ * withdrawn: owners and moderators only), failed(err).
  */
 export function connect(on) {
   const socket = io({
@@ -61,6 +62,8 @@ export function connect(on) {
   socket.on("group:member_joined", on.joined);
   socket.on("group:member_left", on.left);
   socket.on("group:removed", on.removed);
+  socket.on("group:join_requested", on.requests);
+  socket.on("group:join_request_withdrawn", on.requests);
 
   async function ask(event, payload) {
     let ack;
