@@ -18,6 +18,10 @@ bans: [u], messages: [{id, seq, sender_id, client_msg_id}]}}, "final_sync": {u: 
 import json
 from collections import defaultdict
 
+# Reported but not failing the run: a leave acknowledged by a process whose fan-out is down is
+# carried to the others only when it is back (only removals are refused then: see
+# src/realtime/fanout/mod.rs), so the leaver's sockets elsewhere may go on receiving a moment.
+WARNINGS = ("delivered_after_leave",)
 ADMITS = ("join", "approve")  # ops that make someone a member (join: only status member)
 LOSSES = ("leave", "ban", "remove")  # ops that take membership away
 
@@ -176,7 +180,7 @@ def check(history, final):
             readmitted = any(is_admit(a) and o.end_t < a.invoke_t < ev["t"] for a in by_rel[(ev["group"], ev["user"])])
             if not readmitted:
                 fail(
-                    "delivered_after_removal",
+                    "delivered_after_leave" if o.f == "leave" else "delivered_after_removal",
                     ev["t"],
                     f"conn {ev['conn']} of {ev['user']} got {ev['id']} (seq {ev['seq']}) sent at {sent_at:.2f}s, "
                     f"after op {o.n} ({o.f}) was acknowledged at {o.end_t:.2f}s",
@@ -230,33 +234,37 @@ def check(history, final):
     return bad
 
 
-def context(history, t, window=5.0):
-    """The nemesis events within `window` seconds of `t`."""
-    if t is None:
-        return []
-    return [e for e in history if e.get("type") == "nemesis" and abs(e["t"] - t) <= window]
-
-
-def report(history, final, out):
-    """Prints the verdict line (and the failures with their nemesis context); True when valid."""
-    bad = check(history, final)
+def report(history, final, out, shown=20):
+    """Prints the verdict line, then the failures and the faults around them; True when valid."""
+    found = check(history, final)
+    bad = [b for b in found if b["kind"] not in WARNINGS]
+    warned = [b for b in found if b["kind"] in WARNINGS]
     ops = ops_of(history)
     n_ok = sum(1 for o in ops if o.outcome == "ok")
     n_info = sum(1 for o in ops if o.outcome in ("info", None))
     stored = sum(len(g.get("messages", [])) for g in final.get("groups", {}).values())
     faults = sum(1 for e in history if e.get("type") == "nemesis" and e.get("phase") == "start")
     summary = f"{len(ops)} ops ({n_ok} ok, {n_info} unknown), {stored} messages stored, {faults} faults"
-    if not bad:
+    if warned:
+        summary += f"; {len(warned)} warnings ({', '.join(sorted({b['kind'] for b in warned}))})"
+    if bad:
+        kinds = ", ".join(f"{k} x{sum(1 for b in bad if b['kind'] == k)}" for k in sorted({b["kind"] for b in bad}))
+        print(f"chaos verdict: INVALID: {len(bad)} violations ({kinds}); {summary}", file=out)
+    else:
         print(f"chaos verdict: VALID: {summary}", file=out)
-        return True
-    kinds = sorted({b["kind"] for b in bad})
-    print(f"chaos verdict: INVALID: {len(bad)} violations ({', '.join(kinds)}); {summary}", file=out)
-    for b in bad[:50]:
+    for b in bad[:shown] + warned[: max(0, shown - len(bad))]:
         when = "" if b["t"] is None else f" at {b['t']:.2f}s"
         print(f"  [{b['kind']}]{when}: {b['detail']}", file=out)
-        for e in context(history, b["t"]):
-            print(f"      nemesis {e['t']:.2f}s {e['phase']} {e['action']} {e.get('target', '')}", file=out)
-    return False
+    if len(found) > shown:
+        print(f"  ... and {len(found) - shown} more", file=out)
+    times = [b["t"] for b in bad[:shown] if b["t"] is not None]
+    if times:
+        lo, hi = min(times) - 10, max(times) + 5
+        print(f"  faults from {lo:.2f}s to {hi:.2f}s:", file=out)
+        for e in history:
+            if e.get("type") == "nemesis" and lo <= e["t"] <= hi:
+                print(f"    {e['t']:.2f}s {e['phase']} {e['action']} {e.get('target', '')}", file=out)
+    return not bad
 
 
 if __name__ == "__main__":

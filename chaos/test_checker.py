@@ -171,3 +171,18 @@ def test_an_unknown_send_stored_twice_is_caught():
     ids = [m["id"] for m in g["messages"]]
     final["final_sync"] = {"alice": {"g": ids}, "bob": {"g": ids}}
     assert kinds(h, final) == {"duplicate"}
+
+
+def test_a_delivery_after_a_leave_is_a_warning():
+    h, final = recorded()
+    h.op("leave", "bob", "g", status=204)
+    h.op("send", "alice", "g", cmid="alice-1", id="m11")
+    g = final["groups"]["g"]
+    g["messages"].append({"id": "m11", "seq": 7, "sender_id": "alice", "client_msg_id": "alice-1"})
+    g["members"] = [m for m in g["members"] if m["user_id"] != "bob"]
+    final["final_sync"] = {"alice": {"g": [m["id"] for m in g["messages"]]}}
+    h.recv("bob#1", "bob", "g", "m11", 7)
+    assert kinds(h, final) == {"delivered_after_leave"}
+    out = io.StringIO()
+    assert checker.report(h.events, final, out)
+    assert "1 warnings (delivered_after_leave)" in out.getvalue()

@@ -55,9 +55,12 @@ class Api:
         self.cluster = cluster
         self.rng = rng
         self.http = requests.Session()
+        self.last_node = None  # the process the last request went to, for the history
 
     def base(self):
-        return self.rng.choice(self.cluster.nodes).base
+        node = self.rng.choice(self.cluster.nodes)
+        self.last_node = node.i
+        return node.base
 
     def call(self, method, path, token=None, body=None, base=None):
         """(status, body); status None when the request itself failed or timed out."""
@@ -124,7 +127,7 @@ class User:
                 break
             time.sleep(min(2.0, 0.2 * (a + 1)) + self.rng.random() * 0.2)
         out = outcome_of(statuses, ok)
-        detail = {"status": statuses[-1]}
+        detail = {"status": statuses[-1], "node": self.api.last_node}
         if isinstance(last, dict) and last.get("code"):
             detail["code"] = last["code"]
         if f == "join" and out == "ok":
@@ -138,20 +141,23 @@ class User:
         h = self.world.history
         n = h.invoke("send", self.id, g, cmid=cmid)
         body = {"content": f"{self.name} says {self.sent}", "client_msg_id": cmid}
-        statuses, mid = [], None
+        statuses, mid, via = [], None, None
         for a in range(8):
             sock = self.sock
             if sock is not None and self.rng.random() < 0.4:
                 s, mid = sock.send(g, body)
+                via = sock.conn
             else:
                 s, b = self.api.call("POST", f"/groups/{g}/messages", self.token, body)
                 mid = b.get("id") if s == 202 else None
+                via = self.api.last_node
             statuses.append(s)
             if s == 202 or s in DEFINITE:
                 break
             time.sleep(min(2.0, 0.2 * (a + 1)) + self.rng.random() * 0.3)
         out = outcome_of(statuses, (202,))
         extra = {"id": mid} if out == "ok" else {"status": statuses[-1]}
+        extra["via"] = via  # the process (or socket connection) of the last attempt
         h.end(n, out, "send", self.id, g, cmid=cmid, **extra)
         if statuses[-1] in (403, 404):
             self.groups.discard(g)
@@ -162,6 +168,11 @@ class User:
             self.groups.add(g)
 
     def leave(self, g):
+        # A client does not offer its owner "leave" (it would be refused while others remain, and
+        # would delete the group when they are alone, ending the run's use of it).
+        s, grp = self.api.call("GET", f"/groups/{g}", self.token)
+        if s != 200 or grp.get("owner_id") == self.id:
+            return
         out, _ = self.op("leave", g, "POST", f"/groups/{g}/leave", (204,))
         if out == "ok":
             self.groups.discard(g)
