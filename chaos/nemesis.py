@@ -19,6 +19,7 @@ ACTIONS = [
     ("redis_down", 2),
     ("redis_hold", 2),
     ("amqp_down", 2),
+    ("amqp_hold", 1),
     ("slow", 1),
     ("reset", 2),
 ]

@@ -101,8 +101,9 @@ def main():
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--duration", type=float, required=True, help="seconds of workload under faults")
     p.add_argument("--processes", type=int, default=3)
-    p.add_argument("--binary", required=True)
-    p.add_argument("--mongo-uri", required=True)
+    p.add_argument("--binary")
+    p.add_argument("--mongo-uri")
+    p.add_argument("--plan", action="store_true", help="print the seed's fault schedule and exit")
     p.add_argument("--out", help="directory for history, final state and process logs")
     p.add_argument(
         "--service-restarts",
@@ -110,10 +111,14 @@ def main():
         help="also restart the machine's shared RabbitMQ (stop_app/start_app) and Redis",
     )
     a = p.parse_args()
+    plan = schedule(a.seed, a.duration, a.processes, a.service_restarts)
+    if a.plan:
+        for start, action, target, hold in plan:
+            print(f"{start:8.2f}s  {action:15} {target:9} {hold:6.2f}s")
+        return
     out = a.out or tempfile.mkdtemp(prefix=f"chaos-{a.seed}-")
     os.makedirs(out, exist_ok=True)
     tag = f"chaos{a.seed}x{os.getpid()}"
-    plan = schedule(a.seed, a.duration, a.processes, a.service_restarts)
     print(f"chaos: seed {a.seed}, {a.duration:.0f} s, {a.processes} processes, {len(plan)} faults planned; {out}")
     history = History(os.path.join(out, "history.jsonl"))
     history.add({"type": "config", "seed": a.seed, "cooldown": COOLDOWN, "processes": a.processes})
