@@ -129,6 +129,9 @@ def check(history, final):
             seen_ids.add(m["id"])
             stored_seq[m["id"]] = (g, m["seq"])
             cm = m.get("client_msg_id")
+            if (g, m["sender_id"], cm) in cmid_invoke:
+                # Stored after an unknown outcome too: its earliest possible sending time.
+                first_invoke.setdefault(m["id"], cmid_invoke[(g, m["sender_id"], cm)])
             if cm is not None:
                 k = (m["sender_id"], cm)
                 if k in seen_cmids:
