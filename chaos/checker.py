@@ -159,6 +159,25 @@ def check(history, final):
         if not excused:
             fail("lost", t0, f"group {g}: message {sorted(ids)} ({cmid}) by {sender} acked but not stored")
 
+    # Membership is checked where a message is stored: nothing is stored from a sender whose
+    # loss of the group was acknowledged before they sent it (unless admitted again meanwhile).
+    for g, st in groups.items():
+        for m in st.get("messages", []):
+            t0 = cmid_invoke.get((g, m["sender_id"], m.get("client_msg_id")))
+            if t0 is None:
+                continue
+            rel = by_rel.get((g, m["sender_id"]), [])
+            for o in rel:
+                if o.f in LOSSES and o.outcome == "ok" and o.end_t < t0:
+                    if not any(is_admit(a) and a.invoke_t > o.end_t and a.invoke_t < t0 for a in rel):
+                        fail(
+                            "stored_after_removal",
+                            t0,
+                            f"group {g}: {m['id']} (seq {m['seq']}) by {m['sender_id']} sent at {t0:.2f}s is "
+                            f"stored, after op {o.n} ({o.f}) was acknowledged at {o.end_t:.2f}s",
+                        )
+                        break
+
     # Live deliveries: never backwards on one connection, always what is stored, never to a user
     # after their loss of the group was acknowledged (for messages sent after that).
     last = {}
@@ -237,6 +256,22 @@ def check(history, final):
     return bad
 
 
+def faults_of(history):
+    """Each fault with its start and end time (None: never undone)."""
+    faults, open_ = [], {}
+    for e in history:
+        if e.get("type") != "nemesis":
+            continue
+        key = (e["action"], e.get("target"))
+        if e["phase"] == "start":
+            f = {"action": e["action"], "target": e.get("target"), "start": e["t"], "end": None}
+            faults.append(f)
+            open_[key] = f
+        elif key in open_:
+            open_.pop(key)["end"] = e["t"]
+    return faults
+
+
 def report(history, final, out, shown=20):
     """Prints the verdict line, then the failures and the faults around them; True when valid."""
     found = check(history, final)
@@ -255,18 +290,20 @@ def report(history, final, out, shown=20):
         print(f"chaos verdict: INVALID: {len(bad)} violations ({kinds}); {summary}", file=out)
     else:
         print(f"chaos verdict: VALID: {summary}", file=out)
-    for b in bad[:shown] + warned[: max(0, shown - len(bad))]:
+    for b in bad[:shown] + warned[: max(0, min(5, shown - len(bad)))]:
         when = "" if b["t"] is None else f" at {b['t']:.2f}s"
         print(f"  [{b['kind']}]{when}: {b['detail']}", file=out)
-    if len(found) > shown:
-        print(f"  ... and {len(found) - shown} more", file=out)
+    listed = min(len(bad), shown) + max(0, min(5, shown - len(bad), len(warned)))
+    if len(found) > listed:
+        print(f"  ... and {len(found) - listed} more", file=out)
     times = [b["t"] for b in bad[:shown] if b["t"] is not None]
     if times:
-        lo, hi = min(times) - 10, max(times) + 5
-        print(f"  faults from {lo:.2f}s to {hi:.2f}s:", file=out)
-        for e in history:
-            if e.get("type") == "nemesis" and lo <= e["t"] <= hi:
-                print(f"    {e['t']:.2f}s {e['phase']} {e['action']} {e.get('target', '')}", file=out)
+        lo, hi = min(times) - 10, max(times) + 2
+        print(f"  faults active from {lo:.2f}s to {hi:.2f}s:", file=out)
+        for f in faults_of(history):
+            if f["start"] <= hi and (f["end"] is None or f["end"] >= lo):
+                end = "not undone" if f["end"] is None else f"{f['end']:.2f}s"
+                print(f"    {f['start']:.2f}s to {end}: {f['action']} {f['target']}", file=out)
     return not bad
 
 

@@ -186,3 +186,12 @@ def test_a_delivery_after_a_leave_is_a_warning():
     out = io.StringIO()
     assert checker.report(h.events, final, out)
     assert "1 warnings (delivered_after_leave)" in out.getvalue()
+
+
+def test_a_message_stored_after_its_sender_was_banned_is_caught():
+    h, final = recorded()
+    h.op("send", "carol", "g", cmid="carol-8", id="m8")
+    g = final["groups"]["g"]
+    g["messages"].append({"id": "m8", "seq": 7, "sender_id": "carol", "client_msg_id": "carol-8"})
+    final["final_sync"] = {u: {"g": [m["id"] for m in g["messages"]]} for u in ("alice", "bob")}
+    assert kinds(h, final) == {"stored_after_removal"}
