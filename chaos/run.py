@@ -121,7 +121,8 @@ def main():
     tag = f"chaos{a.seed}x{os.getpid()}"
     print(f"chaos: seed {a.seed}, {a.duration:.0f} s, {a.processes} processes, {len(plan)} faults planned; {out}")
     history = History(os.path.join(out, "history.jsonl"))
-    history.add({"type": "config", "seed": a.seed, "cooldown": COOLDOWN, "processes": a.processes})
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(history.t0))  # to match process logs
+    history.add({"type": "config", "seed": a.seed, "cooldown": COOLDOWN, "processes": a.processes, "started": started})
     cluster = Cluster(a.binary, out, a.processes, a.mongo_uri, tag, COOLDOWN)
     world = World(cluster, history, tag)
     stop = threading.Event()
