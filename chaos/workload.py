@@ -186,15 +186,15 @@ class User:
         others = [m["user_id"] for m in page.get("items", [])] if s == 200 else []
         others = [u for u in others if u != self.id]
         r = self.rng.random()
-        if r < 0.35:
+        if r < 0.5:
             s, reqs = self.api.call("GET", f"/groups/{g}/join-requests?limit=100", self.token)
             if s == 200 and reqs.get("items"):
                 u = self.rng.choice(reqs["items"])["user_id"]
                 self.op("approve", g, "POST", f"/groups/{g}/join-requests/{u}/approve", (200,), target=u)
-        elif r < 0.55 and others:
+        elif r < 0.62 and others:
             u = self.rng.choice(others)
             self.op("ban", g, "POST", f"/groups/{g}/bans", (201,), body={"user_id": u}, attempts=4, target=u)
-        elif r < 0.75:
+        elif r < 0.78:
             s, bans = self.api.call("GET", f"/groups/{g}/bans?limit=100", self.token)
             if s == 200 and bans.get("items"):
                 u = self.rng.choice(bans["items"])["user_id"]
