@@ -306,3 +306,8 @@ class Cluster:
         names = [f"{self.prefix}conclave.messages.p{p}" for p in range(PARTITIONS)]
         for q in names + [f"{self.prefix}conclave.messages.dead"]:
             subprocess.run(["rabbitmqctl", "-q", "delete_queue", q], capture_output=True, timeout=30, check=False)
+        # rabbitmqctl has no delete_exchange (rabbitmqadmin needs the management plugin).
+        for e in ("conclave.messages", "conclave.messages.dlx"):
+            name = f'rabbit_misc:r(<<"/">>, exchange, <<"{self.prefix}{e}">>)'
+            expr = f'rabbit_exchange:delete({name}, false, <<"chaos">>).'
+            subprocess.run(["rabbitmqctl", "-q", "eval", expr], capture_output=True, timeout=30, check=False)
