@@ -11,7 +11,7 @@ import time
 
 import checker
 from cluster import Cluster
-from nemesis import Nemesis, schedule
+from nemesis import Nemesis, restart_redis, run_cmd, schedule
 from workload import Api, History, Sock, User, final_sync
 
 USERS = 12
@@ -126,12 +126,12 @@ def main():
     cluster = Cluster(a.binary, out, a.processes, a.mongo_uri, tag, COOLDOWN)
     world = World(cluster, history, tag)
     stop = threading.Event()
+    nemesis = Nemesis(cluster, history, plan)
     try:
         cluster.start()
         users = setup(world, a.seed)
         socks = [Sock(u, world, a.seed * 1000 + 500 + i) for i, u in enumerate(users)]
         threads = [threading.Thread(target=x.run, args=(stop,), daemon=True) for x in socks + users]
-        nemesis = Nemesis(cluster, history, plan)
         nem = threading.Thread(target=nemesis.run, args=(stop,), daemon=True)
         for t in threads:
             t.start()
@@ -157,6 +157,7 @@ def main():
         final = {"groups": groups, "final_sync": syncs}
     finally:
         stop.set()
+        nemesis_cleanup(nemesis)  # a shared service is never left stopped, whatever failed
         history.close()
         cluster.stop()
     with open(os.path.join(out, "final.json"), "w") as f:
@@ -167,12 +168,12 @@ def main():
 
 
 def nemesis_cleanup(nemesis):
-    from nemesis import restart_redis, run_cmd
-
     if nemesis.rabbit_stopped:
         run_cmd(["rabbitmqctl", "start_app"])
+        nemesis.rabbit_stopped = False
     if nemesis.redis_stopped:
         restart_redis()
+        nemesis.redis_stopped = False
 
 
 if __name__ == "__main__":
