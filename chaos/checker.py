@@ -290,20 +290,27 @@ def report(history, final, out, shown=20):
         print(f"chaos verdict: INVALID: {len(bad)} violations ({kinds}); {summary}", file=out)
     else:
         print(f"chaos verdict: VALID: {summary}", file=out)
-    for b in bad[:shown] + warned[: max(0, min(5, shown - len(bad)))]:
-        when = "" if b["t"] is None else f" at {b['t']:.2f}s"
-        print(f"  [{b['kind']}]{when}: {b['detail']}", file=out)
-    listed = min(len(bad), shown) + max(0, min(5, shown - len(bad), len(warned)))
-    if len(found) > listed:
-        print(f"  ... and {len(found) - listed} more", file=out)
-    times = [b["t"] for b in bad[:shown] if b["t"] is not None]
-    if times:
-        lo, hi = min(times) - 10, max(times) + 2
-        print(f"  faults active from {lo:.2f}s to {hi:.2f}s:", file=out)
-        for f in faults_of(history):
-            if f["start"] <= hi and (f["end"] is None or f["end"] >= lo):
-                end = "not undone" if f["end"] is None else f"{f['end']:.2f}s"
-                print(f"    {f['start']:.2f}s to {end}: {f['action']} {f['target']}", file=out)
+    # Per kind: a few examples, and the faults active around them.
+    per_kind = max(3, shown // max(1, len({b["kind"] for b in bad})))
+    for kind in sorted({b["kind"] for b in bad}):
+        these = [b for b in bad if b["kind"] == kind]
+        for b in these[:per_kind]:
+            when = "" if b["t"] is None else f" at {b['t']:.2f}s"
+            print(f"  [{kind}]{when}: {b['detail']}", file=out)
+        if len(these) > per_kind:
+            print(f"  ... and {len(these) - per_kind} more {kind}", file=out)
+        times = [b["t"] for b in these if b["t"] is not None]
+        if times:
+            lo, hi = min(times) - 10, max(times) + 2
+            print(f"  faults active from {lo:.2f}s to {hi:.2f}s:", file=out)
+            for f in faults_of(history):
+                if f["start"] <= hi and (f["end"] is None or f["end"] >= lo):
+                    end = "not undone" if f["end"] is None else f"{f['end']:.2f}s"
+                    print(f"    {f['start']:.2f}s to {end}: {f['action']} {f['target']}", file=out)
+    for b in warned[:5]:
+        print(f"  [{b['kind']}] at {b['t']:.2f}s (warning): {b['detail']}", file=out)
+    if len(warned) > 5:
+        print(f"  ... and {len(warned) - 5} more warnings", file=out)
     return not bad
 
 
