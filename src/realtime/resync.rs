@@ -30,7 +30,11 @@ pub async fn run(io: SocketIo, groups: GroupService, fanout: Fanout) {
             ?who,
             "fan-out back after a loss: re-reading the groups of local sockets"
         );
+        let everyone = who == Reread::Everyone;
         resync(&io, &groups, &fanout, who).await;
+        if everyone {
+            fanout.resynced();
+        }
     }
 }
 

@@ -31,6 +31,10 @@ pub(super) struct Lost {
     /// Set when this process may have missed membership events; the heartbeat's next answered
     /// PING turns it into a re-read of everyone.
     pub(super) missed: AtomicBool,
+    /// Set with `missed`, cleared once every local socket's rooms have been re-read since: until
+    /// then group traffic is not delivered here, since a socket that should have left a room
+    /// (a removal this process missed) is still in it.
+    pub(super) quarantined: AtomicBool,
     state: Mutex<LostState>,
     pub(super) back: Notify,
     /// Forgets every remembered sender whenever events may have been missed; the reader also
@@ -53,6 +57,7 @@ impl Lost {
     pub(super) fn new(watcher: Arc<dyn MembershipWatcher>) -> Self {
         Self {
             missed: AtomicBool::new(false),
+            quarantined: AtomicBool::new(false),
             state: Mutex::default(),
             back: Notify::new(),
             watcher,
@@ -63,7 +68,16 @@ impl Lost {
     /// once Redis answers again.
     pub(super) fn mark(&self) {
         self.watcher.events_lost();
+        self.quarantined.store(true, Ordering::SeqCst);
         self.missed.store(true, Ordering::SeqCst);
+    }
+
+    /// Every local socket's rooms were re-read: group traffic may be delivered again, unless a
+    /// new loss happened meanwhile (its own re-read of everyone is still to come).
+    pub(super) fn resynced(&self) {
+        if !self.missed.load(Ordering::SeqCst) && !self.state().everyone {
+            self.quarantined.store(false, Ordering::SeqCst);
+        }
     }
 
     pub(super) fn state(&self) -> MutexGuard<'_, LostState> {

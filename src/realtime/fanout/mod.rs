@@ -38,7 +38,7 @@
 mod lost;
 mod notices;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -63,6 +63,8 @@ use lost::{Lost, RereadFrame};
 /// Frames read from Redis but not yet applied; beyond this they are dropped (and counted)
 /// rather than grow memory while the process cannot keep up.
 const INBOUND_BUFFER: usize = 4096;
+/// Groups whose last delivered `seq` the reader remembers (to drop late frames).
+const LAST_SEQ_GROUPS: usize = 100_000;
 /// How often channels of groups with no local socket left are unsubscribed.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// A heartbeat PING unanswered for this long counts as Redis down (a silent network otherwise
@@ -205,6 +207,15 @@ impl Fanout {
         ch.publish_rereads().await;
         let st = ch.lost.state();
         st.unpublished.is_empty() && !st.unpublished_overflow
+    }
+
+    /// Every local socket's rooms have been re-read after a loss (`Reread::Everyone`): group
+    /// traffic is delivered here again.
+    pub fn resynced(&self) {
+        if let Some(ch) = &self.redis {
+            ch.lost.resynced();
+            tracing::info!("rooms re-read after the loss: group traffic is delivered again");
+        }
     }
 
     /// Waits until membership events may have been missed and the fan-out works again: who
@@ -604,12 +615,19 @@ fn on_push(
 }
 
 /// Applies frames in the order Redis delivered them.
+///
+/// Two kinds of group frame are not delivered, since a client fills the gap with `group:sync`
+/// and would otherwise see something wrong: any, while the process is quarantined after a loss
+/// (a socket whose removal it missed is still in the room until the re-read), and a message
+/// whose `seq` is not above the last one delivered here for its group (a process that published
+/// late, after a pause or an outage, while another carried the group on).
 async fn read(
     ch: Arc<Channels>,
     io: SocketIo,
     mut rx: mpsc::Receiver<(String, Vec<u8>)>,
     stop: CancellationToken,
 ) {
+    let mut last_seq: HashMap<GroupId, u64> = HashMap::new();
     loop {
         let (chan, data) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -645,10 +663,31 @@ async fn read(
             .and_then(|g| g.parse::<GroupId>().ok())
         {
             metrics::counter!(metric::FANOUT_FRAMES_IN, "channel" => "group").increment(1);
-            match decode_group_frame(&data) {
-                Some((what, payload)) => emit_local(&io, group, what, &payload).await,
-                None => tracing::warn!(%chan, "unreadable group frame"),
+            let Some((what, payload)) = decode_group_frame(&data) else {
+                tracing::warn!(%chan, "unreadable group frame");
+                continue;
+            };
+            if ch.lost.quarantined.load(Ordering::SeqCst) {
+                metrics::counter!(metric::SOCKET_DROPPED, "event" => "fanout_quarantine")
+                    .increment(1);
+                continue;
             }
+            if what == GroupEmit::MessageNew
+                && let Some(seq) = payload.get("seq").and_then(Value::as_u64)
+            {
+                if last_seq.len() > LAST_SEQ_GROUPS {
+                    // Bounded memory; forgetting only lets one late frame through.
+                    last_seq.clear();
+                }
+                let last = last_seq.entry(group).or_insert(0);
+                if seq <= *last {
+                    metrics::counter!(metric::SOCKET_DROPPED, "event" => "fanout_late")
+                        .increment(1);
+                    continue;
+                }
+                *last = seq;
+            }
+            emit_local(&io, group, what, &payload).await;
         }
     }
 }
