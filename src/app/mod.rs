@@ -119,6 +119,7 @@ impl Foundations {
                 e.limiter,
                 s.messages(),
                 e.sender_cache,
+                audit.clone(),
             ),
             readiness: self.readiness.clone(),
             auth,

@@ -26,10 +26,13 @@ pub enum AuditKind {
     MemberRemoved,
     OwnershipTransferred,
     GroupDeleted,
+    /// A message deleted by someone other than its sender (a moderator or the owner); the
+    /// target is the message's sender.
+    MessageDeleted,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 11] = [
+    pub const ALL: [AuditKind; 12] = [
         AuditKind::UserRegistered,
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
@@ -41,6 +44,7 @@ impl AuditKind {
         AuditKind::MemberRemoved,
         AuditKind::OwnershipTransferred,
         AuditKind::GroupDeleted,
+        AuditKind::MessageDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +60,7 @@ impl AuditKind {
             AuditKind::MemberRemoved => "member_removed",
             AuditKind::OwnershipTransferred => "ownership_transferred",
             AuditKind::GroupDeleted => "group_deleted",
+            AuditKind::MessageDeleted => "message_deleted",
         }
     }
 

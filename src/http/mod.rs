@@ -65,6 +65,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(groups::transfer))
         .routes(routes!(groups::audit))
         .routes(routes!(messages::send, messages::history))
+        .routes(routes!(messages::edit, messages::delete))
         .layer(DefaultBodyLimit::max(state.http.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.http.request_timeout,

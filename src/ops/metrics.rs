@@ -33,6 +33,8 @@ pub const PIPELINE_QUEUE_DEPTH: &str = "conclave_pipeline_queue_depth";
 pub const PIPELINE_UNACKED: &str = "conclave_pipeline_unacked_messages";
 pub const PIPELINE_HANDOFFS: &str = "conclave_pipeline_partition_handoffs_total";
 pub const GROUP_COMMANDS: &str = "conclave_group_commands_total";
+/// Edits and deletions accepted, by `kind`.
+pub const MESSAGE_CHANGES: &str = "conclave_message_changes_total";
 pub const MESSAGES_DELIVERED: &str = "conclave_messages_delivered_total";
 pub const DELIVERY_LATENCY: &str = "conclave_message_delivery_latency_seconds";
 pub const SOCKETS_CONNECTED: &str = "conclave_socket_connections";
@@ -210,6 +212,10 @@ fn describe() {
         GROUP_COMMANDS,
         "Group membership commands by command and result"
     );
+    describe_counter!(
+        MESSAGE_CHANGES,
+        "Message edits and deletions durably accepted, by kind (edit, delete)"
+    );
     metrics::describe_gauge!(
         LEADER,
         "1 while this process leads (runs indexes, shard keys and retention), else 0"
@@ -255,6 +261,7 @@ const KNOWN_COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
         "group_size",
         &["1-10", "11-100", "101-1000", "1001+"],
     ),
+    (MESSAGE_CHANGES, "kind", &["edit", "delete"]),
     (
         GROUP_COMMANDS,
         "command",
@@ -288,7 +295,13 @@ const KNOWN_COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
     (
         SOCKET_EVENTS_IN,
         "event",
-        &["message:send", "group:sync", "typing"],
+        &[
+            "message:send",
+            "message:edit",
+            "message:delete",
+            "group:sync",
+            "typing",
+        ],
     ),
     (
         SOCKET_EVENTS_OUT,

@@ -150,7 +150,7 @@ pub trait GroupStore: Send + Sync + 'static {
     ) -> AppResult<Page<BanRecord>>;
 }
 
-/// Each group's ordered log of messages.
+/// Each group's ordered log: messages and the edits and deletions of them, each with its `seq`.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
     /// The id already stored for this sender's `client_msg_id` in this group, if any.
@@ -162,10 +162,15 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> AppResult<Option<MessageId>>;
     /// Store a batch in order, assigning each group's next `seq`s atomically. A message whose
     /// id, or whose (group, sender, client_msg_id), is already stored is not stored again: the
-    /// stored one is returned in its place. So a redelivered batch is harmless.
+    /// stored one is returned in its place. So a redelivered batch is harmless. An edit or a
+    /// deletion is applied to its target in the same transaction, in batch order (see
+    /// [`EntryAction`]); one whose target is not a live `text` entry (of its author, for an
+    /// edit) is [`Appended::TargetGone`].
     async fn append_messages(&self, batch: &[NewMessage]) -> AppResult<Vec<Appended>>;
     async fn messages(&self, group: GroupId, query: &HistoryQuery)
     -> AppResult<Vec<StoredMessage>>;
+    /// One entry of the group's log by id (any kind), as [`MessageStore::messages`] shows it.
+    async fn entry(&self, group: GroupId, id: MessageId) -> AppResult<Option<StoredMessage>>;
 }
 
 /// The audit trail.

@@ -15,6 +15,7 @@ mod abuse_limits;
 mod admin_listener;
 mod api_audit;
 mod api_auth;
+mod api_entries;
 mod api_groups;
 mod api_messages;
 mod auth_abuse;

@@ -105,6 +105,7 @@ fn msg(g: GroupId, sender: UserId, cmid: Option<&str>) -> NewMessage {
         envelope: vec![1, 2, 3],
         sent_at: domain::now(),
         client_msg_id: cmid.map(str::to_owned),
+        action: Default::default(),
     }
 }
 
@@ -358,4 +359,70 @@ async fn mongo_down_is_unavailable_quickly() {
     let e = s.ping().await.unwrap_err();
     assert_eq!(e.code(), "unavailable", "{e:?}");
     assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+/// A message document as v1 wrote it (no `kind`, `target_id`, `edited_at`, `deleted_at`) reads
+/// as a `text` entry and can be edited and deleted: MongoDB needs no data migration for v1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_message_documents_are_text_entries_that_can_be_changed() {
+    use conclave::domain::EntryKind;
+    use conclave::store::EntryAction;
+    use mongodb::bson::{Binary, DateTime, doc, spec::BinarySubtype};
+
+    let name = format!("conclave_test_{}_v1_documents", std::process::id());
+    let store = Arc::new(MongoStore::connect(&uri(), &name).await.unwrap());
+    store.ensure_indexes().await.unwrap();
+    let _guard = DropDatabase(store.clone());
+    let raw = mongodb::Client::with_uri_str(uri())
+        .await
+        .unwrap()
+        .database(&name);
+    let owner = user(&store, "v1owner").await;
+    let g = group(&store, owner, Visibility::Open, 10).await;
+    let first = MessageId::new();
+    raw.collection::<mongodb::bson::Document>("messages")
+        .insert_one(doc! {
+            "_id": first.to_string(), "group_id": g.to_string(), "seq": 1_i64,
+            "sender_id": owner.to_string(),
+            "envelope": Binary { subtype: BinarySubtype::Generic, bytes: vec![1, 2, 3] },
+            "sent_at": DateTime::now(),
+        })
+        .await
+        .unwrap();
+    raw.collection::<mongodb::bson::Document>("groups")
+        .update_one(
+            doc! { "_id": g.to_string() },
+            doc! { "$set": { "last_seq": 1_i64 } },
+        )
+        .await
+        .unwrap();
+    let old = store.entry(g, first).await.unwrap().unwrap();
+    assert_eq!(
+        (old.kind, old.target_id, old.edited_at),
+        (EntryKind::Text, None, None)
+    );
+    let edit = NewMessage {
+        action: EntryAction::Edit {
+            target: first,
+            current: vec![7],
+        },
+        ..msg(g, owner, None)
+    };
+    let out = store.append_messages(&[edit]).await.unwrap();
+    assert_eq!(out[0].message().map(|m| m.seq), Some(2));
+    assert_eq!(store.entry(g, first).await.unwrap().unwrap().envelope, [7]);
+    let del = NewMessage {
+        action: EntryAction::Delete { target: first },
+        envelope: Vec::new(),
+        ..msg(g, owner, None)
+    };
+    store.append_messages(&[del]).await.unwrap();
+    let q = HistoryQuery {
+        after_seq: Some(0),
+        before_seq: None,
+        limit: 10,
+    };
+    let all = store.messages(g, &q).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all[0].envelope.is_empty() && all[1].envelope.is_empty());
 }

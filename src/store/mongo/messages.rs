@@ -85,4 +85,14 @@ impl MessageStore for MongoStore {
         }
         Ok(items)
     }
+
+    async fn entry(&self, group: GroupId, id: MessageId) -> AppResult<Option<StoredMessage>> {
+        let d = self
+            .c
+            .messages
+            .find_one(doc! { "group_id": group.to_string(), "_id": id.to_string() })
+            .await
+            .map_err(db_error)?;
+        d.as_ref().map(docs::message).transpose()
+    }
 }

@@ -8,7 +8,7 @@ use super::rows::*;
 use super::{SqliteStore, db, id, ms};
 use crate::domain::{GroupId, MessageId, UserId};
 use crate::error::AppResult;
-use crate::store::{Appended, HistoryQuery, MessageStore, NewMessage, StoredMessage};
+use crate::store::{Appended, EntryAction, HistoryQuery, MessageStore, NewMessage, StoredMessage};
 
 #[async_trait]
 impl MessageStore for SqliteStore {
@@ -60,6 +60,18 @@ impl MessageStore for SqliteStore {
                     out.push(if group_exists { Appended::NotMember } else { Appended::GroupGone });
                     continue;
                 }
+                // An edit or deletion needs a live target, and an edit its own sender's; both
+                // are applied below in this transaction, so batch order holds.
+                if let Some(target) = m.action.target() {
+                    let t = find_message(tx, "id = ?1 AND group_id = ?2", &[&target.to_string(), &g])?;
+                    let fits = t.is_some_and(|t| {
+                        t.is_live_text() && (!matches!(m.action, EntryAction::Edit { .. }) || t.sender_id == m.sender_id)
+                    });
+                    if !fits {
+                        out.push(Appended::TargetGone);
+                        continue;
+                    }
+                }
                 let seq: Option<i64> = tx
                     .row("UPDATE groups SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq", [&g], |r| r.get(0))
                     .optional()
@@ -68,20 +80,28 @@ impl MessageStore for SqliteStore {
                     out.push(Appended::GroupGone);
                     continue;
                 };
+                let target = m.action.target().map(|t| t.to_string());
                 tx.prepare_cached(
-                    "INSERT INTO messages (group_id, seq, id, sender_id, envelope, sent_at, client_msg_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO messages (group_id, seq, id, sender_id, envelope, sent_at, client_msg_id, kind, target_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
-                .and_then(|mut st| st.execute(params![g, seq, mid, s, m.envelope, ms(m.sent_at), m.client_msg_id]))
+                .and_then(|mut st| st.execute(params![g, seq, mid, s, m.envelope, ms(m.sent_at), m.client_msg_id, m.action.kind().as_str(), target]))
                 .map_err(db)?;
-                out.push(Appended::Stored(StoredMessage {
-                    id: m.id,
-                    group_id: m.group_id,
-                    seq: seq as u64,
-                    sender_id: m.sender_id,
-                    envelope: m.envelope,
-                    sent_at: m.sent_at,
-                    client_msg_id: m.client_msg_id,
-                }));
+                let at = ms(m.sent_at);
+                match &m.action {
+                    EntryAction::Text => {}
+                    EntryAction::Edit { current, .. } => {
+                        tx.execute("UPDATE messages SET envelope = ?1, edited_at = ?2 WHERE id = ?3", params![current, at, target])
+                            .map_err(db)?;
+                    }
+                    EntryAction::Delete { .. } => {
+                        // Erased, not hidden: the message's content and every edit's.
+                        tx.execute("UPDATE messages SET envelope = x'', deleted_at = ?1 WHERE id = ?2", params![at, target])
+                            .map_err(db)?;
+                        tx.execute("UPDATE messages SET envelope = x'' WHERE target_id = ?1 AND kind = 'edit'", params![target])
+                            .map_err(db)?;
+                    }
+                }
+                out.push(Appended::Stored(StoredMessage::from_new(&m, seq as u64)));
             }
             Ok(out)
         })
@@ -112,6 +132,17 @@ impl MessageStore for SqliteStore {
                 items.reverse();
             }
             Ok(items)
+        })
+        .await
+    }
+
+    async fn entry(&self, gid: GroupId, mid: MessageId) -> AppResult<Option<StoredMessage>> {
+        self.read(move |c| {
+            find_message(
+                c,
+                "id = ?1 AND group_id = ?2",
+                &[&mid.to_string(), &gid.to_string()],
+            )
         })
         .await
     }

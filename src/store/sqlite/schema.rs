@@ -85,4 +85,12 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_by_group ON audit_events (group_id, at, id) WHERE group_id IS NOT NULL;
 CREATE INDEX audit_events_by_time ON audit_events (at);
 "#,
+    // v1.1: edits and deletions are entries of the log (v1 rows are `text`).
+    r#"
+ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';
+ALTER TABLE messages ADD COLUMN target_id TEXT;
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN deleted_at INTEGER;
+CREATE INDEX messages_by_target ON messages (target_id) WHERE target_id IS NOT NULL;
+"#,
 ];

@@ -118,6 +118,11 @@ macro_rules! conformance_suite {
             audit_events_are_listed_per_group_oldest_first_with_all_fields,
             audit_listing_pages_once_each_even_with_equal_times,
             audit_batch_written_twice_is_stored_once,
+            an_edit_is_an_entry_with_its_own_seq_and_replaces_the_content,
+            a_deletion_erases_the_message_and_every_edit_of_it,
+            changes_without_a_live_target_are_target_gone,
+            changes_apply_in_batch_order_to_targets_of_the_same_batch,
+            changes_by_former_members_are_refused_and_redeliveries_are_duplicates,
         );
     };
     (@tests $factory:expr; $($name:ident),+ $(,)?) => {
@@ -336,6 +341,7 @@ fn message(g: GroupId, sender: &UserRecord, body: &[u8], cmid: Option<&str>) -> 
         envelope: body.to_vec(),
         sent_at: domain::now(),
         client_msg_id: cmid.map(str::to_owned),
+        action: Default::default(),
     }
 }
 
@@ -435,6 +441,7 @@ async fn crowd(s: &DynStore, prefix: &str, n: usize) -> Vec<UserRecord> {
 // The behaviours, by topic; the macro above names each one as `conformance::<name>`.
 mod accounts;
 mod audit;
+mod entries;
 mod groups;
 mod maintenance;
 mod membership;
@@ -444,6 +451,7 @@ mod races;
 
 pub use accounts::*;
 pub use audit::*;
+pub use entries::*;
 pub use groups::*;
 pub use maintenance::*;
 pub use membership::*;
