@@ -35,6 +35,8 @@ pub const PIPELINE_HANDOFFS: &str = "conclave_pipeline_partition_handoffs_total"
 pub const GROUP_COMMANDS: &str = "conclave_group_commands_total";
 /// Edits and deletions accepted, by `kind`.
 pub const MESSAGE_CHANGES: &str = "conclave_message_changes_total";
+/// Read markers moved forward (`PUT /groups/{id}/read`).
+pub const READ_MARKERS_MOVED: &str = "conclave_read_markers_moved_total";
 pub const MESSAGES_DELIVERED: &str = "conclave_messages_delivered_total";
 pub const DELIVERY_LATENCY: &str = "conclave_message_delivery_latency_seconds";
 pub const SOCKETS_CONNECTED: &str = "conclave_socket_connections";
@@ -213,6 +215,10 @@ fn describe() {
         "Group membership commands by command and result"
     );
     describe_counter!(
+        READ_MARKERS_MOVED,
+        "Read markers moved forward by PUT /groups/{id}/read"
+    );
+    describe_counter!(
         MESSAGE_CHANGES,
         "Message edits and deletions durably accepted, by kind (edit, delete)"
     );
@@ -339,6 +345,7 @@ pub fn export_from_start(partitions: u32, dependencies: &[&'static str]) {
         MESSAGES_DEAD_LETTERED,
         ADAPTER_RECONNECTS,
         AUDIT_WRITTEN,
+        READ_MARKERS_MOVED,
     ] {
         metrics::counter!(name).increment(0);
     }

@@ -171,6 +171,17 @@ pub trait MessageStore: Send + Sync + 'static {
     -> AppResult<Vec<StoredMessage>>;
     /// One entry of the group's log by id (any kind), as [`MessageStore::messages`] shows it.
     async fn entry(&self, group: GroupId, id: MessageId) -> AppResult<Option<StoredMessage>>;
+
+    // --- read state. A member's marker starts at the group's last `seq` when they join, and a
+    // stored `text` moves its sender's marker to it (in the append transaction).
+    /// Moves `user`'s marker in `group` forward to `seq` (never back, never past the last).
+    async fn mark_read(&self, group: GroupId, user: UserId, seq: u64) -> AppResult<ReadMark>;
+    /// Every member's marker, by user id.
+    async fn read_markers(&self, group: GroupId) -> AppResult<Vec<ReadMarker>>;
+    /// `user`'s read state in each of `groups` they are a member of (others are left out). Cheap
+    /// for a page of groups: a group with nothing after the marker costs no count, and a count
+    /// stops at [`UNREAD_CAP`] on the `(group, seq)` index.
+    async fn read_states(&self, user: UserId, groups: &[GroupId]) -> AppResult<Vec<ReadState>>;
 }
 
 /// The audit trail.

@@ -212,3 +212,36 @@ impl Appended {
         }
     }
 }
+
+/// What [`MessageStore::mark_read`](super::MessageStore::mark_read) did.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMark {
+    Moved,
+    /// At or behind the marker already: nothing changed.
+    NotForward,
+    /// Beyond the group's last `seq`: nothing changed.
+    BeyondLast,
+    /// Not a member (or no such group).
+    NotMember,
+}
+
+/// One member's read marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadMarker {
+    pub user_id: UserId,
+    pub last_read_seq: u64,
+}
+
+/// A member's read state in one group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadState {
+    pub group_id: GroupId,
+    pub last_seq: u64,
+    pub last_read_seq: u64,
+    /// `text` entries after the marker, by others, not deleted; at most [`UNREAD_CAP`].
+    pub unread_count: u32,
+}
+
+/// Unread counts stop here, so counting is bounded whatever a member left unread.
+pub const UNREAD_CAP: u32 = 1000;

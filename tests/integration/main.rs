@@ -18,6 +18,7 @@ mod api_auth;
 mod api_entries;
 mod api_groups;
 mod api_messages;
+mod api_reads;
 mod auth_abuse;
 mod authz_matrix;
 mod conformance;

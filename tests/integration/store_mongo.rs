@@ -362,7 +362,8 @@ async fn mongo_down_is_unavailable_quickly() {
 }
 
 /// A message document as v1 wrote it (no `kind`, `target_id`, `edited_at`, `deleted_at`) reads
-/// as a `text` entry and can be edited and deleted: MongoDB needs no data migration for v1.1.
+/// as a `text` entry and can be edited and deleted; a v1 membership gets its read marker from
+/// the leader's schema step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v1_message_documents_are_text_entries_that_can_be_changed() {
     use conclave::domain::EntryKind;
@@ -396,6 +397,22 @@ async fn v1_message_documents_are_text_entries_that_can_be_changed() {
         )
         .await
         .unwrap();
+    // A membership as v1 wrote it has no read marker: the leader's schema step gives it one,
+    // with everything so far read.
+    let reader = user(&store, "v1reader").await;
+    raw.collection::<mongodb::bson::Document>("memberships")
+        .insert_one(doc! {
+            "group_id": g.to_string(), "user_id": reader.to_string(), "role": "member",
+            "joined_at": DateTime::now(),
+        })
+        .await
+        .unwrap();
+    store.prepare_schema().await.unwrap();
+    let st = store.read_states(reader, &[g]).await.unwrap();
+    assert_eq!(
+        (st[0].last_seq, st[0].last_read_seq, st[0].unread_count),
+        (1, 1, 0)
+    );
     let old = store.entry(g, first).await.unwrap().unwrap();
     assert_eq!(
         (old.kind, old.target_id, old.edited_at),

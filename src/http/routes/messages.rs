@@ -209,3 +209,66 @@ pub async fn history(
     };
     Ok(Json(List { items, next_cursor }))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MarkRead {
+    /// The `seq` read up to: at most the group's last.
+    pub seq: u64,
+}
+
+/// One member's read marker.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReadMarkerReply {
+    pub user_id: String,
+    pub last_read_seq: u64,
+}
+
+/// Move the caller's read marker forward (members only). A `seq` at or behind the marker is a
+/// no-op (204); other members get `message:read` (at most once a second per member and group).
+#[utoipa::path(put, path = "/groups/{id}/read", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Group id")), request_body = MarkRead,
+    responses(
+        (status = 204, description = "Marker moved, or already there"),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`banned`, or `forbidden` for non-members of an open group", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`, also for non-members of a private group", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `seq` beyond the group's last", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn mark_read(
+    State(s): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<MarkRead>,
+) -> AppResult<StatusCode> {
+    s.reads.mark_read(me, path_id(&id)?, b.seq).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every member's read marker (members only).
+#[utoipa::path(get, path = "/groups/{id}/reads", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Group id")),
+    responses(
+        (status = 200, description = "Every member's marker", body = List<ReadMarkerReply>),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`banned`, or `forbidden` for non-members of an open group", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`, also for non-members of a private group", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn reads(
+    State(s): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<List<ReadMarkerReply>>> {
+    let markers = s.reads.markers(me, path_id(&id)?).await?;
+    let items = markers
+        .into_iter()
+        .map(|m| ReadMarkerReply {
+            user_id: m.user_id.to_string(),
+            last_read_seq: m.last_read_seq,
+        })
+        .collect();
+    Ok(Json(List {
+        items,
+        next_cursor: None,
+    }))
+}

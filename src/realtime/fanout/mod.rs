@@ -78,6 +78,10 @@ pub enum GroupEmit {
     Typing {
         from: UserId,
     },
+    /// A member's read marker moved; not sent to that member's own sockets.
+    Read {
+        from: UserId,
+    },
 }
 
 impl GroupEmit {
@@ -85,6 +89,7 @@ impl GroupEmit {
         match self {
             GroupEmit::MessageNew => "message:new",
             GroupEmit::Typing { .. } => "typing",
+            GroupEmit::Read { .. } => "message:read",
         }
     }
 }
@@ -238,6 +243,12 @@ impl Broadcast for Fanout {
     async fn removals_deliverable(&self) -> bool {
         Fanout::removals_deliverable(self).await
     }
+
+    async fn read_moved(&self, group: GroupId, user: UserId, seq: u64) {
+        let payload = serde_json::json!({"group_id": group, "user_id": user, "seq": seq});
+        self.to_group(group, GroupEmit::Read { from: user }, &payload)
+            .await;
+    }
 }
 
 /// Counts what a broadcast could not hand to a socket (full buffer or closed).
@@ -274,7 +285,7 @@ async fn emit_local<T: Serialize + ?Sized>(
     };
     let to = match what {
         GroupEmit::MessageNew => to,
-        GroupEmit::Typing { from } => to.except(user_room(from)),
+        GroupEmit::Typing { from } | GroupEmit::Read { from } => to.except(user_room(from)),
     };
     count_drops(to.emit(what.name(), payload).await, what.name());
 }
@@ -340,14 +351,18 @@ async fn leave(io: &SocketIo, user: UserId, group: GroupId) {
     }
 }
 
-/// A group channel's frame: a kind byte (`M` message:new, `T` typing, followed by the typist's
-/// 16-byte id), then the JSON payload, serialized once by the publisher.
+/// A group channel's frame: a kind byte (`M` message:new, `T` typing or `R` message:read,
+/// followed by the typist's or reader's 16-byte id), then the JSON payload, serialized once by the publisher.
 fn encode_group_frame(what: GroupEmit, payload: &(impl Serialize + ?Sized)) -> Option<Vec<u8>> {
     let mut buf = Vec::with_capacity(256);
     match what {
         GroupEmit::MessageNew => buf.push(b'M'),
         GroupEmit::Typing { from } => {
             buf.push(b'T');
+            buf.extend_from_slice(from.as_uuid().as_bytes());
+        }
+        GroupEmit::Read { from } => {
+            buf.push(b'R');
             buf.extend_from_slice(from.as_uuid().as_bytes());
         }
     }
@@ -367,6 +382,12 @@ fn decode_group_frame(frame: &[u8]) -> Option<(GroupEmit, Value)> {
             let (id, json) = rest.split_at(16);
             let from = UserId::from_uuid(uuid::Uuid::from_slice(id).ok()?);
             (GroupEmit::Typing { from }, json)
+        }
+        // Processes that predate `R` frames ignore them (`None` here).
+        (b'R', rest) if rest.len() >= 16 => {
+            let (id, json) = rest.split_at(16);
+            let from = UserId::from_uuid(uuid::Uuid::from_slice(id).ok()?);
+            (GroupEmit::Read { from }, json)
         }
         _ => return None,
     };
@@ -731,7 +752,11 @@ mod tests {
     fn group_frames_round_trip() {
         let from = UserId::new();
         let payload = json!({"group_id": "g", "content": "héllo", "seq": 7});
-        for what in [GroupEmit::MessageNew, GroupEmit::Typing { from }] {
+        for what in [
+            GroupEmit::MessageNew,
+            GroupEmit::Typing { from },
+            GroupEmit::Read { from },
+        ] {
             let frame = encode_group_frame(what, &payload).unwrap();
             assert_eq!(decode_group_frame(&frame), Some((what, payload.clone())));
         }

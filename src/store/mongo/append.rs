@@ -14,7 +14,7 @@ use mongodb::options::ReturnDocument;
 
 use super::tx::{TxError, TxResult, is_duplicate_key};
 use super::{Colls, collect, docs};
-use crate::domain::{GroupId, MessageId, UserId};
+use crate::domain::{EntryKind, GroupId, MessageId, UserId};
 use crate::store::{Appended, EntryAction, NewMessage, StoredMessage};
 
 /// What to do with one message of a batch.
@@ -202,7 +202,32 @@ pub(super) async fn append_tx(
         }
     }
     apply_actions(c, s, batch, &out).await?;
+    move_senders_markers(c, s, &out).await?;
     Ok(out)
+}
+
+/// Sending a message moves its sender's read marker to it: one update per (group, sender) of
+/// the batch's stored messages.
+async fn move_senders_markers(c: &Colls, s: &mut ClientSession, out: &[Appended]) -> TxResult<()> {
+    let mut last: HashMap<(GroupId, UserId), u64> = HashMap::new();
+    for r in out {
+        if let Appended::Stored(m) = r
+            && m.kind == EntryKind::Text
+        {
+            let e = last.entry((m.group_id, m.sender_id)).or_default();
+            *e = (*e).max(m.seq);
+        }
+    }
+    for ((g, u), seq) in last {
+        c.memberships
+            .update_one(
+                doc! { "group_id": g.to_string(), "user_id": u.to_string() },
+                doc! { "$max": { "last_read_seq": seq as i64 } },
+            )
+            .session(&mut *s)
+            .await?;
+    }
+    Ok(())
 }
 
 /// What an edit or deletion needs to know of its target.

@@ -87,6 +87,7 @@ mod docs;
 mod groups;
 mod maintenance;
 mod messages;
+mod reads;
 mod schema;
 mod tx;
 

@@ -1,5 +1,5 @@
 //! A database written by the previous schema (v1: migrations 1 and 2) opens, its messages read
-//! as `text` entries, and they can be edited and deleted.
+//! as `text` entries, they can be edited and deleted, and members start with everything read.
 
 use rusqlite::{Connection, params};
 
@@ -51,6 +51,9 @@ async fn a_v1_database_opens_and_its_messages_are_text_entries() {
     assert_eq!(old[0].kind, EntryKind::Text);
     assert_eq!(old[0].envelope, [1, 2, 3]);
     assert_eq!((old[0].edited_at, old[0].deleted_at), (None, None));
+    // Members of v1 have read everything so far.
+    let st = store.read_states(user, &[group]).await.unwrap();
+    assert_eq!((st[0].last_seq, st[0].last_read_seq), (1, 1));
 
     let change = |action| NewMessage {
         id: MessageId::new(),

@@ -123,6 +123,9 @@ macro_rules! conformance_suite {
             changes_without_a_live_target_are_target_gone,
             changes_apply_in_batch_order_to_targets_of_the_same_batch,
             changes_by_former_members_are_refused_and_redeliveries_are_duplicates,
+            a_members_marker_starts_at_the_last_seq_and_moves_only_forward,
+            unread_counts_others_live_messages_after_the_marker,
+            unread_counts_stop_at_the_cap,
         );
     };
     (@tests $factory:expr; $($name:ident),+ $(,)?) => {
@@ -448,6 +451,7 @@ mod membership;
 mod messages;
 mod moderation;
 mod races;
+mod reads;
 
 pub use accounts::*;
 pub use audit::*;
@@ -458,3 +462,4 @@ pub use membership::*;
 pub use messages::*;
 pub use moderation::*;
 pub use races::*;
+pub use reads::*;
