@@ -246,6 +246,31 @@ fn rows() -> Vec<Row> {
             path: "/groups/{g}/messages",
             ..members_only(200)
         },
+        // The owner's own message: only its sender edits; the sender or the owner deletes.
+        Row {
+            method: M::PATCH,
+            path: "/groups/{g}/messages/{msg}",
+            body: Some(r#"{"content":"edited by the matrix"}"#),
+            private: [ok(202), FORBID, NOTF, BANNED, NOTF, NOTF, UNAUTH],
+            open: [ok(202), FORBID, NA, BANNED, FORBID, FORBID, UNAUTH],
+        },
+        Row {
+            method: M::DELETE,
+            path: "/groups/{g}/messages/{msg}",
+            body: None,
+            private: [ok(202), FORBID, NOTF, BANNED, NOTF, NOTF, UNAUTH],
+            open: [ok(202), FORBID, NA, BANNED, FORBID, FORBID, UNAUTH],
+        },
+        Row {
+            method: M::PUT,
+            path: "/groups/{g}/read",
+            body: Some(r#"{"seq":1}"#),
+            ..members_only(204)
+        },
+        Row {
+            path: "/groups/{g}/reads",
+            ..members_only(200)
+        },
     ]
 }
 
@@ -310,8 +335,8 @@ impl Cast {
 }
 
 /// Builds a group in which each cast member has their relation, through the API; returns its
-/// id. The owner has posted `secret` in it.
-async fn group_with_relations(app: &TestApp, c: &Cast, vis: Vis, secret: &str) -> String {
+/// id and that of the message `secret` the owner has posted in it.
+async fn group_with_relations(app: &TestApp, c: &Cast, vis: Vis, secret: &str) -> (String, String) {
     let g = app.group(&c.owner, vis.as_str()).await;
     app.add_member(&g, &c.owner, &c.other).await;
     app.add_member(&g, &c.owner, &c.member).await;
@@ -336,13 +361,14 @@ async fn group_with_relations(app: &TestApp, c: &Cast, vis: Vis, secret: &str) -
         .post(&format!("/groups/{g}/leave"), &c.former.token, json!({}))
         .await;
     assert_eq!(s, 204, "leave: {b}");
-    app.send(&g, &c.owner, secret).await;
-    g
+    let msg = app.send(&g, &c.owner, secret).await;
+    (g, msg)
 }
 
-fn fill(template: &str, g: &str, c: &Cast) -> String {
+fn fill(template: &str, g: &str, msg: &str, c: &Cast) -> String {
     template
         .replace("{g}", g)
+        .replace("{msg}", msg)
         .replace("{other}", &c.other.id)
         .replace("{requester}", &c.requester.id)
         .replace("{banned}", &c.banned.id)
@@ -417,10 +443,11 @@ async fn rest_endpoints_by_relation_and_visibility() {
                         continue;
                     }
                     let secret = unique("secret message ");
-                    let g = group_with_relations(app, &cast, vis, &secret).await;
-                    let path = fill(row.path, &g, &cast);
+                    let (g, msg) = group_with_relations(app, &cast, vis, &secret).await;
+                    let path = fill(row.path, &g, &msg, &cast);
                     let body = row.body.map(|b| {
-                        serde_json::from_str::<Value>(&fill(b, &g, &cast)).expect("body template")
+                        serde_json::from_str::<Value>(&fill(b, &g, &msg, &cast))
+                            .expect("body template")
                     });
                     let token = (rel != Rel::Anonymous).then(|| cast.actor(rel).token.as_str());
                     let (status, answer) = app.call(row.method.clone(), &path, token, body).await;
@@ -520,7 +547,8 @@ async fn wait_for_message(c: &mut SioClient, id: &str) -> bool {
     messages_until(c, id).await.is_some()
 }
 
-/// `message:send`, `group:sync`, `typing` and room membership, for every relation. Each user's
+/// `message:send`, `group:sync`, `typing`, `message:edit`, `message:delete` and room
+/// membership, for every relation. Each user's
 /// relation is set up twice over: one socket connected before (so it follows live changes:
 /// joined, banned, left) and one after (the rooms joined at connect).
 #[tokio::test]
@@ -592,7 +620,7 @@ async fn socket_cell(app: &TestApp, vis: Vis, rel: Rel, want: Want) -> Vec<Strin
     };
     let mut before = connect(actor.clone()).await;
     let secret = unique("secret message ");
-    let g = group_with_relations(app, &cast, vis, &secret).await;
+    let (g, secret_id) = group_with_relations(app, &cast, vis, &secret).await;
     let mut after = connect(actor.clone()).await;
     let mut watch = connect(watcher.clone()).await;
     let member = matches!(rel, Rel::Owner | Rel::Member);
@@ -680,6 +708,20 @@ async fn socket_cell(app: &TestApp, vis: Vis, rel: Rel, want: Want) -> Vec<Strin
                 "message delivered to the actor's socket ({name}): {delivered}, expected {member}"
             ));
         }
+    }
+
+    // message:edit and message:delete answer like PATCH and DELETE .../messages/{id}, on the
+    // owner's message (last: they add entries to the group).
+    let change_want = if rel == Rel::Member { FORBID } else { want };
+    let edit = json!({"group_id": g, "message_id": secret_id, "content": "edited"});
+    let ack = after.emit_with_ack("message:edit", edit).await;
+    if let Some(f) = ack_check(change_want, &ack) {
+        failures.push(format!("message:edit: {f}"));
+    }
+    let delete = json!({"group_id": g, "message_id": secret_id});
+    let ack = after.emit_with_ack("message:delete", delete).await;
+    if let Some(f) = ack_check(change_want, &ack) {
+        failures.push(format!("message:delete: {f}"));
     }
     failures
 }
