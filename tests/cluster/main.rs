@@ -13,6 +13,7 @@ mod common;
 mod across_processes;
 mod bans;
 mod dependency_faults;
+mod entries;
 mod fanout;
 mod faults;
 mod partitions;

@@ -443,3 +443,71 @@ async fn v1_message_documents_are_text_entries_that_can_be_changed() {
     assert_eq!(all.len(), 3);
     assert!(all[0].envelope.is_empty() && all[1].envelope.is_empty());
 }
+
+/// The store's part of `GET /groups/mine` on MongoDB: read states of a page of 100 groups of a
+/// member of 500, every group with unread messages (a measurement: `cargo test --test
+/// integration measure_mongo_read_states -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; prints timings"]
+async fn measure_mongo_read_states() {
+    let (store, _guard) = mongo_store().await;
+    let owner = UserRecord {
+        id: UserId::new(),
+        username: Username::parse("owner").unwrap(),
+        password_hash: "x".into(),
+        created_at: domain::now(),
+    };
+    store.create_user(&owner).await.unwrap();
+    let reader = UserRecord {
+        id: UserId::new(),
+        username: Username::parse("reader").unwrap(),
+        ..owner.clone()
+    };
+    store.create_user(&reader).await.unwrap();
+    let mut groups = Vec::new();
+    for i in 0..500 {
+        let g = GroupRecord {
+            id: GroupId::new(),
+            name: format!("g{i}"),
+            description: String::new(),
+            visibility: Visibility::Open,
+            owner_id: owner.id,
+            member_count: 1,
+            max_members: 10,
+            created_at: domain::now(),
+        };
+        store.create_group(&g).await.unwrap();
+        store
+            .execute(g.id, reader.id, &Command::Join, domain::now(), policy())
+            .await
+            .unwrap();
+        let n = if i % 10 == 0 { 50 } else { 3 };
+        let batch: Vec<_> = (0..n).map(|_| msg(g.id, owner.id, None)).collect();
+        store.append_messages(&batch).await.unwrap();
+        groups.push((g.id, n));
+    }
+    let ids: Vec<GroupId> = groups.iter().map(|(g, _)| *g).collect();
+    time_read_states(&store, reader.id, &ids, "all unread").await;
+    for (g, n) in &groups {
+        let _ = store.mark_read(*g, reader.id, *n as u64).await.unwrap();
+    }
+    time_read_states(&store, reader.id, &ids, "all read").await;
+}
+
+async fn time_read_states(store: &Arc<dyn Store>, reader: UserId, groups: &[GroupId], what: &str) {
+    let mut took = Vec::new();
+    for _ in 0..10 {
+        let start = std::time::Instant::now();
+        for page in groups.chunks(100) {
+            let states = store.read_states(reader, page).await.unwrap();
+            assert_eq!(states.len(), 100);
+        }
+        took.push(start.elapsed());
+    }
+    took.sort();
+    println!(
+        "MongoDB read_states, 500 groups {what}, 5 pages of 100: median {:?}, max {:?}",
+        took[took.len() / 2],
+        took.last().unwrap()
+    );
+}
