@@ -457,13 +457,19 @@ async fn measure_mongo_read_states() {
         password_hash: "x".into(),
         created_at: domain::now(),
     };
-    store.create_user(&owner).await.unwrap();
+    assert_eq!(
+        store.create_user(&owner).await.unwrap(),
+        NewAccount::Created
+    );
     let reader = UserRecord {
         id: UserId::new(),
         username: Username::parse("reader").unwrap(),
         ..owner.clone()
     };
-    store.create_user(&reader).await.unwrap();
+    assert_eq!(
+        store.create_user(&reader).await.unwrap(),
+        NewAccount::Created
+    );
     let mut groups = Vec::new();
     for i in 0..500 {
         let g = GroupRecord {
