@@ -22,7 +22,7 @@ use utoipa::{Modify, OpenApi};
         (name = "groups", description = "Groups"),
         (name = "membership", description = "Joining, requests, members, leaving"),
         (name = "moderation", description = "Bans and ownership"),
-        (name = "messages", description = "Sending and history"),
+        (name = "messages", description = "Sending, history, edits and deletions, read state"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -120,6 +120,8 @@ const AFTER_CREATE: &[(&str, &str, &str)] = &[
     ("Audit", "/audit", "get"),
     ("SendMessage", "/messages", "post"),
     ("History", "/messages", "get"),
+    ("MarkRead", "/read", "put"),
+    ("Reads", "/reads", "get"),
     ("Join", "/join", "post"),
     ("Leave", "/leave", "post"),
     ("DeleteGroup", "", "delete"),
