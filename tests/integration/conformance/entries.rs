@@ -185,3 +185,51 @@ pub async fn changes_by_former_members_are_refused_and_redeliveries_are_duplicat
     assert_eq!(duplicate(&append_one(&s, d).await).seq, 3);
     assert_eq!(history(&s, g.id, Some(0), None, 10).await, [1, 2, 3]);
 }
+
+/// An edit racing the deletion of its message (two writers, as two processes would be) never
+/// leaves content behind: either the edit came first and was erased with the message, or it
+/// came after and was refused.
+pub async fn an_edit_racing_a_deletion_leaves_no_content(s: DynStore) {
+    let (owner, _, g) = pair(&s).await;
+    for round in 0..5 {
+        let text = stored(&append_one(&s, message(g.id, &owner, b"racy", None)).await).id;
+        let (s1, s2) = (s.clone(), s.clone());
+        let (o1, o2) = (owner.clone(), owner.clone());
+        let editing = tokio::spawn(async move {
+            s1.append_messages(&[edit(g.id, &o1, text, b"late words")])
+                .await
+                .unwrap()
+        });
+        let deleting = tokio::spawn(async move {
+            s2.append_messages(&[delete(g.id, &o2, text)])
+                .await
+                .unwrap()
+        });
+        let (e, d) = (editing.await.unwrap(), deleting.await.unwrap());
+        assert!(matches!(d[0], Appended::Stored(_)), "round {round}: {d:?}");
+        assert!(
+            matches!(e[0], Appended::Stored(_) | Appended::TargetGone),
+            "round {round}: {e:?}"
+        );
+        let all = s
+            .messages(
+                g.id,
+                &HistoryQuery {
+                    after_seq: Some(0),
+                    before_seq: None,
+                    limit: 100,
+                },
+            )
+            .await
+            .unwrap();
+        for m in all
+            .iter()
+            .filter(|m| m.id == text || m.target_id == Some(text))
+        {
+            assert!(
+                m.envelope.is_empty(),
+                "round {round}: content left in {m:?}"
+            );
+        }
+    }
+}

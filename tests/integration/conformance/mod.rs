@@ -123,6 +123,7 @@ macro_rules! conformance_suite {
             changes_without_a_live_target_are_target_gone,
             changes_apply_in_batch_order_to_targets_of_the_same_batch,
             changes_by_former_members_are_refused_and_redeliveries_are_duplicates,
+            an_edit_racing_a_deletion_leaves_no_content,
             a_members_marker_starts_at_the_last_seq_and_moves_only_forward,
             unread_counts_others_live_messages_after_the_marker,
             unread_counts_stop_at_the_cap,
