@@ -127,6 +127,8 @@ pub trait EventSink: Send + Sync + 'static {
     }
     /// Newly stored messages, in `seq` order per group; awaited before the next batch.
     async fn messages_stored(&self, messages: &[StoredMessage]);
+    /// A member's read marker moved (already throttled): `message:read` to the other members.
+    async fn read_moved(&self, _group: GroupId, _user: UserId, _seq: u64) {}
 }
 
 /// For a server with no live clients (and for tests of the REST layer alone).
@@ -163,4 +165,5 @@ pub trait Broadcast: Send + Sync + 'static {
     async fn group_event(&self, event: GroupEvent) -> Result<(), Unpublished>;
     /// See [`EventSink::removals_deliverable`].
     async fn removals_deliverable(&self) -> bool;
+    async fn read_moved(&self, _group: GroupId, _user: UserId, _seq: u64) {}
 }

@@ -4,7 +4,7 @@
 use crate::auth::AuthService;
 use crate::config::HttpSettings;
 use crate::groups::GroupService;
-use crate::messages::MessageService;
+use crate::messages::{MessageService, ReadService};
 use crate::ops::health::Readiness;
 use crate::ops::metrics::Metrics;
 
@@ -16,6 +16,7 @@ pub struct AppState {
     pub auth: AuthService,
     pub groups: GroupService,
     pub messages: MessageService,
+    pub reads: ReadService,
     pub readiness: Readiness,
     pub metrics: Metrics,
 }

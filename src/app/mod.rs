@@ -25,7 +25,7 @@ use crate::events::EventSink;
 use crate::groups::GroupService;
 use crate::http::listener::{self, ConnectionLimits};
 use crate::limits::{MemoryLimiter, RateLimiter};
-use crate::messages::{Delivery, MessageService, SenderCache};
+use crate::messages::{Delivery, MessageService, ReadService, SenderCache};
 use crate::ops::health::{PipelineProbe, Probe, Readiness, StoreProbe};
 use crate::pipeline::{LocalPipeline, Pipeline};
 use crate::realtime::{self, Fanout, SocketSettings};
@@ -111,6 +111,7 @@ impl Foundations {
                 e.limiter.clone(),
                 s.groups(),
             ),
+            reads: ReadService::new(e.store.clone(), e.store.clone(), e.events.clone()),
             messages: MessageService::new(
                 e.store.clone(),
                 e.store,
@@ -119,6 +120,7 @@ impl Foundations {
                 e.limiter,
                 s.messages(),
                 e.sender_cache,
+                audit.clone(),
             ),
             readiness: self.readiness.clone(),
             auth,

@@ -32,10 +32,13 @@ pub enum AuditKind {
     /// Declined by the invitee or revoked by a manager (the actor says which).
     InvitationCancelled,
     GroupUpdated,
+    /// A message deleted by someone other than its sender (a moderator or the owner); the
+    /// target is the message's sender.
+    MessageDeleted,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 16] = [
+    pub const ALL: [AuditKind; 17] = [
         AuditKind::UserRegistered,
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
@@ -52,6 +55,7 @@ impl AuditKind {
         AuditKind::InvitationAccepted,
         AuditKind::InvitationCancelled,
         AuditKind::GroupUpdated,
+        AuditKind::MessageDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +76,7 @@ impl AuditKind {
             AuditKind::InvitationAccepted => "invitation_accepted",
             AuditKind::InvitationCancelled => "invitation_cancelled",
             AuditKind::GroupUpdated => "group_updated",
+            AuditKind::MessageDeleted => "message_deleted",
         }
     }
 

@@ -89,17 +89,80 @@ mod tests {
     }
 }
 
-/// A message as clients see it (HTTP and `message:new` alike).
+/// What an entry of a group's log is: a message (`text`, every v1 item), or an edit or a
+/// deletion of one. Each has its own `seq`, so all three reach clients in one order.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    #[default]
+    Text,
+    Edit,
+    Delete,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Text => "text",
+            EntryKind::Edit => "edit",
+            EntryKind::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "text" => Some(EntryKind::Text),
+            "edit" => Some(EntryKind::Edit),
+            "delete" => Some(EntryKind::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// An entry of a group's log as clients see it (HTTP and `message:new` alike). A `text` entry
+/// shows its current state: the latest content and `edited_at` after an edit, `content: null`
+/// and `deleted_at` after a deletion. An `edit` carries its content (null once its target is
+/// deleted), a `delete` none. v1 fields keep their meaning; the others are additions.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: MessageId,
     pub group_id: GroupId,
     pub seq: u64,
+    pub kind: EntryKind,
+    /// The `text` entry an `edit` or `delete` applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<MessageId>,
+    /// Who sent the message, or who edited or deleted it.
     pub sender_id: UserId,
-    pub content: String,
+    pub content: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub sent_at: OffsetDateTime,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_msg_id: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub edited_at: Option<OffsetDateTime>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deleted_at: Option<OffsetDateTime>,
 }

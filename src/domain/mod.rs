@@ -14,14 +14,16 @@ pub mod user;
 
 use time::OffsetDateTime;
 
-pub use access::{can_read_members, can_read_messages, can_send};
+pub use access::{
+    can_delete_message, can_edit_message, can_read_members, can_read_messages, can_send,
+};
 pub use audit::{AuditEvent, AuditKind};
 pub use group::{Description, GroupName, MaxMembers, Visibility};
 pub use ids::{AuditId, GroupId, MessageId, UserId};
 pub use membership::{
     Command, Decision, Effect, GroupFacts, GroupPatch, Outcome, Refusal, Relation, Role,
 };
-pub use message::{ClientMsgId, Content, MessageView};
+pub use message::{ClientMsgId, Content, EntryKind, MessageView};
 pub use page::{Cursor, Limit};
 pub use user::{Password, Username};
 

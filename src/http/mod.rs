@@ -70,6 +70,9 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(manage::cancel))
         .routes(routes!(manage::my_invitations))
         .routes(routes!(messages::send, messages::history))
+        .routes(routes!(messages::edit, messages::delete))
+        .routes(routes!(messages::mark_read))
+        .routes(routes!(messages::reads))
         .layer(DefaultBodyLimit::max(state.http.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             (state.http.request_timeout, state.http.max_body_bytes),

@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         (name = "membership", description = "Joining, requests, members, leaving"),
         (name = "moderation", description = "Bans, roles and ownership"),
         (name = "invitations", description = "Invitations, accepted or declined by the invitee"),
-        (name = "messages", description = "Sending and history"),
+        (name = "messages", description = "Sending, history, edits and deletions, read state"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -121,6 +121,8 @@ const AFTER_CREATE: &[(&str, &str, &str)] = &[
     ("Audit", "/audit", "get"),
     ("SendMessage", "/messages", "post"),
     ("History", "/messages", "get"),
+    ("MarkRead", "/read", "put"),
+    ("Reads", "/reads", "get"),
     ("Join", "/join", "post"),
     ("Leave", "/leave", "post"),
     ("DeleteGroup", "", "delete"),

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::service::decrypt;
 use crate::crypto::Keyring;
+use crate::domain::{GroupId, UserId};
 use crate::events::{Broadcast, EventSink, GroupEvent, Unpublished};
 use crate::ops::metrics as metric;
 use crate::store::StoredMessage;
@@ -56,5 +57,9 @@ impl EventSink for Delivery {
 
     async fn removals_deliverable(&self) -> bool {
         self.port.removals_deliverable().await
+    }
+
+    async fn read_moved(&self, group: GroupId, user: UserId, seq: u64) {
+        self.port.read_moved(group, user, seq).await;
     }
 }

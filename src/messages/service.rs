@@ -1,10 +1,12 @@
 use std::sync::Arc;
 
+use crate::audit::Audit;
 use crate::config::MessageSettings;
 use crate::crypto::Keyring;
 use crate::domain::{
-    self, ClientMsgId, Content, GroupId, MessageId, MessageView, Refusal, Relation, UserId,
-    Visibility, can_read_messages, can_send,
+    self, AuditEvent, AuditKind, ClientMsgId, Content, GroupId, MessageId, MessageView, Refusal,
+    Relation, UserId, Visibility, can_delete_message, can_edit_message, can_read_messages,
+    can_send,
 };
 use crate::error::{AppError, AppResult};
 use crate::input::Validator;
@@ -12,7 +14,7 @@ use crate::limits::{self, RateLimiter};
 use crate::ops::metrics as metric;
 use crate::pipeline::{NOT_A_MEMBER, Pipeline};
 use crate::store::{
-    GroupRecord, GroupStore, HistoryQuery, MessageStore, NewMessage, StoredMessage,
+    EntryAction, GroupRecord, GroupStore, HistoryQuery, MessageStore, NewMessage, StoredMessage,
 };
 
 use super::SenderCache;
@@ -54,6 +56,7 @@ pub struct MessageService {
     limiter: Arc<dyn RateLimiter>,
     settings: MessageSettings,
     senders: SenderCache,
+    audit: Audit,
 }
 
 /// A bounded label for group sizes, so activity can be read per kind of group without a label
@@ -76,6 +79,10 @@ pub(super) fn aad(group: &GroupId, id: &MessageId) -> [u8; 32] {
 }
 
 impl MessageService {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "wiring only: each is a distinct dependency, named at the one call site"
+    )]
     pub fn new(
         groups: Arc<dyn GroupStore>,
         log: Arc<dyn MessageStore>,
@@ -84,6 +91,7 @@ impl MessageService {
         limiter: Arc<dyn RateLimiter>,
         settings: MessageSettings,
         senders: SenderCache,
+        audit: Audit,
     ) -> Self {
         Self {
             groups,
@@ -93,6 +101,7 @@ impl MessageService {
             limiter,
             settings,
             senders,
+            audit,
         }
     }
 
@@ -115,26 +124,13 @@ impl MessageService {
         client_msg_id: Option<ClientMsgId>,
     ) -> AppResult<MessageId> {
         let member_count = self.may_send(sender, group).await?;
-        let spent = self.spend(sender, group, client_msg_id.as_ref()).await;
-        if let Err(refused) = spent {
-            // A retry of something stored longer ago than the window (a recent retry was not
-            // counted) still learns its id. Asked only here: the id is derived from the client
-            // id, so the pipeline answers any other retry with the stored id anyway. A store
-            // that cannot answer leaves the refusal standing.
-            if let Some(cmid) = &client_msg_id
-                && let Ok(Some(id)) = self
-                    .log
-                    .message_id_for_client_id(group, sender, cmid.as_str())
-                    .await
-            {
-                return Ok(id);
-            }
-            return Err(refused);
+        if let Some(id) = self
+            .spend_send(sender, group, client_msg_id.as_ref())
+            .await?
+        {
+            return Ok(id);
         }
-        let id = match &client_msg_id {
-            Some(c) => MessageId::for_client_key(group, sender, c.as_str()),
-            None => MessageId::new(),
-        };
+        let id = entry_id(group, sender, client_msg_id.as_ref());
         let envelope = self
             .keyring
             .seal(content.as_str().as_bytes(), &aad(&group, &id));
@@ -145,29 +141,25 @@ impl MessageService {
             envelope,
             sent_at: domain::now(),
             client_msg_id: client_msg_id.map(|c| c.as_str().to_owned()),
+            action: EntryAction::Text,
         };
-        let id = match self.pipeline.submit(msg).await {
-            Ok(id) => id,
-            Err(AppError::Forbidden(why)) if why == NOT_A_MEMBER => {
-                return Err(self.lost_membership(sender, group).await);
-            }
-            Err(e) => return Err(e),
-        };
+        let id = self.submit(msg).await?;
         metrics::counter!(metric::MESSAGES_BY_GROUP_SIZE, "group_size" => group_size_bucket(member_count))
             .increment(1);
         Ok(id)
     }
 
-    /// Spends one message of the sender's budget and then of the group's
-    /// (`CONCLAVE_MESSAGES_PER_USER`, `CONCLAVE_MESSAGES_PER_GROUP`). A retry of a
-    /// `client_msg_id` is not counted again (its first attempt may still be in flight), so a
-    /// sender at the limit still learns the id.
-    async fn spend(
+    /// Spends one send of the sender's budget and then of the group's
+    /// (`CONCLAVE_MESSAGES_PER_USER`, `CONCLAVE_MESSAGES_PER_GROUP`; edits and deletions count
+    /// as sends). A retry of a `client_msg_id` is not counted again (its first attempt may still
+    /// be in flight); a retry of something stored longer ago than the window still learns its id
+    /// (`Some`) when the budget is spent. A store that cannot answer leaves the refusal standing.
+    async fn spend_send(
         &self,
         sender: UserId,
         group: GroupId,
         client_msg_id: Option<&ClientMsgId>,
-    ) -> AppResult<()> {
+    ) -> AppResult<Option<MessageId>> {
         let budgets = [
             (
                 format!("send:{sender}"),
@@ -181,15 +173,140 @@ impl MessageService {
             ),
         ];
         for (key, limit, name) in budgets {
-            match client_msg_id {
+            let spent = match client_msg_id {
                 Some(c) => {
                     let once = format!("{group}:{sender}:{}", c.as_str());
-                    limits::spend_once(&*self.limiter, &key, limit, &once, name).await?
+                    limits::spend_once(&*self.limiter, &key, limit, &once, name).await
                 }
-                None => limits::spend(&*self.limiter, &key, limit, name).await?,
+                None => limits::spend(&*self.limiter, &key, limit, name).await,
+            };
+            if let Err(refused) = spent {
+                if let Some(cmid) = client_msg_id
+                    && let Ok(Some(id)) = self
+                        .log
+                        .message_id_for_client_id(group, sender, cmid.as_str())
+                        .await
+                {
+                    return Ok(Some(id));
+                }
+                return Err(refused);
             }
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// Hands an entry to the pipeline; a sender who lost membership meanwhile gets the refusal a
+    /// fresh request would.
+    async fn submit(&self, msg: NewMessage) -> AppResult<MessageId> {
+        let (sender, group) = (msg.sender_id, msg.group_id);
+        match self.pipeline.submit(msg).await {
+            Err(AppError::Forbidden(why)) if why == NOT_A_MEMBER => {
+                Err(self.lost_membership(sender, group).await)
+            }
+            other => other,
+        }
+    }
+
+    /// Edits a message (its sender only): appends an `edit` entry, which also replaces the
+    /// message's content. The new entry's id.
+    pub async fn edit(
+        &self,
+        editor: UserId,
+        group: GroupId,
+        target: MessageId,
+        request: SendRequest,
+    ) -> AppResult<MessageId> {
+        let (content, client_msg_id) = request.validate()?;
+        let (me, target_msg) = self.target(editor, group, target).await?;
+        can_edit_message(&me, target_msg.sender_id == editor)
+            .map_err(|_| AppError::Forbidden("only its sender may edit a message".into()))?;
+        if let Some(id) = self
+            .spend_send(editor, group, client_msg_id.as_ref())
+            .await?
+        {
+            return Ok(id);
+        }
+        let id = entry_id(group, editor, client_msg_id.as_ref());
+        let bytes = content.as_str().as_bytes();
+        let msg = NewMessage {
+            id,
+            group_id: group,
+            sender_id: editor,
+            envelope: self.keyring.seal(bytes, &aad(&group, &id)),
+            sent_at: domain::now(),
+            client_msg_id: client_msg_id.map(|c| c.as_str().to_owned()),
+            action: EntryAction::Edit {
+                target,
+                current: self.keyring.seal(bytes, &aad(&group, &target)),
+            },
+        };
+        let id = self.submit(msg).await?;
+        metrics::counter!(metric::MESSAGE_CHANGES, "kind" => "edit").increment(1);
+        Ok(id)
+    }
+
+    /// Deletes a message (its sender, or whoever moderates the group): appends a `delete`
+    /// entry, and the message's content and its edits' are erased. The new entry's id.
+    pub async fn delete(
+        &self,
+        actor: UserId,
+        group: GroupId,
+        target: MessageId,
+        client: Option<std::net::IpAddr>,
+    ) -> AppResult<MessageId> {
+        let (me, target_msg) = self.target(actor, group, target).await?;
+        let own = target_msg.sender_id == actor;
+        can_delete_message(&me, own).map_err(|_| {
+            AppError::Forbidden("only its sender or a moderator may delete a message".into())
+        })?;
+        self.spend_send(actor, group, None).await?;
+        let msg = NewMessage {
+            id: MessageId::new(),
+            group_id: group,
+            sender_id: actor,
+            envelope: Vec::new(),
+            sent_at: domain::now(),
+            client_msg_id: None,
+            action: EntryAction::Delete { target },
+        };
+        let id = self.submit(msg).await?;
+        metrics::counter!(metric::MESSAGE_CHANGES, "kind" => "delete").increment(1);
+        if !own {
+            // Moderation is audited; a sender deleting their own message is not.
+            tracing::info!(target: "audit", event = "message_deleted", group_id = %group, actor_id = %actor, target_id = %target_msg.sender_id);
+            self.audit.record(
+                AuditEvent::new(AuditKind::MessageDeleted)
+                    .actor(actor)
+                    .group(group)
+                    .target(Some(target_msg.sender_id))
+                    .client(client),
+            );
+        }
+        Ok(id)
+    }
+
+    /// The caller's relation and the live `text` entry an edit or deletion targets: a reader
+    /// of the group gets 404 for anything else (an unknown id, an edit or delete entry, a
+    /// deleted message).
+    async fn target(
+        &self,
+        user: UserId,
+        group: GroupId,
+        target: MessageId,
+    ) -> AppResult<(Relation, StoredMessage)> {
+        let (g, me) = self
+            .groups
+            .access(group, user)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        can_send(g.visibility, &me)?;
+        let msg = self
+            .log
+            .entry(group, target)
+            .await?
+            .filter(StoredMessage::is_live_text)
+            .ok_or(AppError::NotFound)?;
+        Ok((me, msg))
     }
 
     /// Whether `sender` may send to `group` (also for typing indicators); the group's member
@@ -273,24 +390,45 @@ impl MessageService {
     }
 }
 
-/// Decrypts a stored message for clients. A failure means tampering or a missing key.
+/// A new entry's id: derived from the client's idempotency key when there is one.
+fn entry_id(group: GroupId, sender: UserId, client_msg_id: Option<&ClientMsgId>) -> MessageId {
+    match client_msg_id {
+        Some(c) => MessageId::for_client_key(group, sender, c.as_str()),
+        None => MessageId::new(),
+    }
+}
+
+/// Decrypts a stored entry for clients (an empty envelope is no content: a deletion, or
+/// content erased by one). A failure means tampering or a missing key.
 pub fn decrypt(keyring: &Keyring, m: &StoredMessage) -> AppResult<MessageView> {
+    let content = if m.envelope.is_empty() {
+        None
+    } else {
+        Some(open(keyring, m)?)
+    };
+    Ok(MessageView {
+        id: m.id,
+        group_id: m.group_id,
+        seq: m.seq,
+        kind: m.kind,
+        target_id: m.target_id,
+        sender_id: m.sender_id,
+        content,
+        sent_at: m.sent_at,
+        client_msg_id: m.client_msg_id.clone(),
+        edited_at: m.edited_at,
+        deleted_at: m.deleted_at,
+    })
+}
+
+fn open(keyring: &Keyring, m: &StoredMessage) -> AppResult<String> {
     let plain = keyring
         .open(&m.envelope, &aad(&m.group_id, &m.id))
         .map_err(|e| {
             AppError::Internal(anyhow::anyhow!("message {} cannot be decrypted: {e}", m.id))
         })?;
-    let content = String::from_utf8(plain)
-        .map_err(|_| AppError::Internal(anyhow::anyhow!("message {} is not UTF-8", m.id)))?;
-    Ok(MessageView {
-        id: m.id,
-        group_id: m.group_id,
-        seq: m.seq,
-        sender_id: m.sender_id,
-        content,
-        sent_at: m.sent_at,
-        client_msg_id: m.client_msg_id.clone(),
-    })
+    String::from_utf8(plain)
+        .map_err(|_| AppError::Internal(anyhow::anyhow!("message {} is not UTF-8", m.id)))
 }
 
 #[cfg(test)]

@@ -37,6 +37,10 @@ pub const PIPELINE_STEPPED_BACK: &str = "conclave_pipeline_stepped_back";
 /// Live processes in the partition registry, this one included.
 pub const CLUSTER_PROCESSES: &str = "conclave_cluster_processes";
 pub const GROUP_COMMANDS: &str = "conclave_group_commands_total";
+/// Edits and deletions accepted, by `kind`.
+pub const MESSAGE_CHANGES: &str = "conclave_message_changes_total";
+/// Read markers moved forward (`PUT /groups/{id}/read`).
+pub const READ_MARKERS_MOVED: &str = "conclave_read_markers_moved_total";
 pub const MESSAGES_DELIVERED: &str = "conclave_messages_delivered_total";
 pub const DELIVERY_LATENCY: &str = "conclave_message_delivery_latency_seconds";
 pub const SOCKETS_CONNECTED: &str = "conclave_socket_connections";
@@ -222,6 +226,14 @@ fn describe() {
         GROUP_COMMANDS,
         "Group membership commands by command and result"
     );
+    describe_counter!(
+        READ_MARKERS_MOVED,
+        "Read markers moved forward by PUT /groups/{id}/read"
+    );
+    describe_counter!(
+        MESSAGE_CHANGES,
+        "Message edits and deletions durably accepted, by kind (edit, delete)"
+    );
     metrics::describe_gauge!(
         LEADER,
         "1 while this process leads (runs indexes, shard keys and retention), else 0"
@@ -275,6 +287,7 @@ const KNOWN_COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
         "group_size",
         &["1-10", "11-100", "101-1000", "1001+"],
     ),
+    (MESSAGE_CHANGES, "kind", &["edit", "delete"]),
     (
         GROUP_COMMANDS,
         "command",
@@ -308,7 +321,13 @@ const KNOWN_COUNTER_LABELS: &[(&str, &str, &[&str])] = &[
     (
         SOCKET_EVENTS_IN,
         "event",
-        &["message:send", "group:sync", "typing"],
+        &[
+            "message:send",
+            "message:edit",
+            "message:delete",
+            "group:sync",
+            "typing",
+        ],
     ),
     (
         SOCKET_EVENTS_OUT,
@@ -347,6 +366,7 @@ pub fn export_from_start(partitions: u32, dependencies: &[&'static str]) {
         MESSAGES_DEAD_LETTERED,
         ADAPTER_RECONNECTS,
         AUDIT_WRITTEN,
+        READ_MARKERS_MOVED,
     ] {
         metrics::counter!(name).increment(0);
     }

@@ -200,6 +200,7 @@ mod tests {
                             envelope: vec![p, round, k],
                             sent_at: now(),
                             client_msg_id: Some(format!("{round}-{k}")),
+                            action: Default::default(),
                         })
                         .collect();
                     let ids: Vec<MessageId> = batch.iter().map(|m| m.id).collect();

@@ -68,7 +68,7 @@ pub(crate) fn settle(results: Vec<Appended>) -> (Vec<AppResult<MessageId>>, Vec<
                 metrics::counter!(metric::MESSAGES_DUPLICATE).increment(1);
                 Ok(msg.id)
             }
-            Appended::GroupGone => Err(AppError::NotFound),
+            Appended::GroupGone | Appended::TargetGone => Err(AppError::NotFound),
             Appended::NotMember => {
                 metrics::counter!(metric::MESSAGES_SENDER_GONE).increment(1);
                 Err(AppError::Forbidden(NOT_A_MEMBER.into()))

@@ -1,5 +1,5 @@
-//! Socket.IO handlers: authentication at connect, then `message:send`, `group:sync` and
-//! `typing`. Payloads get the same validation, limits and error codes as HTTP; every event with
+//! Socket.IO handlers: authentication at connect, then `message:send`, `message:edit`,
+//! `message:delete`, `group:sync` and `typing`. Payloads get the same validation, limits and error codes as HTTP; every event with
 //! an ack is answered, even when its payload cannot be parsed.
 
 use std::sync::Arc;
@@ -203,6 +203,24 @@ fn handle_events(ctx: Arc<SocketContext>, s: &SocketRef) {
             }
         },
     );
+    for event in ["message:edit", "message:delete"] {
+        let ctx = ctx.clone();
+        s.on(
+            event,
+            move |s: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
+                let ctx = ctx.clone();
+                async move {
+                    let res = match guard(&s, event) {
+                        Ok(user) => change(&ctx.st, user, event, data.ok())
+                            .await
+                            .map(|id| json!({"ok": true, "id": id})),
+                        Err(e) => Err(e),
+                    };
+                    reply(&s, ack, res);
+                }
+            },
+        );
+    }
     let ctx3 = ctx;
     s.on(
         "typing",
@@ -314,6 +332,40 @@ async fn send(st: &AppState, user: UserId, data: Option<Value>) -> AppResult<Str
 }
 
 #[derive(Deserialize)]
+struct ChangePayload {
+    group_id: String,
+    message_id: String,
+    /// `message:edit` only.
+    content: Option<String>,
+    client_msg_id: Option<String>,
+}
+
+/// `message:edit` and `message:delete`: the rules and answers of `PATCH` and `DELETE
+/// /groups/{id}/messages/{message_id}`.
+async fn change(
+    st: &AppState,
+    user: UserId,
+    event: &str,
+    data: Option<Value>,
+) -> AppResult<String> {
+    let p: ChangePayload = payload(data)?;
+    let group = group_id(&p.group_id)?;
+    let target = p.message_id.parse().map_err(|_| AppError::NotFound)?;
+    let id = if event == "message:edit" {
+        let request = SendRequest {
+            content: p
+                .content
+                .ok_or_else(|| AppError::field("content", "is required"))?,
+            client_msg_id: p.client_msg_id,
+        };
+        st.messages.edit(user, group, target, request).await?
+    } else {
+        st.messages.delete(user, group, target, None).await?
+    };
+    Ok(id.to_string())
+}
+
+#[derive(Deserialize)]
 struct SyncPayload {
     group_id: String,
     after_seq: u64,
@@ -407,6 +459,7 @@ mod tests {
         fn event_payloads_parse_or_are_refused_cleanly(v in prop::option::of(json())) {
             prop_assert!(clean(payload::<SendPayload>(v.clone())));
             prop_assert!(clean(payload::<SyncPayload>(v.clone())));
+            prop_assert!(clean(payload::<ChangePayload>(v.clone())));
             prop_assert!(clean(payload::<TypingPayload>(v)));
         }
 

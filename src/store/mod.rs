@@ -172,7 +172,7 @@ pub trait GroupStore: Send + Sync + 'static {
     ) -> AppResult<Page<(GroupRecord, InvitationRecord)>>;
 }
 
-/// Each group's ordered log of messages.
+/// Each group's ordered log: messages and the edits and deletions of them, each with its `seq`.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
     /// The id already stored for this sender's `client_msg_id` in this group, if any.
@@ -184,10 +184,26 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> AppResult<Option<MessageId>>;
     /// Store a batch in order, assigning each group's next `seq`s atomically. A message whose
     /// id, or whose (group, sender, client_msg_id), is already stored is not stored again: the
-    /// stored one is returned in its place. So a redelivered batch is harmless.
+    /// stored one is returned in its place. So a redelivered batch is harmless. An edit or a
+    /// deletion is applied to its target in the same transaction, in batch order (see
+    /// [`EntryAction`]); one whose target is not a live `text` entry (of its author, for an
+    /// edit) is [`Appended::TargetGone`].
     async fn append_messages(&self, batch: &[NewMessage]) -> AppResult<Vec<Appended>>;
     async fn messages(&self, group: GroupId, query: &HistoryQuery)
     -> AppResult<Vec<StoredMessage>>;
+    /// One entry of the group's log by id (any kind), as [`MessageStore::messages`] shows it.
+    async fn entry(&self, group: GroupId, id: MessageId) -> AppResult<Option<StoredMessage>>;
+
+    // --- read state. A member's marker starts at the group's last `seq` when they join, and a
+    // stored `text` moves its sender's marker to it (in the append transaction).
+    /// Moves `user`'s marker in `group` forward to `seq` (never back, never past the last).
+    async fn mark_read(&self, group: GroupId, user: UserId, seq: u64) -> AppResult<ReadMark>;
+    /// Every member's marker, by user id.
+    async fn read_markers(&self, group: GroupId) -> AppResult<Vec<ReadMarker>>;
+    /// `user`'s read state in each of `groups` they are a member of (others are left out). Cheap
+    /// for a page of groups: a group with nothing after the marker costs no count, and a count
+    /// stops at [`UNREAD_CAP`] on the `(group, seq)` index.
+    async fn read_states(&self, user: UserId, groups: &[GroupId]) -> AppResult<Vec<ReadState>>;
 }
 
 /// The audit trail.

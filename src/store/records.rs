@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use crate::domain::{GroupId, MessageId, Role, UserId, Username, Visibility};
+use crate::domain::{EntryKind, GroupId, MessageId, Role, UserId, Username, Visibility};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRecord {
@@ -106,16 +106,51 @@ pub struct Page<T> {
     pub next: Option<crate::domain::Cursor>,
 }
 
+/// What a new entry does to the group's log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum EntryAction {
+    /// A message (every v1 item).
+    #[default]
+    Text,
+    /// Replaces the content of `target`, a live `text` entry of the same sender. `current` is
+    /// the new content sealed for the target's id (each envelope is bound to its own entry), and
+    /// becomes the target's envelope; the entry's own `envelope` keeps the edit's copy.
+    Edit { target: MessageId, current: Vec<u8> },
+    /// Deletes `target`, a live `text` entry: its envelope and those of its edits are erased.
+    Delete { target: MessageId },
+}
+
+impl EntryAction {
+    pub fn kind(&self) -> EntryKind {
+        match self {
+            EntryAction::Text => EntryKind::Text,
+            EntryAction::Edit { .. } => EntryKind::Edit,
+            EntryAction::Delete { .. } => EntryKind::Delete,
+        }
+    }
+
+    pub fn target(&self) -> Option<MessageId> {
+        match self {
+            EntryAction::Text => None,
+            EntryAction::Edit { target, .. } | EntryAction::Delete { target } => Some(*target),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewMessage {
     pub id: MessageId,
     pub group_id: GroupId,
     pub sender_id: UserId,
+    /// Empty for a deletion, which has no content.
     pub envelope: Vec<u8>,
     pub sent_at: OffsetDateTime,
     pub client_msg_id: Option<String>,
+    pub action: EntryAction,
 }
 
+/// An entry of a group's log. `envelope` is empty when there is no content: a deletion, a
+/// deleted message, or an edit of one (erased, not hidden).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredMessage {
     pub id: MessageId,
@@ -125,6 +160,36 @@ pub struct StoredMessage {
     pub envelope: Vec<u8>,
     pub sent_at: OffsetDateTime,
     pub client_msg_id: Option<String>,
+    pub kind: EntryKind,
+    pub target_id: Option<MessageId>,
+    /// `text` entries: when last edited.
+    pub edited_at: Option<OffsetDateTime>,
+    /// `text` entries: when deleted.
+    pub deleted_at: Option<OffsetDateTime>,
+}
+
+impl StoredMessage {
+    /// The entry as first stored from `m` with its `seq`.
+    pub fn from_new(m: &NewMessage, seq: u64) -> Self {
+        Self {
+            id: m.id,
+            group_id: m.group_id,
+            seq,
+            sender_id: m.sender_id,
+            envelope: m.envelope.clone(),
+            sent_at: m.sent_at,
+            client_msg_id: m.client_msg_id.clone(),
+            kind: m.action.kind(),
+            target_id: m.action.target(),
+            edited_at: None,
+            deleted_at: None,
+        }
+    }
+
+    /// A `text` entry that can still be edited or deleted.
+    pub fn is_live_text(&self) -> bool {
+        self.kind == EntryKind::Text && self.deleted_at.is_none()
+    }
 }
 
 /// `after_seq` reads forwards, `before_seq` backwards; results are always ascending by `seq`.
@@ -146,13 +211,49 @@ pub enum Appended {
     /// The sender is no longer a member (removed, banned or left after the send was accepted):
     /// checked where the message is stored, so a send cannot outrun a ban on another process.
     NotMember,
+    /// An edit or deletion whose target is not (any more) a live `text` entry of the group that
+    /// its author may change (deleted meanwhile, say): nothing was stored.
+    TargetGone,
 }
 
 impl Appended {
     pub fn message(&self) -> Option<&StoredMessage> {
         match self {
             Appended::Stored(m) | Appended::Duplicate(m) => Some(m),
-            Appended::GroupGone | Appended::NotMember => None,
+            Appended::GroupGone | Appended::NotMember | Appended::TargetGone => None,
         }
     }
 }
+
+/// What [`MessageStore::mark_read`](super::MessageStore::mark_read) did.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadMark {
+    Moved,
+    /// At or behind the marker already: nothing changed.
+    NotForward,
+    /// Beyond the group's last `seq`: nothing changed.
+    BeyondLast,
+    /// Not a member (or no such group).
+    NotMember,
+}
+
+/// One member's read marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadMarker {
+    pub user_id: UserId,
+    pub last_read_seq: u64,
+}
+
+/// A member's read state in one group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadState {
+    pub group_id: GroupId,
+    pub last_seq: u64,
+    pub last_read_seq: u64,
+    /// `text` entries after the marker, by others, not deleted; at most [`UNREAD_CAP`].
+    pub unread_count: u32,
+}
+
+/// Unread counts stop here, so counting is bounded whatever a member left unread.
+pub const UNREAD_CAP: u32 = 1000;

@@ -15,6 +15,7 @@ mod across_processes;
 mod bans;
 mod clock_skew;
 mod dependency_faults;
+mod entries;
 mod fanout;
 mod faults;
 mod limits_without_redis;

@@ -105,6 +105,7 @@ fn msg(g: GroupId, sender: UserId, cmid: Option<&str>) -> NewMessage {
         envelope: vec![1, 2, 3],
         sent_at: domain::now(),
         client_msg_id: cmid.map(str::to_owned),
+        action: Default::default(),
     }
 }
 
@@ -403,4 +404,161 @@ async fn mongo_a_v1_database_is_migrated_by_prepare_schema() {
         .unwrap();
     assert_eq!(s.group(g).await.unwrap().unwrap().member_count, 3);
     s.drop_database().await.unwrap();
+}
+
+/// A message document as v1 wrote it (no `kind`, `target_id`, `edited_at`, `deleted_at`) reads
+/// as a `text` entry and can be edited and deleted; a v1 membership gets its read marker from
+/// the leader's schema step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_message_documents_are_text_entries_that_can_be_changed() {
+    use conclave::domain::EntryKind;
+    use conclave::store::EntryAction;
+    use mongodb::bson::{Binary, DateTime, doc, spec::BinarySubtype};
+
+    let name = format!("conclave_test_{}_v1_documents", std::process::id());
+    let store = Arc::new(MongoStore::connect(&uri(), &name).await.unwrap());
+    store.ensure_indexes().await.unwrap();
+    let _guard = DropDatabase(store.clone());
+    let raw = mongodb::Client::with_uri_str(uri())
+        .await
+        .unwrap()
+        .database(&name);
+    let owner = user(&store, "v1owner").await;
+    let g = group(&store, owner, Visibility::Open, 10).await;
+    let first = MessageId::new();
+    raw.collection::<mongodb::bson::Document>("messages")
+        .insert_one(doc! {
+            "_id": first.to_string(), "group_id": g.to_string(), "seq": 1_i64,
+            "sender_id": owner.to_string(),
+            "envelope": Binary { subtype: BinarySubtype::Generic, bytes: vec![1, 2, 3] },
+            "sent_at": DateTime::now(),
+        })
+        .await
+        .unwrap();
+    raw.collection::<mongodb::bson::Document>("groups")
+        .update_one(
+            doc! { "_id": g.to_string() },
+            doc! { "$set": { "last_seq": 1_i64 } },
+        )
+        .await
+        .unwrap();
+    // A membership as v1 wrote it has no read marker: the leader's schema step gives it one,
+    // with everything so far read.
+    let reader = user(&store, "v1reader").await;
+    raw.collection::<mongodb::bson::Document>("memberships")
+        .insert_one(doc! {
+            "group_id": g.to_string(), "user_id": reader.to_string(), "role": "member",
+            "joined_at": DateTime::now(),
+        })
+        .await
+        .unwrap();
+    store.prepare_schema().await.unwrap();
+    let st = store.read_states(reader, &[g]).await.unwrap();
+    assert_eq!(
+        (st[0].last_seq, st[0].last_read_seq, st[0].unread_count),
+        (1, 1, 0)
+    );
+    let old = store.entry(g, first).await.unwrap().unwrap();
+    assert_eq!(
+        (old.kind, old.target_id, old.edited_at),
+        (EntryKind::Text, None, None)
+    );
+    let edit = NewMessage {
+        action: EntryAction::Edit {
+            target: first,
+            current: vec![7],
+        },
+        ..msg(g, owner, None)
+    };
+    let out = store.append_messages(&[edit]).await.unwrap();
+    assert_eq!(out[0].message().map(|m| m.seq), Some(2));
+    assert_eq!(store.entry(g, first).await.unwrap().unwrap().envelope, [7]);
+    let del = NewMessage {
+        action: EntryAction::Delete { target: first },
+        envelope: Vec::new(),
+        ..msg(g, owner, None)
+    };
+    store.append_messages(&[del]).await.unwrap();
+    let q = HistoryQuery {
+        after_seq: Some(0),
+        before_seq: None,
+        limit: 10,
+    };
+    let all = store.messages(g, &q).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all[0].envelope.is_empty() && all[1].envelope.is_empty());
+}
+
+/// The store's part of `GET /groups/mine` on MongoDB: read states of a page of 100 groups of a
+/// member of 500, every group with unread messages (a measurement: `cargo test --test
+/// integration measure_mongo_read_states -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; prints timings"]
+async fn measure_mongo_read_states() {
+    let (store, _guard) = mongo_store().await;
+    let owner = UserRecord {
+        id: UserId::new(),
+        username: Username::parse("owner").unwrap(),
+        password_hash: "x".into(),
+        created_at: domain::now(),
+    };
+    assert_eq!(
+        store.create_user(&owner).await.unwrap(),
+        NewAccount::Created
+    );
+    let reader = UserRecord {
+        id: UserId::new(),
+        username: Username::parse("reader").unwrap(),
+        ..owner.clone()
+    };
+    assert_eq!(
+        store.create_user(&reader).await.unwrap(),
+        NewAccount::Created
+    );
+    let mut groups = Vec::new();
+    for i in 0..500 {
+        let g = GroupRecord {
+            id: GroupId::new(),
+            name: format!("g{i}"),
+            description: String::new(),
+            visibility: Visibility::Open,
+            owner_id: owner.id,
+            member_count: 1,
+            max_members: 10,
+            created_at: domain::now(),
+        };
+        store.create_group(&g).await.unwrap();
+        store
+            .execute(g.id, reader.id, &Command::Join, domain::now(), policy())
+            .await
+            .unwrap();
+        let n = if i % 10 == 0 { 50 } else { 3 };
+        let batch: Vec<_> = (0..n).map(|_| msg(g.id, owner.id, None)).collect();
+        store.append_messages(&batch).await.unwrap();
+        groups.push((g.id, n));
+    }
+    let ids: Vec<GroupId> = groups.iter().map(|(g, _)| *g).collect();
+    time_read_states(&store, reader.id, &ids, "all unread").await;
+    for (g, n) in &groups {
+        let _ = store.mark_read(*g, reader.id, *n as u64).await.unwrap();
+    }
+    time_read_states(&store, reader.id, &ids, "all read").await;
+}
+
+async fn time_read_states(store: &Arc<dyn Store>, reader: UserId, groups: &[GroupId], what: &str) {
+    let mut took = Vec::new();
+    for _ in 0..10 {
+        let start = std::time::Instant::now();
+        for page in groups.chunks(100) {
+            let states = store.read_states(reader, page).await.unwrap();
+            assert_eq!(states.len(), 100);
+        }
+        took.push(start.elapsed());
+    }
+    took.sort();
+    println!(
+        "MongoDB read_states, 500 groups {what}, 5 pages of 100: median {:?}, max {:?}",
+        took[took.len() / 2],
+        took.last().unwrap()
+    );
 }

@@ -53,6 +53,12 @@ pub struct MyGroupReply {
     #[serde(flatten)]
     pub group: GroupReply,
     pub role: Role,
+    /// The group's last `seq`.
+    pub last_seq: u64,
+    /// The caller's read marker.
+    pub last_read_seq: u64,
+    /// Messages (`text` entries) after the marker, by others, not deleted; at most 1000.
+    pub unread_count: u32,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -235,7 +241,7 @@ pub async fn list(
     Ok(Json(List::from_page(page, GroupReply::from)))
 }
 
-/// The caller's groups, with the caller's role in each.
+/// The caller's groups, with the caller's role and read state in each.
 #[utoipa::path(get, path = "/groups/mine", tag = "groups", security(("bearer" = [])), params(PageParams),
     responses(
         (status = 200, description = "A page of the caller's groups", body = List<MyGroupReply>),
@@ -249,9 +255,18 @@ pub async fn mine(
 ) -> AppResult<Json<List<MyGroupReply>>> {
     let (limit, cursor) = p.parse()?;
     let page = s.groups.mine(me, limit, cursor.as_ref()).await?;
-    Ok(Json(List::from_page(page, |(g, m)| MyGroupReply {
-        group: g.into(),
-        role: m.role,
+    let ids: Vec<_> = page.items.iter().map(|(g, _)| g.id).collect();
+    let reads = s.reads.states(me, &ids).await?;
+    Ok(Json(List::from_page(page, |(g, m)| {
+        // A group left between the two reads shows as read.
+        let r = reads.get(&g.id);
+        MyGroupReply {
+            last_seq: r.map_or(0, |r| r.last_seq),
+            last_read_seq: r.map_or(0, |r| r.last_read_seq),
+            unread_count: r.map_or(0, |r| r.unread_count),
+            group: g.into(),
+            role: m.role,
+        }
     })))
 }
 

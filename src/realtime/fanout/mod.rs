@@ -35,6 +35,7 @@
 //! `CONCLAVE_FANOUT_PUBLISH_DEADLINE` answers 503 although stored (a retry is safe, and succeeds
 //! once the fan-out has carried it).
 
+mod frames;
 mod lost;
 mod notices;
 
@@ -57,6 +58,7 @@ use super::{group_room, user_room};
 use crate::domain::{GroupId, MessageView, UserId};
 use crate::events::{Broadcast, GroupEvent, MembershipWatcher, Unpublished};
 use crate::ops::metrics as metric;
+use frames::{decode_group_frame, encode_group_frame};
 pub use lost::Reread;
 use lost::{Lost, RereadFrame};
 
@@ -81,6 +83,10 @@ pub enum GroupEmit {
     Typing {
         from: UserId,
     },
+    /// A member's read marker moved; not sent to that member's own sockets.
+    Read {
+        from: UserId,
+    },
 }
 
 impl GroupEmit {
@@ -88,6 +94,7 @@ impl GroupEmit {
         match self {
             GroupEmit::MessageNew => "message:new",
             GroupEmit::Typing { .. } => "typing",
+            GroupEmit::Read { .. } => "message:read",
         }
     }
 }
@@ -250,6 +257,12 @@ impl Broadcast for Fanout {
     async fn removals_deliverable(&self) -> bool {
         Fanout::removals_deliverable(self).await
     }
+
+    async fn read_moved(&self, group: GroupId, user: UserId, seq: u64) {
+        let payload = serde_json::json!({"group_id": group, "user_id": user, "seq": seq});
+        self.to_group(group, GroupEmit::Read { from: user }, &payload)
+            .await;
+    }
 }
 
 /// Counts what a broadcast could not hand to a socket (full buffer or closed).
@@ -286,7 +299,7 @@ async fn emit_local<T: Serialize + ?Sized>(
     };
     let to = match what {
         GroupEmit::MessageNew => to,
-        GroupEmit::Typing { from } => to.except(user_room(from)),
+        GroupEmit::Typing { from } | GroupEmit::Read { from } => to.except(user_room(from)),
     };
     count_drops(to.emit(what.name(), payload).await, what.name());
 }
@@ -352,39 +365,6 @@ async fn leave(io: &SocketIo, user: UserId, group: GroupId) {
     {
         tracing::warn!(error = %e, "removing sockets from a room failed");
     }
-}
-
-/// A group channel's frame: a kind byte (`M` message:new, `T` typing, followed by the typist's
-/// 16-byte id), then the JSON payload, serialized once by the publisher.
-fn encode_group_frame(what: GroupEmit, payload: &(impl Serialize + ?Sized)) -> Option<Vec<u8>> {
-    let mut buf = Vec::with_capacity(256);
-    match what {
-        GroupEmit::MessageNew => buf.push(b'M'),
-        GroupEmit::Typing { from } => {
-            buf.push(b'T');
-            buf.extend_from_slice(from.as_uuid().as_bytes());
-        }
-    }
-    match serde_json::to_writer(&mut buf, payload) {
-        Ok(()) => Some(buf),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot serialize a group event");
-            None
-        }
-    }
-}
-
-fn decode_group_frame(frame: &[u8]) -> Option<(GroupEmit, Value)> {
-    let (what, json) = match frame.split_first()? {
-        (b'M', rest) => (GroupEmit::MessageNew, rest),
-        (b'T', rest) if rest.len() >= 16 => {
-            let (id, json) = rest.split_at(16);
-            let from = UserId::from_uuid(uuid::Uuid::from_slice(id).ok()?);
-            (GroupEmit::Typing { from }, json)
-        }
-        _ => return None,
-    };
-    Some((what, serde_json::from_slice(json).ok()?))
 }
 
 /// The Redis side: one connection (publishing and subscribed), the set of group channels this
@@ -767,19 +747,6 @@ async fn sweep(ch: Arc<Channels>, io: SocketIo, stop: CancellationToken) {
 mod tests {
     use super::*;
     use crate::events::RemovalReason;
-
-    #[test]
-    fn group_frames_round_trip() {
-        let from = UserId::new();
-        let payload = json!({"group_id": "g", "content": "héllo", "seq": 7});
-        for what in [GroupEmit::MessageNew, GroupEmit::Typing { from }] {
-            let frame = encode_group_frame(what, &payload).unwrap();
-            assert_eq!(decode_group_frame(&frame), Some((what, payload.clone())));
-        }
-        assert_eq!(decode_group_frame(b""), None);
-        assert_eq!(decode_group_frame(b"T\x01\x02"), None);
-        assert_eq!(decode_group_frame(b"X{}"), None);
-    }
 
     #[test]
     fn reread_frames_are_told_apart_from_membership_events() {

@@ -14,8 +14,8 @@ use mongodb::options::ReturnDocument;
 
 use super::tx::{TxError, TxResult, is_duplicate_key};
 use super::{Colls, collect, docs};
-use crate::domain::{GroupId, MessageId, UserId};
-use crate::store::{Appended, NewMessage, StoredMessage};
+use crate::domain::{EntryKind, GroupId, MessageId, UserId};
+use crate::store::{Appended, EntryAction, NewMessage, StoredMessage};
 
 /// What to do with one message of a batch.
 enum Slot {
@@ -26,6 +26,8 @@ enum Slot {
     New,
     /// New, but its sender is not a member of the group (any more).
     NotMember,
+    /// A new edit or deletion without a live target.
+    TargetGone,
 }
 
 /// `look_up`: ask for the batch's ids first. Without it a duplicate id makes this return
@@ -108,6 +110,8 @@ pub(super) async fn append_tx(
     // accepted: a ban committed first refuses the message. (A removal also writes the group
     // document, as the seq reservation below does, so the two cannot pass each other.)
     let members = senders_who_are_members(c, s, batch, &slots).await?;
+    // The targets of edits and deletions as they stand, updated in batch order below.
+    let mut targets = targets_of(c, s, batch, &slots).await?;
     let mut refused_groups: Vec<GroupId> = Vec::new();
     for (m, slot) in batch.iter().zip(slots.iter_mut()) {
         if !matches!(slot, Slot::New) {
@@ -120,10 +124,43 @@ pub(super) async fn append_tx(
             }
             continue;
         }
+        match &m.action {
+            EntryAction::Text => {
+                targets.insert(
+                    m.id,
+                    Target {
+                        group: m.group_id,
+                        sender: m.sender_id,
+                        live: true,
+                    },
+                );
+            }
+            action => {
+                let t = action.target().and_then(|t| targets.get_mut(&t));
+                let fits = t.as_ref().is_some_and(|t| {
+                    t.live
+                        && t.group == m.group_id
+                        && (!matches!(action, EntryAction::Edit { .. }) || t.sender == m.sender_id)
+                });
+                if !fits {
+                    *slot = Slot::TargetGone;
+                    continue;
+                }
+                if let (Some(t), EntryAction::Delete { .. }) = (t, action) {
+                    t.live = false;
+                }
+            }
+        }
         match new_per_group.iter_mut().find(|(g, _)| *g == m.group_id) {
             Some((_, n)) => *n += 1,
             None => new_per_group.push((m.group_id, 1)),
         }
+    }
+    // A redelivered change finds its target changed by itself (a deletion, its target deleted):
+    // only the look-up by id tells that apart from a change that came too late.
+    if !*look_up && slots.iter().any(|s| matches!(s, Slot::TargetGone)) {
+        *look_up = true;
+        return Err(TxError::Again);
     }
     // A deleted group has no members either: tell the two apart.
     let existing = existing_groups(c, s, &refused_groups).await?;
@@ -141,17 +178,10 @@ pub(super) async fn append_tx(
             },
             Slot::NotMember if existing.contains(&m.group_id) => Appended::NotMember,
             Slot::NotMember => Appended::GroupGone,
+            Slot::TargetGone => Appended::TargetGone,
             Slot::New => match next_seq.get_mut(&m.group_id) {
                 Some(Some(seq)) => {
-                    let stored = StoredMessage {
-                        id: m.id,
-                        group_id: m.group_id,
-                        seq: *seq,
-                        sender_id: m.sender_id,
-                        envelope: m.envelope.clone(),
-                        sent_at: m.sent_at,
-                        client_msg_id: m.client_msg_id.clone(),
-                    };
+                    let stored = StoredMessage::from_new(m, *seq);
                     *seq += 1;
                     inserts.push(docs::message_doc(&stored));
                     Appended::Stored(stored)
@@ -171,7 +201,123 @@ pub(super) async fn append_tx(
             Err(e) => return Err(e.into()),
         }
     }
+    apply_actions(c, s, batch, &out).await?;
+    move_senders_markers(c, s, &out).await?;
     Ok(out)
+}
+
+/// Sending a message moves its sender's read marker to it: one update per (group, sender) of
+/// the batch's stored messages.
+async fn move_senders_markers(c: &Colls, s: &mut ClientSession, out: &[Appended]) -> TxResult<()> {
+    let mut last: HashMap<(GroupId, UserId), u64> = HashMap::new();
+    for r in out {
+        if let Appended::Stored(m) = r
+            && m.kind == EntryKind::Text
+        {
+            let e = last.entry((m.group_id, m.sender_id)).or_default();
+            *e = (*e).max(m.seq);
+        }
+    }
+    for ((g, u), seq) in last {
+        c.memberships
+            .update_one(
+                doc! { "group_id": g.to_string(), "user_id": u.to_string() },
+                doc! { "$max": { "last_read_seq": seq as i64 } },
+            )
+            .session(&mut *s)
+            .await?;
+    }
+    Ok(())
+}
+
+/// What an edit or deletion needs to know of its target.
+struct Target {
+    group: GroupId,
+    sender: UserId,
+    /// A `text` entry not deleted.
+    live: bool,
+}
+
+/// The stored targets of the batch's new edits and deletions (one query per group).
+async fn targets_of(
+    c: &Colls,
+    s: &mut ClientSession,
+    batch: &[NewMessage],
+    slots: &[Slot],
+) -> TxResult<HashMap<MessageId, Target>> {
+    let mut wanted: Vec<(GroupId, Vec<String>)> = Vec::new();
+    for (m, slot) in batch.iter().zip(slots) {
+        let (Slot::New, Some(t)) = (slot, m.action.target()) else {
+            continue;
+        };
+        match wanted.iter_mut().find(|(g, _)| *g == m.group_id) {
+            Some((_, ids)) => ids.push(t.to_string()),
+            None => wanted.push((m.group_id, vec![t.to_string()])),
+        }
+    }
+    let mut found = HashMap::new();
+    for (g, ids) in wanted {
+        let filter = doc! { "group_id": g.to_string(), "_id": { "$in": ids } };
+        for d in collect(&c.messages, s, filter, None).await? {
+            let t = docs::message(&d)?;
+            let live = t.is_live_text();
+            found.insert(
+                t.id,
+                Target {
+                    group: t.group_id,
+                    sender: t.sender_id,
+                    live,
+                },
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// Applies the stored edits and deletions to their targets, in batch order (after the insert,
+/// so a target stored by this batch is there). A deletion erases the content of its target and
+/// of every edit of it.
+async fn apply_actions(
+    c: &Colls,
+    s: &mut ClientSession,
+    batch: &[NewMessage],
+    out: &[Appended],
+) -> TxResult<()> {
+    for (m, r) in batch.iter().zip(out) {
+        if !matches!(r, Appended::Stored(_)) {
+            continue;
+        }
+        let g = m.group_id.to_string();
+        match &m.action {
+            EntryAction::Text => {}
+            EntryAction::Edit { target, current } => {
+                c.messages
+                    .update_one(
+                        doc! { "group_id": &g, "_id": target.to_string() },
+                        doc! { "$set": { "envelope": docs::bin(current), "edited_at": docs::date(m.sent_at) } },
+                    )
+                    .session(&mut *s)
+                    .await?;
+            }
+            EntryAction::Delete { target } => {
+                c.messages
+                    .update_one(
+                        doc! { "group_id": &g, "_id": target.to_string() },
+                        doc! { "$set": { "envelope": docs::bin(&[]), "deleted_at": docs::date(m.sent_at) } },
+                    )
+                    .session(&mut *s)
+                    .await?;
+                c.messages
+                    .update_many(
+                        doc! { "group_id": &g, "target_id": target.to_string(), "kind": "edit" },
+                        doc! { "$set": { "envelope": docs::bin(&[]) } },
+                    )
+                    .session(&mut *s)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The `(group, sender)` pairs of the batch's new messages whose sender is a member: one query

@@ -9,7 +9,7 @@ use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
 use time::OffsetDateTime;
 
 use super::super::{GroupRecord, StoredMessage, UserRecord};
-use crate::domain::{AuditEvent, AuditKind};
+use crate::domain::{AuditEvent, AuditKind, EntryKind};
 use crate::domain::{Role, UserId, Username, Visibility, from_millis, to_millis};
 use crate::error::AppError;
 
@@ -125,7 +125,26 @@ pub(super) fn message(d: &Document) -> Result<StoredMessage, AppError> {
             Some(Bson::String(s)) => Some(s.clone()),
             Some(_) => return Err(corrupt("client_msg_id", d)),
         },
+        // v1 documents have none of these: a message, never edited nor deleted.
+        kind: match d.get("kind") {
+            None => EntryKind::Text,
+            Some(Bson::String(k)) => EntryKind::parse(k).ok_or_else(|| corrupt("kind", d))?,
+            Some(_) => return Err(corrupt("kind", d)),
+        },
+        target_id: match d.get("target_id") {
+            None | Some(Bson::Null) => None,
+            Some(_) => Some(id(d, "target_id")?),
+        },
+        edited_at: optional_time(d, "edited_at")?,
+        deleted_at: optional_time(d, "deleted_at")?,
     })
+}
+
+fn optional_time(d: &Document, k: &str) -> Result<Option<OffsetDateTime>, AppError> {
+    match d.get(k) {
+        None | Some(Bson::Null) => Ok(None),
+        Some(_) => time(d, k).map(Some),
+    }
 }
 
 pub(super) fn message_doc(m: &StoredMessage) -> Document {
@@ -140,6 +159,13 @@ pub(super) fn message_doc(m: &StoredMessage) -> Document {
     if let Some(c) = &m.client_msg_id {
         d.insert("client_msg_id", c.as_str());
         d.insert("client_key", client_key(m.sender_id, c));
+    }
+    // Absent for `text`, as in v1 documents.
+    if m.kind != EntryKind::Text {
+        d.insert("kind", m.kind.as_str());
+    }
+    if let Some(t) = m.target_id {
+        d.insert("target_id", t.to_string());
     }
     d
 }

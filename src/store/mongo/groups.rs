@@ -203,14 +203,20 @@ async fn apply(
     let group = doc! { "_id": g };
     match effect {
         Effect::AddMember { user, role } => {
+            let after = c
+                .groups
+                .find_one_and_update(group, doc! { "$inc": { "member_count": 1i64 } })
+                .projection(doc! { "last_seq": 1 })
+                .session(&mut *s)
+                .await?;
+            // A new member's read marker starts at the group's last seq: history before the
+            // join is not unread.
+            let last_seq = after.map(|d| docs::int(&d, "last_seq")).transpose()?;
             let mut m = key(user);
             m.insert("role", role.as_str());
             m.insert("joined_at", date(now));
+            m.insert("last_read_seq", last_seq.unwrap_or(0));
             c.memberships.insert_one(m).session(&mut *s).await?;
-            c.groups
-                .update_one(group, doc! { "$inc": { "member_count": 1i64 } })
-                .session(&mut *s)
-                .await?;
         }
         Effect::RemoveMember { user } => {
             let n = c
@@ -331,6 +337,7 @@ async fn create_group_tx(c: &Colls, s: &mut ClientSession, g: &GroupRecord) -> T
             "user_id": g.owner_id.to_string(),
             "role": "owner",
             "joined_at": date(g.created_at),
+            "last_read_seq": 0i64,
         })
         .session(&mut *s)
         .await?;

@@ -23,7 +23,15 @@ impl MaintenanceStore for MongoStore {
     }
 
     async fn prepare_schema(&self) -> AppResult<()> {
-        self.ensure_indexes().await.map_err(AppError::Internal)
+        self.ensure_indexes().await.map_err(AppError::Internal)?;
+        let n = super::reads::backfill_markers(&self.c).await?;
+        if n > 0 {
+            tracing::info!(
+                memberships = n,
+                "read markers set on memberships written by v1"
+            );
+        }
+        Ok(())
     }
 
     async fn schema_ready(&self) -> AppResult<bool> {

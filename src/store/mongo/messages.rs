@@ -6,10 +6,13 @@ use mongodb::bson::{Document, doc};
 
 use super::docs::{self};
 use super::tx::{db_error, transaction};
-use super::{MongoStore, append};
+use super::{MongoStore, append, reads};
 use crate::domain::{GroupId, MessageId, UserId};
 use crate::error::AppResult;
-use crate::store::{Appended, HistoryQuery, MessageStore, NewMessage, StoredMessage};
+use crate::store::{
+    Appended, HistoryQuery, MessageStore, NewMessage, ReadMark, ReadMarker, ReadState,
+    StoredMessage,
+};
 
 #[async_trait]
 impl MessageStore for MongoStore {
@@ -84,5 +87,27 @@ impl MessageStore for MongoStore {
             items.reverse();
         }
         Ok(items)
+    }
+
+    async fn entry(&self, group: GroupId, id: MessageId) -> AppResult<Option<StoredMessage>> {
+        let d = self
+            .c
+            .messages
+            .find_one(doc! { "group_id": group.to_string(), "_id": id.to_string() })
+            .await
+            .map_err(db_error)?;
+        d.as_ref().map(docs::message).transpose()
+    }
+
+    async fn mark_read(&self, group: GroupId, user: UserId, seq: u64) -> AppResult<ReadMark> {
+        reads::mark_read(&self.c, group, user, seq).await
+    }
+
+    async fn read_markers(&self, group: GroupId) -> AppResult<Vec<ReadMarker>> {
+        reads::read_markers(&self.c, group).await
+    }
+
+    async fn read_states(&self, user: UserId, groups: &[GroupId]) -> AppResult<Vec<ReadState>> {
+        reads::read_states(&self.c, user, groups).await
     }
 }

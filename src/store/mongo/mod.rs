@@ -90,6 +90,7 @@ mod groups;
 mod invitations;
 mod maintenance;
 mod messages;
+mod reads;
 mod schema;
 mod tx;
 

@@ -262,6 +262,8 @@ impl MongoStore {
                 vec![
                     idx(doc! { "group_id": 1, "seq": 1 }, true),
                     idx(doc! { "group_id": 1, "client_key": 1 }, false),
+                    // A deletion erases the edits of its target.
+                    idx(doc! { "group_id": 1, "target_id": 1 }, false),
                 ],
             ),
         ]

@@ -8,7 +8,10 @@ use super::rows::*;
 use super::{SqliteStore, db, id, ms};
 use crate::domain::{GroupId, MessageId, UserId};
 use crate::error::AppResult;
-use crate::store::{Appended, HistoryQuery, MessageStore, NewMessage, StoredMessage};
+use crate::store::{
+    Appended, EntryAction, HistoryQuery, MessageStore, NewMessage, ReadMark, ReadMarker, ReadState,
+    StoredMessage, UNREAD_CAP,
+};
 
 #[async_trait]
 impl MessageStore for SqliteStore {
@@ -60,6 +63,18 @@ impl MessageStore for SqliteStore {
                     out.push(if group_exists { Appended::NotMember } else { Appended::GroupGone });
                     continue;
                 }
+                // An edit or deletion needs a live target, and an edit its own sender's; both
+                // are applied below in this transaction, so batch order holds.
+                if let Some(target) = m.action.target() {
+                    let t = find_message(tx, "id = ?1 AND group_id = ?2", &[&target.to_string(), &g])?;
+                    let fits = t.is_some_and(|t| {
+                        t.is_live_text() && (!matches!(m.action, EntryAction::Edit { .. }) || t.sender_id == m.sender_id)
+                    });
+                    if !fits {
+                        out.push(Appended::TargetGone);
+                        continue;
+                    }
+                }
                 let seq: Option<i64> = tx
                     .row("UPDATE groups SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq", [&g], |r| r.get(0))
                     .optional()
@@ -68,20 +83,34 @@ impl MessageStore for SqliteStore {
                     out.push(Appended::GroupGone);
                     continue;
                 };
+                let target = m.action.target().map(|t| t.to_string());
                 tx.prepare_cached(
-                    "INSERT INTO messages (group_id, seq, id, sender_id, envelope, sent_at, client_msg_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO messages (group_id, seq, id, sender_id, envelope, sent_at, client_msg_id, kind, target_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
-                .and_then(|mut st| st.execute(params![g, seq, mid, s, m.envelope, ms(m.sent_at), m.client_msg_id]))
+                .and_then(|mut st| st.execute(params![g, seq, mid, s, m.envelope, ms(m.sent_at), m.client_msg_id, m.action.kind().as_str(), target]))
                 .map_err(db)?;
-                out.push(Appended::Stored(StoredMessage {
-                    id: m.id,
-                    group_id: m.group_id,
-                    seq: seq as u64,
-                    sender_id: m.sender_id,
-                    envelope: m.envelope,
-                    sent_at: m.sent_at,
-                    client_msg_id: m.client_msg_id,
-                }));
+                let at = ms(m.sent_at);
+                match &m.action {
+                    EntryAction::Text => {}
+                    EntryAction::Edit { current, .. } => {
+                        tx.execute("UPDATE messages SET envelope = ?1, edited_at = ?2 WHERE id = ?3", params![current, at, target])
+                            .map_err(db)?;
+                    }
+                    EntryAction::Delete { .. } => {
+                        // Erased, not hidden: the message's content and every edit's.
+                        tx.execute("UPDATE messages SET envelope = x'', deleted_at = ?1 WHERE id = ?2", params![at, target])
+                            .map_err(db)?;
+                        tx.execute("UPDATE messages SET envelope = x'' WHERE target_id = ?1 AND kind = 'edit'", params![target])
+                            .map_err(db)?;
+                    }
+                }
+                if m.action == EntryAction::Text {
+                    // Sending a message moves its sender's read marker to it.
+                    tx.prepare_cached("UPDATE memberships SET last_read_seq = ?3 WHERE group_id = ?1 AND user_id = ?2")
+                        .and_then(|mut st| st.execute(params![g, s, seq]))
+                        .map_err(db)?;
+                }
+                out.push(Appended::Stored(StoredMessage::from_new(&m, seq as u64)));
             }
             Ok(out)
         })
@@ -112,6 +141,98 @@ impl MessageStore for SqliteStore {
                 items.reverse();
             }
             Ok(items)
+        })
+        .await
+    }
+
+    async fn entry(&self, gid: GroupId, mid: MessageId) -> AppResult<Option<StoredMessage>> {
+        self.read(move |c| {
+            find_message(
+                c,
+                "id = ?1 AND group_id = ?2",
+                &[&mid.to_string(), &gid.to_string()],
+            )
+        })
+        .await
+    }
+
+    async fn mark_read(&self, gid: GroupId, user: UserId, seq: u64) -> AppResult<ReadMark> {
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.write(move |tx| {
+            let (g, u) = (gid.to_string(), user.to_string());
+            let found: Option<(i64, i64)> = tx
+                .row(
+                    "SELECT m.last_read_seq, g.last_seq FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.group_id = ?1 AND m.user_id = ?2",
+                    [&g, &u],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(db)?;
+            let Some((read, last)) = found else {
+                return Ok(ReadMark::NotMember);
+            };
+            if seq > last {
+                return Ok(ReadMark::BeyondLast);
+            }
+            if seq <= read {
+                return Ok(ReadMark::NotForward);
+            }
+            tx.execute("UPDATE memberships SET last_read_seq = ?3 WHERE group_id = ?1 AND user_id = ?2", params![g, u, seq])
+                .map_err(db)?;
+            Ok(ReadMark::Moved)
+        })
+        .await
+    }
+
+    async fn read_markers(&self, gid: GroupId) -> AppResult<Vec<ReadMarker>> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT user_id, last_read_seq FROM memberships WHERE group_id = ?1 ORDER BY user_id")
+                .map_err(db)?;
+            st.query_map([gid.to_string()], |r| {
+                Ok(ReadMarker { user_id: id(r.get(0)?)?, last_read_seq: r.get::<_, i64>(1)?.max(0) as u64 })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(db)
+        })
+        .await
+    }
+
+    async fn read_states(&self, user: UserId, groups: &[GroupId]) -> AppResult<Vec<ReadState>> {
+        let groups = groups.to_vec();
+        self.read(move |c| {
+            let u = user.to_string();
+            let mut out = Vec::with_capacity(groups.len());
+            for gid in groups {
+                let g = gid.to_string();
+                let found: Option<(i64, i64)> = c
+                    .row(
+                        "SELECT g.last_seq, m.last_read_seq FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.group_id = ?1 AND m.user_id = ?2",
+                        [&g, &u],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(db)?;
+                let Some((last, read)) = found else { continue };
+                // Nothing after the marker: no count at all (the usual case).
+                let unread: i64 = if last > read {
+                    c.row(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE group_id = ?1 AND seq > ?2 AND kind = 'text' AND deleted_at IS NULL AND sender_id != ?3 LIMIT ?4)",
+                        params![g, read, u, UNREAD_CAP],
+                        |r| r.get(0),
+                    )
+                    .map_err(db)?
+                } else {
+                    0
+                };
+                out.push(ReadState {
+                    group_id: gid,
+                    last_seq: last.max(0) as u64,
+                    last_read_seq: read.max(0) as u64,
+                    unread_count: unread as u32,
+                });
+            }
+            Ok(out)
         })
         .await
     }

@@ -156,3 +156,6 @@ mod tests {
         s.ping().await.unwrap();
     }
 }
+
+#[cfg(test)]
+mod upgrade_tests;

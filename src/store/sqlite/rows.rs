@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::cached::CachedSql;
 use super::{db, id};
-use crate::domain::{AuditEvent, AuditKind, Role, Username, Visibility, from_millis};
+use crate::domain::{AuditEvent, AuditKind, EntryKind, Role, Username, Visibility, from_millis};
 use crate::error::AppResult;
 use crate::store::{GroupRecord, StoredMessage, UserRecord};
 
@@ -53,11 +53,16 @@ pub(super) fn message_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
         envelope: r.get(4)?,
         sent_at: from_millis(r.get(5)?),
         client_msg_id: r.get(6)?,
+        kind: EntryKind::parse(&r.get::<_, String>(7)?).ok_or_else(|| {
+            rusqlite::Error::InvalidColumnType(7, "kind".into(), rusqlite::types::Type::Text)
+        })?,
+        target_id: r.get::<_, Option<String>>(8)?.map(id).transpose()?,
+        edited_at: r.get::<_, Option<i64>>(9)?.map(from_millis),
+        deleted_at: r.get::<_, Option<i64>>(10)?.map(from_millis),
     })
 }
 
-pub(super) const MESSAGE_COLS: &str =
-    "group_id, seq, id, sender_id, envelope, sent_at, client_msg_id";
+pub(super) const MESSAGE_COLS: &str = "group_id, seq, id, sender_id, envelope, sent_at, client_msg_id, kind, target_id, edited_at, deleted_at";
 
 pub(super) fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
     let opt_id = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };

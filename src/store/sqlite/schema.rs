@@ -97,4 +97,22 @@ CREATE TABLE invitations (
 CREATE INDEX invitations_by_group ON invitations (group_id, invited_at, user_id);
 CREATE INDEX invitations_by_user ON invitations (user_id, invited_at, group_id);
 "#,
+    // v1.1: edits and deletions are entries of the log (v1 rows are `text`).
+    r#"
+ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';
+ALTER TABLE messages ADD COLUMN target_id TEXT;
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN deleted_at INTEGER;
+CREATE INDEX messages_by_target ON messages (target_id) WHERE target_id IS NOT NULL;
+"#,
+    // v1.1: read markers. Existing members have read everything (nothing turns unread on the
+    // upgrade); a new member's marker starts at the group's last seq.
+    r#"
+ALTER TABLE memberships ADD COLUMN last_read_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE memberships SET last_read_seq = (SELECT last_seq FROM groups WHERE groups.id = memberships.group_id);
+CREATE TRIGGER memberships_read_from_join AFTER INSERT ON memberships BEGIN
+    UPDATE memberships SET last_read_seq = (SELECT last_seq FROM groups WHERE id = NEW.group_id)
+        WHERE group_id = NEW.group_id AND user_id = NEW.user_id;
+END;
+"#,
 ];

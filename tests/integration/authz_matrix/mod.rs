@@ -328,6 +328,32 @@ fn rows() -> Vec<Row> {
             body: Some(r#"{"max_members":50,"visibility":"open"}"#),
             ..settings(F)
         },
+        // The owner's own message: only its sender edits; the sender or a manager (owner,
+        // moderator) deletes.
+        Row {
+            method: M::PATCH,
+            path: "/groups/{g}/messages/{msg}",
+            body: Some(r#"{"content":"edited by the matrix"}"#),
+            private: [ok(202), F, F, NOTF, NOTF, BANNED, NOTF, NOTF, UNAUTH],
+            open: [ok(202), F, F, NA, F, BANNED, F, F, UNAUTH],
+        },
+        Row {
+            method: M::DELETE,
+            path: "/groups/{g}/messages/{msg}",
+            body: None,
+            private: [ok(202), ok(202), F, NOTF, NOTF, BANNED, NOTF, NOTF, UNAUTH],
+            open: [ok(202), ok(202), F, NA, F, BANNED, F, F, UNAUTH],
+        },
+        Row {
+            method: M::PUT,
+            path: "/groups/{g}/read",
+            body: Some(r#"{"seq":1}"#),
+            ..members_only(204)
+        },
+        Row {
+            path: "/groups/{g}/reads",
+            ..members_only(200)
+        },
     ]
 }
 
@@ -400,8 +426,8 @@ impl Cast {
 }
 
 /// Builds a group in which each cast member has their relation, through the API; returns its
-/// id. The owner has posted `secret` in it.
-async fn group_with_relations(app: &TestApp, c: &Cast, vis: Vis, secret: &str) -> String {
+/// id and that of the message `secret` the owner has posted in it.
+async fn group_with_relations(app: &TestApp, c: &Cast, vis: Vis, secret: &str) -> (String, String) {
     let g = app.group(&c.owner, vis.as_str()).await;
     app.add_member(&g, &c.owner, &c.other).await;
     app.add_member(&g, &c.owner, &c.member).await;
@@ -444,13 +470,14 @@ async fn group_with_relations(app: &TestApp, c: &Cast, vis: Vis, secret: &str) -
         .post(&format!("/groups/{g}/leave"), &c.former.token, json!({}))
         .await;
     assert_eq!(s, 204, "leave: {b}");
-    app.send(&g, &c.owner, secret).await;
-    g
+    let msg = app.send(&g, &c.owner, secret).await;
+    (g, msg)
 }
 
-fn fill(template: &str, g: &str, c: &Cast) -> String {
+fn fill(template: &str, g: &str, msg: &str, c: &Cast) -> String {
     template
         .replace("{g}", g)
+        .replace("{msg}", msg)
         .replace("{other}", &c.other.id)
         .replace("{requester}", &c.requester.id)
         .replace("{invited}", &c.invited.id)
@@ -527,10 +554,11 @@ async fn rest_endpoints_by_relation_and_visibility() {
                         continue;
                     }
                     let secret = unique("secret message ");
-                    let g = group_with_relations(app, &cast, vis, &secret).await;
-                    let path = fill(row.path, &g, &cast);
+                    let (g, msg) = group_with_relations(app, &cast, vis, &secret).await;
+                    let path = fill(row.path, &g, &msg, &cast);
                     let body = row.body.map(|b| {
-                        serde_json::from_str::<Value>(&fill(b, &g, &cast)).expect("body template")
+                        serde_json::from_str::<Value>(&fill(b, &g, &msg, &cast))
+                            .expect("body template")
                     });
                     let token = (rel != Rel::Anonymous).then(|| cast.actor(rel).token.as_str());
                     let (status, answer) = app.call(row.method.clone(), &path, token, body).await;

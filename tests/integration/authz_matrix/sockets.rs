@@ -42,7 +42,8 @@ async fn wait_for_message(c: &mut SioClient, id: &str) -> bool {
     messages_until(c, id).await.is_some()
 }
 
-/// `message:send`, `group:sync`, `typing` and room membership, for every relation. Each user's
+/// `message:send`, `group:sync`, `typing`, `message:edit`, `message:delete` and room
+/// membership, for every relation. Each user's
 /// relation is set up twice over: one socket connected before (so it follows live changes:
 /// joined, banned, left) and one after (the rooms joined at connect).
 #[tokio::test]
@@ -124,7 +125,7 @@ async fn socket_cell(app: &TestApp, vis: Vis, rel: Rel, want: Want) -> Vec<Strin
     };
     let mut before = connect(actor.clone()).await;
     let secret = unique("secret message ");
-    let g = group_with_relations(app, &cast, vis, &secret).await;
+    let (g, _) = group_with_relations(app, &cast, vis, &secret).await;
     let mut after = connect(actor.clone()).await;
     let mut watch = connect(watcher.clone()).await;
     let member = matches!(rel, Rel::Owner | Rel::Moderator | Rel::Member);
@@ -148,6 +149,29 @@ async fn socket_cell(app: &TestApp, vis: Vis, rel: Rel, want: Want) -> Vec<Strin
         }
         if !member && ack.to_string().contains(&secret) {
             failures.push(format!("group:sync ({name}) leaks the history: {ack}"));
+        }
+    }
+
+    // message:edit and message:delete answer like PATCH and DELETE .../messages/{id}, on the
+    // owner's message (edits: its sender only; deletions: its sender or a manager). Run on a
+    // group of their own, so the entries they add do not disturb the checks below.
+    {
+        let (g2, target) = group_with_relations(app, &cast, vis, &unique("to change ")).await;
+        let edit_want = if matches!(rel, Rel::Moderator | Rel::Member) {
+            FORBID
+        } else {
+            want
+        };
+        let delete_want = if rel == Rel::Member { FORBID } else { want };
+        let edit = json!({"group_id": g2, "message_id": target, "content": "edited"});
+        let ack = after.emit_with_ack("message:edit", edit).await;
+        if let Some(f) = ack_check(edit_want, &ack) {
+            failures.push(format!("message:edit: {f}"));
+        }
+        let delete = json!({"group_id": g2, "message_id": target});
+        let ack = after.emit_with_ack("message:delete", delete).await;
+        if let Some(f) = ack_check(delete_want, &ack) {
+            failures.push(format!("message:delete: {f}"));
         }
     }
 

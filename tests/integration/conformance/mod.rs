@@ -124,6 +124,15 @@ macro_rules! conformance_suite {
             invitation_listings_page_once_each_even_with_equal_times,
             deleting_a_group_removes_its_invitations,
             update_settings_changes_the_group_and_respects_the_member_count,
+            an_edit_is_an_entry_with_its_own_seq_and_replaces_the_content,
+            a_deletion_erases_the_message_and_every_edit_of_it,
+            changes_without_a_live_target_are_target_gone,
+            changes_apply_in_batch_order_to_targets_of_the_same_batch,
+            changes_by_former_members_are_refused_and_redeliveries_are_duplicates,
+            an_edit_racing_a_deletion_leaves_no_content,
+            a_members_marker_starts_at_the_last_seq_and_moves_only_forward,
+            unread_counts_others_live_messages_after_the_marker,
+            unread_counts_stop_at_the_cap,
         );
     };
     (@tests $factory:expr; $($name:ident),+ $(,)?) => {
@@ -342,6 +351,7 @@ fn message(g: GroupId, sender: &UserRecord, body: &[u8], cmid: Option<&str>) -> 
         envelope: body.to_vec(),
         sent_at: domain::now(),
         client_msg_id: cmid.map(str::to_owned),
+        action: Default::default(),
     }
 }
 
@@ -441,6 +451,7 @@ async fn crowd(s: &DynStore, prefix: &str, n: usize) -> Vec<UserRecord> {
 // The behaviours, by topic; the macro above names each one as `conformance::<name>`.
 mod accounts;
 mod audit;
+mod entries;
 mod groups;
 mod maintenance;
 mod manage;
@@ -448,9 +459,11 @@ mod membership;
 mod messages;
 mod moderation;
 mod races;
+mod reads;
 
 pub use accounts::*;
 pub use audit::*;
+pub use entries::*;
 pub use groups::*;
 pub use maintenance::*;
 pub use manage::*;
@@ -458,3 +471,4 @@ pub use membership::*;
 pub use messages::*;
 pub use moderation::*;
 pub use races::*;
+pub use reads::*;

@@ -166,10 +166,31 @@ async function loadOlder(ev) {
   if (chat.older === null) list.firstElementChild?.focus();
 }
 
-/** Inserts messages in seq order, once each (delivery is at least once). */
+/** Shows an edit or deletion on its message, if shown. Messages in history already carry
+ * their current state, so only live changes need this. */
+function apply(change) {
+  chat.lastSeq = Math.max(chat.lastSeq, change.seq);
+  const li = chat.byId.get(change.target_id);
+  if (!li) return;
+  const text = li.querySelector(".text");
+  if (change.kind === "delete") {
+    li.classList.add("deleted");
+    text.textContent = "message deleted";
+  } else if (!li.classList.contains("deleted")) {
+    li.classList.add("edited");
+    text.textContent = change.content;
+  }
+}
+
+/** Inserts messages in seq order, once each (delivery is at least once); applies edits and
+ * deletions to theirs. */
 function add(messages) {
   const list = $("#messages");
   for (const m of messages) {
+    if (m.kind === "edit" || m.kind === "delete") {
+      apply(m);
+      continue;
+    }
     if (chat.byId.has(m.id)) continue;
     const li = h(
       "li",
@@ -184,8 +205,10 @@ function add(messages) {
         h("span", { class: "who" }, nameOf(m.sender_id)),
         h("time", { datetime: m.sent_at }, when(m.sent_at)),
       ),
-      h("p", { class: "text" }, m.content),
+      h("p", { class: "text" }, m.content ?? "message deleted"),
     );
+    if (m.deleted_at) li.classList.add("deleted");
+    else if (m.edited_at) li.classList.add("edited");
     chat.byId.set(m.id, li);
     const pending = m.client_msg_id && chat.pending.get(m.client_msg_id);
     if (pending && m.sender_id === state.me.id) {
@@ -213,16 +236,16 @@ function scrollToEnd() {
   l.scrollTop = l.scrollHeight;
 }
 
-/** A live message. Messages of other groups count as unread. */
+/** A live entry. Messages (not edits or deletions) of other groups count as unread. */
 export function onMessage(m) {
   if (chat?.group.id === m.group_id) {
     const stick = nearEnd() || m.sender_id === state.me.id;
     add([m]);
-    clearTyping(m.sender_id);
+    if (m.kind === "text") clearTyping(m.sender_id);
     if (stick) scrollToEnd();
     return false;
   }
-  return true;
+  return m.kind === "text";
 }
 
 /** After a reconnect: whatever the open chat missed while the socket was away. */
