@@ -160,12 +160,13 @@ impl Command {
         }
     }
 
-    /// Whether the command can take a user's access away from someone else (or everyone): such
-    /// a command is only reported done once every process has carried it out.
+    /// Whether the command takes someone's access away (a removal, a ban, a deletion, or the
+    /// caller's own leave): such a command is only reported done once every process has carried
+    /// it out.
     pub fn takes_access_away(&self) -> bool {
         matches!(
             self,
-            Command::Remove { .. } | Command::Ban { .. } | Command::Delete
+            Command::Remove { .. } | Command::Ban { .. } | Command::Delete | Command::Leave
         )
     }
 

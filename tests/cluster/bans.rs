@@ -299,3 +299,46 @@ async fn sends_accepted_after_a_ban_by_a_process_that_has_not_heard_of_it_are_ne
     node1_redis.delay(Duration::ZERO);
     cluster.cleanup().await;
 }
+
+/// A leave is a loss of access like a ban: answered by a process that cannot reach the others,
+/// it is refused with nothing changed (the leaver's sockets elsewhere would go on receiving the
+/// group); through the other process it acts at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leave_through_a_process_without_redis_is_refused_there_and_acts_through_another() {
+    let node2_redis = FaultProxy::start("127.0.0.1:6379").await;
+    let options = Options {
+        node_env: vec![(
+            1,
+            "CONCLAVE_REDIS_URL",
+            format!("redis://{}", node2_redis.addr()),
+        )],
+        ..Options::default()
+    };
+    let cluster = Cluster::start_with(2, options).await;
+    let scene = Scene::set_up(&cluster).await;
+    node2_redis.down();
+    wait_fanout_down(&cluster, 1).await;
+    let leave = |via: usize| {
+        let api = &scene.apis[via];
+        let (gid, token) = (scene.gid.clone(), scene.dave.token.clone());
+        async move {
+            api.call(
+                Method::POST,
+                &format!("/groups/{gid}/leave"),
+                Some(&token),
+                None,
+            )
+            .await
+        }
+    };
+    let (s, b) = leave(1).await;
+    assert_eq!((s, b["code"].as_str()), (503, Some("unavailable")), "{b}");
+    let (s, b) = leave(0).await;
+    assert_eq!(s, 204, "{b}");
+    // Dave's socket on node 1 left the room: nothing sent after reaches it, while the owner's
+    // socket there gets it (checked once node 2 has Redis again, since a process without it
+    // cannot publish what its partitions store).
+    node2_redis.up();
+    scene.receives_nothing_more(&cluster).await;
+    cluster.cleanup().await;
+}

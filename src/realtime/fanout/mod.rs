@@ -29,7 +29,7 @@
 //! again it publishes a re-read of that user on the membership channel (`RereadFrame`), for the
 //! processes that never lost Redis and so would not re-read anything by themselves.
 //!
-//! Removals (bans, removals, deletions) must reach every process, or the removed user's sockets
+//! Losses of access (bans, removals, deletions, leaves) must reach every process, or the removed user's sockets
 //! elsewhere go on receiving the group: a command that would make one is refused (503, nothing
 //! changed) while the fan-out is down, and one whose event cannot be published within
 //! `CONCLAVE_FANOUT_PUBLISH_DEADLINE` answers 503 although stored (a retry is safe, and succeeds
@@ -185,7 +185,8 @@ impl Fanout {
             apply(&self.io, ev, None).await;
             return Ok(());
         };
-        let removal = matches!(ev, GroupEvent::Removed { .. });
+        // A loss of access (removal, ban, deletion, leave) must reach every process.
+        let removal = ev.lost_access().is_some();
         let deadline = if removal {
             self.publish_deadline
         } else {
