@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::docs::{self, date, escape_regex};
 use super::tx::{TxError, TxResult, db_error, transaction};
-use super::{Colls, MongoStore, app, collect, usernames};
+use super::{Colls, MongoStore, app, collect, page_rows, usernames};
 use crate::domain::{Command, Cursor, Effect, GroupId, Limit, Relation, Role, UserId};
 use crate::error::{AppError, AppResult};
 use crate::store::membership::{self, GroupReads, MembershipTx, Reads};
@@ -376,18 +376,7 @@ impl MongoStore {
     ) -> AppResult<Page<T>> {
         let f = after_time_key(group, time_field, after)?;
         let mut s = self.session().await?;
-        let mut cursor = coll
-            .find(f)
-            .sort(doc! { time_field: 1, "user_id": 1 })
-            .limit(i64::from(rows_for(limit)))
-            .session(&mut s)
-            .await
-            .map_err(db_error)?;
-        let docs: Vec<Document> = cursor
-            .stream(&mut s)
-            .try_collect()
-            .await
-            .map_err(db_error)?;
+        let docs = page_rows(coll, &mut s, f, doc! { time_field: 1, "user_id": 1 }, limit).await?;
         let rows = docs.iter().map(row).collect::<AppResult<Vec<T>>>()?;
         let ids = rows.iter().map(|r| key(r).1.to_string());
         let names = usernames(&self.c, &mut s, ids).await.map_err(app)?;
@@ -471,20 +460,14 @@ impl GroupStore for MongoStore {
         if let Some(a) = after {
             f.insert("group_id", doc! { "$gt": a.key() });
         }
-        let mut cursor = self
-            .c
-            .memberships
-            .find(f)
-            .sort(doc! { "user_id": 1, "group_id": 1 })
-            .limit(i64::from(rows_for(limit)))
-            .session(&mut s)
-            .await
-            .map_err(db_error)?;
-        let rows: Vec<Document> = cursor
-            .stream(&mut s)
-            .try_collect()
-            .await
-            .map_err(db_error)?;
+        let rows = page_rows(
+            &self.c.memberships,
+            &mut s,
+            f,
+            doc! { "user_id": 1, "group_id": 1 },
+            limit,
+        )
+        .await?;
         let gids: Vec<String> = rows
             .iter()
             .map(|d| docs::text(d, "group_id").map(str::to_owned))

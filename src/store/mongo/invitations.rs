@@ -8,10 +8,10 @@ use mongodb::bson::{Bson, Document, doc};
 
 use super::docs;
 use super::tx::db_error;
-use super::{MongoStore, app, collect, usernames};
+use super::{MongoStore, app, collect, page_rows, usernames};
 use crate::domain::{Cursor, GroupId, Limit, UserId};
 use crate::error::AppResult;
-use crate::store::paging::{page, rows_for, split_time_key, time_key};
+use crate::store::paging::{page, split_time_key, time_key};
 use crate::store::{GroupRecord, InvitationRecord, MemberRecord, Page};
 
 fn invitation(d: &Document) -> AppResult<InvitationRecord> {
@@ -102,20 +102,14 @@ impl MongoStore {
             );
         }
         let mut s = self.session().await?;
-        let mut cursor = self
-            .c
-            .invitations
-            .find(f)
-            .sort(doc! { "invited_at": 1, "group_id": 1 })
-            .limit(i64::from(rows_for(limit)))
-            .session(&mut s)
-            .await
-            .map_err(db_error)?;
-        let rows: Vec<Document> = cursor
-            .stream(&mut s)
-            .try_collect()
-            .await
-            .map_err(db_error)?;
+        let rows = page_rows(
+            &self.c.invitations,
+            &mut s,
+            f,
+            doc! { "invited_at": 1, "group_id": 1 },
+            limit,
+        )
+        .await?;
         let rows = rows.iter().map(invitation).collect::<AppResult<Vec<_>>>()?;
         let gids: Vec<String> = rows.iter().map(|i| i.group_id.to_string()).collect();
         let mut groups: HashMap<String, GroupRecord> = HashMap::new();

@@ -249,6 +249,25 @@ async fn collect(
     cursor.stream(s).try_collect().await
 }
 
+/// One page's rows in `sort` order: one more than `limit`, so `paging::page` can tell whether
+/// another page follows.
+async fn page_rows(
+    coll: &Collection<Document>,
+    s: &mut ClientSession,
+    filter: Document,
+    sort: Document,
+    limit: crate::domain::Limit,
+) -> AppResult<Vec<Document>> {
+    let mut cursor = coll
+        .find(filter)
+        .sort(sort)
+        .limit(i64::from(crate::store::paging::rows_for(limit)))
+        .session(&mut *s)
+        .await
+        .map_err(db_error)?;
+    cursor.stream(s).try_collect().await.map_err(db_error)
+}
+
 async fn usernames(
     c: &Colls,
     s: &mut ClientSession,
