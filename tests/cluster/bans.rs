@@ -125,6 +125,11 @@ impl Scene {
     }
 }
 
+/// Node `i`'s Redis through `proxy`, the others' direct.
+fn redis_through(i: usize, proxy: &FaultProxy) -> Vec<(usize, &'static str, String)> {
+    vec![(i, "CONCLAVE_REDIS_URL", format!("redis://{}", proxy.addr()))]
+}
+
 /// Waits (bounded) until node `i` has logged that its Redis fan-out is unreachable.
 async fn wait_fanout_down(cluster: &Cluster, i: usize) {
     let until = Instant::now() + WAIT;
@@ -147,11 +152,7 @@ async fn wait_fanout_down(cluster: &Cluster, i: usize) {
 async fn a_ban_through_a_process_without_redis_is_refused_there_and_acts_through_another() {
     let node2_redis = FaultProxy::start("127.0.0.1:6379").await;
     let options = Options {
-        node_env: vec![(
-            1,
-            "CONCLAVE_REDIS_URL",
-            format!("redis://{}", node2_redis.addr()),
-        )],
+        node_env: redis_through(1, &node2_redis),
         ..Options::default()
     };
     let cluster = Cluster::start_with(2, options).await;
@@ -226,11 +227,7 @@ async fn sends_accepted_after_a_ban_by_a_process_that_has_not_heard_of_it_are_ne
             ("CONCLAVE_SENDER_CACHE_TTL", "300s".into()),
             ("CONCLAVE_MESSAGES_PER_USER", "1000".into()),
         ],
-        node_env: vec![(
-            0,
-            "CONCLAVE_REDIS_URL",
-            format!("redis://{}", node1_redis.addr()),
-        )],
+        node_env: redis_through(0, &node1_redis),
         ..Options::default()
     };
     let cluster = Cluster::start_with(2, options).await;
@@ -307,11 +304,7 @@ async fn sends_accepted_after_a_ban_by_a_process_that_has_not_heard_of_it_are_ne
 async fn a_leave_through_a_process_without_redis_is_refused_there_and_acts_through_another() {
     let node2_redis = FaultProxy::start("127.0.0.1:6379").await;
     let options = Options {
-        node_env: vec![(
-            1,
-            "CONCLAVE_REDIS_URL",
-            format!("redis://{}", node2_redis.addr()),
-        )],
+        node_env: redis_through(1, &node2_redis),
         ..Options::default()
     };
     let cluster = Cluster::start_with(2, options).await;
